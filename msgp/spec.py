@@ -1,0 +1,281 @@
+"""The dataset description: one validated dataclass, written to and read from HDF5 attributes.
+
+The CLI builds it, the writer stores it, the Dataset, the oracle and the trainer read it back.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .kernels import KERNELS
+
+FORMAT = "msgp"
+FORMAT_VERSION = 1
+MAX_SCALES = 5
+MIN_LENGTH = 1.0  # pixels; below this a length scale is not resolved by the grid
+DTYPES = ("float32", "float16")
+NORMALIZE = ("theory", "sample")
+COMPRESSION = (None, "gzip", "lzf")
+PRESET_DIR = Path(__file__).resolve().parent.parent / "data" / "presets"
+
+# The 2018 paper's datasets, at 1024 px. `--scales 2` and `--scales 3` use them scaled by size/1024.
+PAPER_LENGTHS = {2: ((9.5, 10.0), (80.0, 140.0)), 3: ((9.5, 10.0), (60.0, 80.0), (140.0, 200.0))}
+PAPER_AMPLITUDES = {2: (0.75, 1.25), 3: (0.5, 1.0, 2.0)}
+
+
+class SpecError(ValueError):
+    """A dataset description that cannot be generated; the message is one line for the user."""
+
+
+def default_lengths(n_scales: int, size: int) -> tuple[tuple[float, ...], ...]:
+    """Default candidate length scales (pixels) for ``n_scales`` scales on a ``size`` grid.
+
+    K = 2, 3: the paper's presets scaled by size/1024. Other K follow the same pattern at 1024 px:
+    scale centres log-spaced from 9.75 px (finest) to 170 px (coarsest); the two candidates of
+    scale s are centre * r_s^(-1/2) and centre * r_s^(1/2), with the ratio r_s log-spaced from
+    1.05 (finest: many blobs per image carry the evidence) to 1.43 (coarsest: few blobs); K = 1 is
+    the paper's middle scale, (60, 80). Everything is scaled by size/1024 and rounded to 3 digits.
+    """
+    if not 1 <= n_scales <= MAX_SCALES:
+        raise SpecError(f"--scales must be between 1 and {MAX_SCALES}, but got {n_scales}")
+    factor = size / 1024
+    if n_scales in PAPER_LENGTHS:
+        base = PAPER_LENGTHS[n_scales]
+    elif n_scales == 1:
+        base = ((60.0, 80.0),)
+    else:
+        centres = np.geomspace(9.75, 170.0, n_scales)
+        ratios = np.geomspace(1.05, 1.43, n_scales)
+        base = tuple((c / math.sqrt(r), c * math.sqrt(r)) for c, r in zip(centres, ratios))
+    return tuple(tuple(float(f"{v * factor:.3g}") for v in pair) for pair in base)
+
+
+def default_amplitudes(n_scales: int) -> tuple[float, ...]:
+    """Default amplitudes: the paper's for K = 2, 3; otherwise log-spaced from 0.5 to 2 (K = 1: 1)."""
+    if n_scales in PAPER_AMPLITUDES:
+        return PAPER_AMPLITUDES[n_scales]
+    if n_scales == 1:
+        return (1.0,)
+    return tuple(float(f"{a:.3g}") for a in np.geomspace(0.5, 2.0, n_scales))
+
+
+def format_length(length: float) -> str:
+    return f"{length:g}"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything that defines an msgp dataset; sample i is a function of this and i alone.
+
+    Parameters
+    ----------
+    n : number of samples.
+    length_scales : (K, M) candidate length scales, in pixels; row s is scale s, finest first.
+    amplitudes : (K,) standard deviation of each scale's component in the sum.
+    size : pixels per axis.
+    ndim : 1, 2 or 3.
+    kernel : ``se``, ``matern32`` or ``matern52``.
+    noise : standard deviation of white observation noise added after the sum.
+    normalize : ``theory`` (each component has variance 1 in expectation) or ``sample`` (each
+        component standardised per sample to mean 0, std 1, as in the 2018 paper).
+    seed : the root of every random stream.
+    dtype : storage dtype of the fields, ``float32`` or ``float16``.
+    compression : ``None``, ``gzip`` or ``lzf`` (storage only).
+    save_components : also store each scale's unit-variance component field.
+    """
+
+    n: int
+    length_scales: tuple[tuple[float, ...], ...]
+    amplitudes: tuple[float, ...]
+    size: int = 128
+    ndim: int = 2
+    kernel: str = "se"
+    noise: float = 0.0
+    normalize: str = "theory"
+    seed: int = 0
+    dtype: str = "float32"
+    compression: str | None = None
+    save_components: bool = False
+
+    def __post_init__(self):
+        _check(_is_rectangular(self.length_scales), "every scale needs the same, non-zero number of candidate length scales")
+        try:
+            lengths = tuple(tuple(float(v) for v in row) for row in self.length_scales)
+            amplitudes = tuple(float(a) for a in np.ravel(self.amplitudes))
+        except (TypeError, ValueError):
+            raise SpecError("length scales and amplitudes must be numbers") from None
+        object.__setattr__(self, "length_scales", lengths)
+        object.__setattr__(self, "amplitudes", amplitudes)
+        _check(isinstance(self.n, (int, np.integer)) and self.n > 0, f"n must be a positive integer, but got {self.n}")
+        _check(self.ndim in (1, 2, 3), f"ndim must be 1, 2 or 3, but got {self.ndim}")
+        _check(isinstance(self.size, (int, np.integer)) and self.size >= 4,
+               f"size must be an integer of at least 4 pixels, but got {self.size}")
+        _check(self.kernel in KERNELS, f"unknown kernel {self.kernel!r}; choose one of {', '.join(KERNELS)}")
+        _check(self.normalize in NORMALIZE, f"normalize must be 'theory' or 'sample', but got {self.normalize!r}")
+        _check(self.dtype in DTYPES, f"dtype must be float32 or float16, but got {self.dtype!r}")
+        _check(self.compression in COMPRESSION, f"compression must be gzip or lzf, but got {self.compression!r}")
+        _check(self.noise >= 0 and math.isfinite(self.noise), f"noise must be >= 0, but got {self.noise}")
+        _check(isinstance(self.seed, (int, np.integer)) and self.seed >= 0,
+               f"seed must be a non-negative integer, but got {self.seed}")
+        K, M = self.n_scales, self.n_choices
+        _check(1 <= K <= MAX_SCALES, f"the number of scales must be between 1 and {MAX_SCALES}, but got {K}")
+        _check(M >= 2, f"each scale needs at least 2 candidate length scales, but scale 0 has {M}")
+        _check(len(self.amplitudes) == K, f"got {len(self.amplitudes)} amplitudes for {K} scales")
+        for a in self.amplitudes:
+            _check(a > 0 and math.isfinite(a), f"amplitudes must be positive, but got {a:g}")
+        for s, row in enumerate(self.length_scales):
+            for v in row:
+                _check(math.isfinite(v) and v > 0, f"length scales must be positive, but scale {s} has {v:g}")
+                _check(v >= MIN_LENGTH, f"length scale {v:g} px at scale {s} is below {MIN_LENGTH:g} px "
+                       "and cannot be resolved by the grid")
+                _check(v <= self.size / 2, f"length scale {v:g} px at scale {s} is beyond the image "
+                       f"(at most size/2 = {self.size / 2:g} px)")
+            _check(all(a < b for a, b in zip(row, row[1:])),
+                   f"candidate length scales of scale {s} must be increasing, but got {_fmt_row(row)}")
+        for s in range(K - 1):
+            lo, hi = self.length_scales[s], self.length_scales[s + 1]
+            _check(max(lo) < min(hi), f"scales must be increasing and not overlap, but scale {s} "
+                   f"({_fmt_row(lo)}) reaches scale {s + 1} ({_fmt_row(hi)})")
+
+    # Derived quantities -------------------------------------------------------------------------
+    @property
+    def n_scales(self) -> int:
+        return len(self.length_scales)
+
+    @property
+    def n_choices(self) -> int:
+        return len(self.length_scales[0])
+
+    @property
+    def n_classes(self) -> int:
+        return self.n_choices**self.n_scales
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.size,) * self.ndim
+
+    def choices(self, labels) -> np.ndarray:
+        """Per-scale choices (..., K) of class labels: ``label = sum_s choice_s * M**s``."""
+        labels = np.asarray(labels)
+        powers = self.n_choices ** np.arange(self.n_scales)
+        return (labels[..., None] // powers) % self.n_choices
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple("-".join(format_length(self.length_scales[s][c]) for s, c in enumerate(ch))
+                     for ch in self.choices(np.arange(self.n_classes)))
+
+    def statistics(self) -> dict[str, Any]:
+        """The parameters that fix the distribution of the data (not n, seed or storage)."""
+        return {k: v for k, v in self.to_dict().items()
+                if k in ("ndim", "size", "kernel", "length_scales", "amplitudes", "noise", "normalize", "dtype")}
+
+    def replace(self, **changes) -> "DatasetSpec":
+        return dataclasses.replace(self, **changes)
+
+    # Serialisation --------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["length_scales"] = [list(row) for row in self.length_scales]
+        d["amplitudes"] = list(self.amplitudes)
+        return d
+
+    def to_attrs(self) -> dict[str, Any]:
+        """HDF5 root attributes (format v1), without ``complete`` and ``msgp_version``."""
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "ndim": self.ndim,
+            "size": self.size,
+            "kernel": self.kernel,
+            "length_scales": np.asarray(self.length_scales, dtype=np.float64),
+            "amplitudes": np.asarray(self.amplitudes, dtype=np.float64),
+            "noise": self.noise,
+            "normalize": self.normalize,
+            "seed": self.seed,
+            "n": self.n,
+            "dtype": self.dtype,
+            "compression": self.compression or "none",
+            "save_components": self.save_components,
+            "class_names": list(self.class_names),
+        }
+
+    @classmethod
+    def from_attrs(cls, attrs) -> "DatasetSpec":
+        compression = _py(attrs["compression"])
+        return cls(
+            n=int(attrs["n"]),
+            length_scales=np.asarray(attrs["length_scales"]).tolist(),
+            amplitudes=np.asarray(attrs["amplitudes"]).tolist(),
+            size=int(attrs["size"]),
+            ndim=int(attrs["ndim"]),
+            kernel=_py(attrs["kernel"]),
+            noise=float(attrs["noise"]),
+            normalize=_py(attrs["normalize"]),
+            seed=int(attrs["seed"]),
+            dtype=_py(attrs["dtype"]),
+            compression=None if compression == "none" else compression,
+            save_components=bool(attrs["save_components"]),
+        )
+
+    @classmethod
+    def default(cls, n_scales: int = 3, size: int = 128, **overrides) -> "DatasetSpec":
+        """The documented defaults for ``n_scales`` scales at ``size`` pixels."""
+        lengths = default_lengths(n_scales, size)
+        if overrides.get("length_scales") is None and lengths[0][0] < MIN_LENGTH:
+            minimum = math.ceil(MIN_LENGTH / lengths[0][0] * size)
+            raise SpecError(f"the default length scales for {n_scales} scales fall below {MIN_LENGTH:g} px at "
+                            f"size {size}; use --size {minimum} or more, or pass --lengths")
+        values = {"length_scales": lengths, "amplitudes": default_amplitudes(n_scales), "size": size, "n": 10000}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.json"))
+
+
+def load_preset(name: str, **overrides) -> DatasetSpec:
+    """The preset ``name`` from ``data/presets/`` (or a path to a JSON file), with overrides."""
+    path = Path(name)
+    if not path.suffix == ".json":
+        path = PRESET_DIR / f"{name}.json"
+    if not path.is_file():
+        raise SpecError(f"unknown preset {name!r}; choose one of {', '.join(preset_names())} or give a .json path")
+    try:
+        values = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise SpecError(f"preset {path} is not valid JSON: {err}") from None
+    values.pop("description", None)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return DatasetSpec(**values)
+    except TypeError as err:
+        raise SpecError(f"preset {path}: {err}") from None
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise SpecError(message)
+
+
+def _fmt_row(row) -> str:
+    return ",".join(format_length(v) for v in row)
+
+
+def _is_rectangular(rows) -> bool:
+    try:
+        rows = [list(r) for r in rows]
+    except TypeError:
+        return False
+    return len(rows) > 0 and len({len(r) for r in rows}) == 1
+
+
+def _py(value):
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,119 @@
+"""The one module that owns msgp's Fourier conventions.
+
+Fields live on a periodic grid of ``size`` pixels along each of ``ndim`` axes. Their spectra live
+on the half grid of ``numpy.fft.rfftn``: shape ``(size,) * (ndim - 1) + (size // 2 + 1,)``, with
+frequencies in cycles per pixel from ``fftfreq`` on the leading axes and ``rfftfreq`` on the last.
+All transforms use ``norm="ortho"``, so a field ``x`` and its spectrum ``X = rfftn(x)`` satisfy
+
+* for a stationary field with eigenvalues ``lam`` (the periodised spectral density, normalised to
+  mean 1 over the full grid), ``E|X_k|^2 = lam_k``, and ``x = irfftn(sqrt(lam) * Z)`` has covariance
+  ``ifftn(lam)`` (circulant) when ``Z`` is drawn by :func:`white_spectrum`;
+* ``sum(x**2) == sum(half_weights * |X|^2)`` (Parseval on the half grid).
+
+Everything is computed in float64; callers round once to the stored dtype.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+
+import numpy as np
+import scipy.fft
+
+from .kernels import get_kernel
+
+
+def half_shape(size: int, ndim: int) -> tuple[int, ...]:
+    """Shape of the rfftn half grid for a ``size ** ndim`` field."""
+    return (size,) * (ndim - 1) + (size // 2 + 1,)
+
+
+def frequencies(size: int, ndim: int) -> list[np.ndarray]:
+    """Per-axis frequencies (cycles/pixel) of the half grid."""
+    return [np.fft.fftfreq(size)] * (ndim - 1) + [np.fft.rfftfreq(size)]
+
+
+@functools.lru_cache(maxsize=16)
+def half_weights(size: int, ndim: int) -> np.ndarray:
+    """How many full-grid modes each half-grid mode stands for: 1 on the self-conjugate planes
+    (last-axis frequency 0, and Nyquist for even ``size``), 2 elsewhere."""
+    w = np.full(half_shape(size, ndim), 2.0)
+    w[..., 0] = 1.0
+    if size % 2 == 0:
+        w[..., -1] = 1.0
+    w.setflags(write=False)
+    return w
+
+
+def self_conjugate(size: int, ndim: int) -> np.ndarray:
+    """Boolean mask of the half-grid modes equal to their own conjugate mirror (real-valued)."""
+    mask = np.zeros(half_shape(size, ndim), dtype=bool)
+    corners = [0] if size % 2 else [0, size // 2]
+    for index in itertools.product(corners, repeat=ndim):
+        mask[index] = True
+    return mask
+
+
+@functools.lru_cache(maxsize=64)
+def eigenvalues(kernel: str, length_scale: float, size: int, ndim: int) -> np.ndarray:
+    """Eigenvalues of the unit-variance periodic covariance of ``kernel`` on the half grid.
+
+    The periodised spectral density (a sum of positive terms, accurate to relative precision in
+    the tail), scaled so that its mean over the full grid, the marginal variance, is exactly 1.
+    Read-only and cached: the generator and the oracle share them.
+    """
+    lam = get_kernel(kernel).periodized_spectrum(frequencies(size, ndim), float(length_scale))
+    lam = lam / (np.sum(half_weights(size, ndim) * lam) / size**ndim)
+    lam.setflags(write=False)
+    return lam
+
+
+@functools.lru_cache(maxsize=16)
+def _conjugate_planes(size: int, ndim: int):
+    """Last-axis indices of the self-conjugate planes, the flat index of each plane entry's
+    mirror ``-k mod size``, and the scale that gives the drawn spectrum its variances."""
+    planes = [0] if size % 2 else [0, size // 2]
+    lead = (size,) * (ndim - 1)
+    grid = np.indices(lead).reshape(ndim - 1, -1) if ndim > 1 else np.zeros((0, 1), dtype=int)
+    mirror = np.ravel_multi_index(tuple((-grid) % size), lead) if ndim > 1 else np.zeros(1, dtype=int)
+    scale = np.full(half_shape(size, ndim), math.sqrt(0.5))
+    scale[..., planes] = 0.5
+    scale.setflags(write=False)
+    return planes, mirror, scale
+
+
+def white_spectrum(rng: np.random.Generator, size: int, ndim: int) -> np.ndarray:
+    """Half-grid spectrum of real white noise of unit variance, drawn directly.
+
+    Equal in distribution to ``rfftn(rng.standard_normal((size,) * ndim), norm="ortho")``: complex
+    entries with independent real and imaginary parts of variance 1/2, except that on the
+    self-conjugate planes the entries pair up as conjugates (``Z[-k] = conj(Z[k])``) and the
+    self-conjugate modes are real with variance 1.
+    """
+    planes, mirror, scale = _conjugate_planes(size, ndim)
+    z = rng.standard_normal(half_shape(size, ndim) + (2,)).view(np.complex128)[..., 0]
+    for j in planes:
+        plane = z[..., j].ravel()
+        z[..., j] = (plane + np.conj(plane[mirror])).reshape(z.shape[:-1])
+    z *= scale
+    return z
+
+
+def synthesize(spectrum: np.ndarray, size: int, ndim: int, workers: int = 1) -> np.ndarray:
+    """Real fields from half-grid spectra (the trailing ``ndim`` axes), float64."""
+    axes = tuple(range(-ndim, 0))
+    return scipy.fft.irfftn(spectrum, s=(size,) * ndim, axes=axes, norm="ortho", workers=workers)
+
+
+def analyze(fields: np.ndarray, ndim: int, workers: int = 1) -> np.ndarray:
+    """Half-grid spectra of real fields (the trailing ``ndim`` axes), computed in float64."""
+    axes = tuple(range(-ndim, 0))
+    return scipy.fft.rfftn(np.asarray(fields, dtype=np.float64), axes=axes, norm="ortho", workers=workers)
+
+
+def periodic_covariance(kernel: str, length_scale: float, size: int, ndim: int) -> np.ndarray:
+    """The unit-variance periodic covariance function ``c(r)`` on the full grid, from the
+    eigenvalues. ``c[r]`` is the covariance of pixels ``r`` apart (per axis, modulo ``size``)."""
+    lam = eigenvalues(kernel, length_scale, size, ndim)
+    return synthesize(lam, size, ndim) / math.sqrt(size**ndim)
