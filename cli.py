@@ -1,0 +1,173 @@
+"""The ``msgp`` command line: thin commands that parse, call one library function, and print."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+from click.core import ParameterSource
+
+from msgp import io
+from msgp.spec import DTYPES, MAX_SCALES, NORMALIZE, DatasetSpec, SpecError, load_preset
+from msgp.kernels import KERNELS
+
+
+class InputError(click.ClickException):
+    """Bad input: one line on stderr, exit code 2."""
+
+    exit_code = 2
+
+
+def _fail(err: Exception):
+    raise InputError(str(err)) from None
+
+
+def _parse_lengths(text: str):
+    try:
+        rows = [[float(v) for v in row.split(",")] for row in text.split(";") if row.strip()]
+    except ValueError:
+        raise InputError(f"--lengths must look like '9.5,10;80,140' (scales separated by ';'), but got {text!r}") from None
+    if not rows:
+        raise InputError("--lengths is empty")
+    return rows
+
+
+def _parse_floats(text: str, option: str):
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise InputError(f"{option} must be comma-separated numbers, but got {text!r}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="msgp")
+def main():
+    """Exact multi-scale Gaussian-process texture datasets, and backdrop to learn from them."""
+
+
+@main.command()
+@click.option("--scales", "n_scales", type=int, default=3, show_default=True,
+              help=f"Number of scales K (1..{MAX_SCALES}); picks default length scales and amplitudes for --size.")
+@click.option("--n", "n", type=int, default=10000, show_default=True, help="Number of samples.")
+@click.option("--size", type=int, default=128, show_default=True, help="Pixels per axis.")
+@click.option("--ndim", type=int, default=2, show_default=True, help="Dimensions of each field: 1, 2 or 3.")
+@click.option("--kernel", default="se", show_default=True, help=f"Covariance kernel: {', '.join(KERNELS)}.")
+@click.option("--lengths", help="Candidate length scales in pixels, scales separated by ';', e.g. '9.5,10;80,140'.")
+@click.option("--amplitudes", help="Amplitude of each scale, e.g. '0.75,1.25'.")
+@click.option("--noise", type=float, default=0.0, show_default=True, help="Std of white observation noise.")
+@click.option("--normalize", default="theory", show_default=True,
+              help="'theory': unit variance in expectation; 'sample': each component standardised per sample.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Root random seed.")
+@click.option("--dtype", default="float32", show_default=True, help=f"Storage dtype: {', '.join(DTYPES)}.")
+@click.option("--compression", type=click.Choice(["gzip", "lzf"]), default=None, help="HDF5 compression.")
+@click.option("--save-components", is_flag=True, help="Also store each scale's unit-variance component.")
+@click.option("--preset", help="A preset from data/presets/ (e.g. paper-2scale) or a .json path; options given override it.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=io.DEFAULT_PATH, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Samples per inverse-FFT batch.")
+@click.pass_context
+def generate(ctx, n_scales, n, size, ndim, kernel, lengths, amplitudes, noise, normalize, seed, dtype,
+             compression, save_components, preset, output, overwrite, batch_size):
+    """Generate a labeled multi-scale GP dataset into an HDF5 file."""
+    given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, but got {batch_size}")
+    spec = _build_spec(given, n_scales=n_scales, n=n, size=size, ndim=ndim, kernel=kernel, lengths=lengths,
+                       amplitudes=amplitudes, noise=noise, normalize=normalize, seed=seed, dtype=dtype,
+                       compression=compression, save_components=save_components, preset=preset)
+    from tqdm import tqdm
+
+    with tqdm(total=spec.n, unit="sample", desc="generate", disable=None) as bar:
+        try:
+            result = io.write(spec, output, overwrite=overwrite, batch_size=batch_size, progress=bar.update)
+        except (io.MSGPError, SpecError) as err:
+            bar.close()
+            _fail(err)
+    click.echo(f"wrote {result.path}: {result.n} samples of {'x'.join(map(str, spec.shape))}, "
+               f"{io.human_bytes(result.bytes_on_disk)} on disk, {result.n / result.seconds:.0f} samples/s")
+    width = max(len(name) for name in spec.class_names)
+    for name, count in zip(spec.class_names, result.class_counts):
+        click.echo(f"  class {name:<{width}}  {count}")
+
+
+def _build_spec(given, *, n_scales, preset, lengths, amplitudes, **values) -> DatasetSpec:
+    try:
+        if preset is not None:
+            overrides = {k: v for k, v in values.items() if k in given}
+            if lengths is not None:
+                overrides["length_scales"] = _parse_lengths(lengths)
+            if amplitudes is not None:
+                overrides["amplitudes"] = _parse_floats(amplitudes, "--amplitudes")
+            return load_preset(preset, **overrides)
+        if lengths is not None:
+            rows = _parse_lengths(lengths)
+            if "n_scales" in given and n_scales != len(rows):
+                raise InputError(f"--scales {n_scales} disagrees with --lengths, which gives {len(rows)} scales")
+            n_scales = len(rows)
+            values["length_scales"] = rows
+        if amplitudes is not None:
+            values["amplitudes"] = _parse_floats(amplitudes, "--amplitudes")
+        if not 1 <= n_scales <= MAX_SCALES:
+            raise InputError(f"--scales must be between 1 and {MAX_SCALES}, but got {n_scales}")
+        if values.get("normalize") not in NORMALIZE:
+            raise InputError(f"--normalize must be 'theory' or 'sample', but got {values.get('normalize')!r}")
+        return DatasetSpec.default(n_scales, **values)
+    except SpecError as err:
+        _fail(err)
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path), default=io.DEFAULT_PATH)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def info(path, as_json):
+    """Parameters, class counts, completeness and an integrity check of a dataset.
+
+    Exits with status 1 when the integrity check finds a problem (an incomplete file included).
+    """
+    try:
+        report = io.inspect(path)
+    except io.MSGPError as err:
+        _fail(err)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        spec = report["spec"]
+        click.echo(f"{report['path']}  (msgp format {report['format_version']}, written by msgp {report['msgp_version']})")
+        click.echo(f"  samples       {report['n_written']} of {spec['n']} written, "
+                   f"{'complete' if report['complete'] else 'INCOMPLETE'}, {io.human_bytes(report['bytes_on_disk'])}")
+        click.echo(f"  fields        {spec['ndim']}-D, {spec['size']} px per axis, {spec['dtype']}, "
+                   f"compression {spec['compression'] or 'none'}{', with components' if spec['save_components'] else ''}")
+        click.echo(f"  kernel        {spec['kernel']}, normalize={spec['normalize']}, noise={spec['noise']:g}, seed={spec['seed']}")
+        for s, (row, amp) in enumerate(zip(spec["length_scales"], spec["amplitudes"])):
+            click.echo(f"  scale {s}       length scales {', '.join(f'{v:g}' for v in row)} px, amplitude {amp:g}")
+        width = max(len(name) for name in report["class_names"])
+        for name, count in zip(report["class_names"], report["class_counts"]):
+            click.echo(f"  class {name:<{width}}  {count}")
+        click.echo("  integrity     " + ("ok" if report["ok"] else "; ".join(report["problems"])))
+    if not report["ok"]:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path), default=io.DEFAULT_PATH)
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("grid.png"), show_default=True)
+@click.option("--per-class", type=int, default=3, show_default=True, help="Samples drawn per class.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing picture.")
+def preview(path, output, per_class, overwrite):
+    """Draw a few samples per class and each scale's power spectrum against the kernel's."""
+    if per_class < 1:
+        raise InputError(f"--per-class must be at least 1, but got {per_class}")
+    if output.exists() and not overwrite:
+        raise InputError(f"{output} already exists; pass --overwrite to replace it")
+    from msgp import preview as preview_module
+
+    try:
+        preview_module.draw(path, output, per_class=per_class)
+    except (io.MSGPError, preview_module.PlotUnavailable) as err:
+        _fail(err)
+    click.echo(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()
