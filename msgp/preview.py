@@ -85,10 +85,11 @@ def draw(path: str | Path, output: str | Path, per_class: int = 3) -> Path:
                 ax.set_ylabel(spec.class_names[c], fontsize=7)
     if spec.n_classes > MAX_CLASSES_SHOWN:
         fig.suptitle(f"first {MAX_CLASSES_SHOWN} of {spec.n_classes} classes", fontsize=9)
+    spectrum_row = grid[rows:, :].subgridspec(1, spec.n_scales)
     for s in range(spec.n_scales):
-        ax = fig.add_subplot(grid[rows:, s])
+        ax = fig.add_subplot(spectrum_row[0, s])
         _plot_scale_spectrum(ax, spec, s, spectra, choices)
-    fig.savefig(output, dpi=90)
+    fig.savefig(output, dpi=72)
     plt.close(fig)
     return Path(output)
 
@@ -108,9 +109,9 @@ def _plot_scale_spectrum(ax, spec: DatasetSpec, scale: int, spectra: np.ndarray,
                 expected += spec.amplitudes[s] ** 2 * lam / len(classes)
         expected += spec.noise**2
         _, theory = radial_power(np.sqrt(expected), spec.size, spec.ndim)
-        line, = ax.semilogy(freq, empirical.mean(axis=0), lw=1, label=f"ℓ={length:g} px ({members.sum()})")
-        ax.semilogy(freq, theory, ls="--", color=line.get_color(), lw=1)
-    ax.set_title(f"scale {scale}: power (solid) vs kernel (dashed)", fontsize=8)
+        line, = ax.semilogy(freq, theory, lw=1, label=f"ℓ={length:g} px ({members.sum()} samples)")
+        ax.semilogy(freq, empirical.mean(axis=0), "o", ms=2, color=line.get_color())
+    ax.set_title(f"scale {scale}: samples (dots), kernel (lines)", fontsize=8)
     ax.set_xlabel("|frequency| (cycles/px)", fontsize=7)
     ax.tick_params(labelsize=6)
     ax.legend(fontsize=6)

@@ -1,0 +1,165 @@
+"""Generation throughput beside the FFT lower bound (and gstools / powerbox when installed).
+
+Every method is timed in the same run, in interleaved rounds, and reported as samples/s and as a
+ratio to the lower bound: one normal-RNG draw plus one inverse real FFT per sample, float64, one
+thread. msgp's samples have K = 3 scales (the `--scales 3` defaults for the size).
+
+    python benchmarks/bench_generate.py                 # 128, 256, 1024 px; CLI run and memory
+    python benchmarks/bench_generate.py --sizes 128 --no-cli
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.fft
+
+from msgp import io
+from msgp.generate import Sampler
+from msgp.spec import DatasetSpec
+
+
+def rate(fn, seconds: float) -> float:
+    """Samples per second of ``fn()`` (which returns how many samples it made), over ~``seconds``."""
+    done, start = 0, time.perf_counter()
+    while True:
+        done += fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return done / elapsed
+
+
+def lower_bound(size: int):
+    rng = np.random.default_rng(0)
+    half = np.zeros((size, size // 2 + 1), np.complex128)
+
+    def run():
+        rng.standard_normal(size * size)
+        scipy.fft.irfftn(half, s=(size, size), workers=1)
+        return 1
+    return run
+
+
+def msgp_single(size: int):
+    sampler = Sampler(DatasetSpec.default(3, size, n=10**9), fft_workers=1)
+    batch = max(1, min(32, 2**20 // size**2))
+    position = [0]
+
+    def run():
+        sampler.batch(position[0], position[0] + batch)
+        position[0] += batch
+        return batch
+    return run
+
+
+def msgp_all_cores(size: int, folder: Path):
+    if "workers" not in inspect.signature(io.write).parameters:
+        return None
+    n = max(2 * os.cpu_count(), min(2000, 2**25 // size**2))
+    spec = DatasetSpec.default(3, size, n=n)
+
+    def run():
+        io.write(spec, folder / "all-cores.h5", overwrite=True, workers=os.cpu_count())
+        return n
+    return run
+
+
+def gstools_field(size: int):
+    try:
+        import gstools
+    except ImportError:
+        return None
+    length = DatasetSpec.default(3, size).length_scales[1][0]
+    srf = gstools.SRF(gstools.Gaussian(dim=2, var=1.0, len_scale=length * np.sqrt(2)), seed=0)
+    axis = np.arange(size, dtype=float)
+
+    def run():
+        srf.structured([axis, axis])
+        return 1
+    return run
+
+
+def powerbox_field(size: int):
+    try:
+        import powerbox
+    except ImportError:
+        return None
+    length = DatasetSpec.default(3, size).length_scales[1][0]
+    seed = [0]
+
+    def run():
+        seed[0] += 1
+        box = powerbox.PowerBox(N=size, dim=2, boxlength=float(size), seed=seed[0], nthreads=1,
+                                pk=lambda k: np.exp(-(k * length) ** 2 / 2))
+        box.delta_x()
+        return 1
+    return run
+
+
+def cli_run(n: int, size: int, folder: Path) -> tuple[float, float]:
+    """Wall time and peak resident memory (MB) of `msgp generate --scales 3` in a child process."""
+    exe = shutil.which("msgp")
+    command = [exe] if exe else [sys.executable, "-m", "cli"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    subprocess.run(command + ["generate", "--scales", "3", "--n", str(n), "--size", str(size),
+                              "-o", str(folder / f"cli-{size}.h5"), "--overwrite"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    (folder / f"cli-{size}.h5").unlink()
+    return seconds, max(peak, before) / 1024
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 1024])
+    parser.add_argument("--seconds", type=float, default=2.0, help="time per method per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-cli", action="store_true", help="skip the 10000-sample CLI runs")
+    args = parser.parse_args()
+
+    print(f"cores: {os.cpu_count()}, numpy {np.__version__}, scipy {scipy.__version__}\n")
+    print("| size | method | samples/s | ratio to lower bound |")
+    print("|---|---|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for size in args.sizes:
+            methods = {
+                "lower bound (1 normal draw + 1 irfft, 1 thread)": lower_bound(size),
+                "msgp, K=3, 1 thread": msgp_single(size),
+                "msgp generate, all cores, to HDF5": msgp_all_cores(size, folder),
+                "gstools SRF (randomization, 1 field)": gstools_field(size),
+                "powerbox PowerBox.delta_x (1 field)": powerbox_field(size),
+            }
+            methods = {name: fn for name, fn in methods.items() if fn is not None}
+            for fn in methods.values():
+                fn()  # warm caches (eigenvalues, FFT plans)
+            rates = {name: [] for name in methods}
+            for _ in range(args.rounds):
+                for name, fn in methods.items():
+                    rates[name].append(rate(fn, args.seconds))
+            reference = statistics.median(rates["lower bound (1 normal draw + 1 irfft, 1 thread)"])
+            for name, values in rates.items():
+                median = statistics.median(values)
+                print(f"| {size}² | {name} | {median:,.1f} | {median / reference:.2f} |")
+        if not args.no_cli:
+            print("\n| command | wall time | peak memory |")
+            print("|---|---:|---:|")
+            for size in (128, 256):
+                seconds, peak = cli_run(10000, size, folder)
+                print(f"| `msgp generate --scales 3 --n 10000 --size {size}` | {seconds:.1f} s | {peak:.0f} MB |")
+
+
+if __name__ == "__main__":
+    main()
