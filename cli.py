@@ -89,6 +89,7 @@ def generate(ctx, n_scales, n, size, ndim, kernel, lengths, amplitudes, noise, n
     width = max(len(name) for name in spec.class_names)
     for name, count in zip(spec.class_names, result.class_counts):
         click.echo(f"  class {name:<{width}}  {count}")
+    click.echo(_oracle_summary(result.path, min(result.n, 500)))
 
 
 def _build_spec(given, *, n_scales, preset, lengths, amplitudes, **values) -> DatasetSpec:
@@ -167,6 +168,69 @@ def preview(path, output, per_class, overwrite):
     except (io.MSGPError, preview_module.PlotUnavailable) as err:
         _fail(err)
     click.echo(f"wrote {output}")
+
+
+def _parse_indices(text: str | None):
+    if text is None:
+        return None, None
+    parts = text.split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return tuple(int(p) if p.strip() else None for p in parts)
+    except ValueError:
+        raise InputError(f"--indices must look like 'A:B' (sample A up to, not including, B), but got {text!r}") from None
+
+
+def _percent(result) -> str:
+    return f"{100 * result['accuracy']:.1f}% ± {100 * result['stderr']:.1f}%"
+
+
+def _oracle_summary(path: Path, n: int) -> str:
+    from msgp import oracle as oracle_module
+
+    report = oracle_module.evaluate(path, (0, n))
+    scales = ", ".join(f"{100 * scale['accuracy']:.1f}%" for scale in report["scales"])
+    return (f"  oracle   joint {_percent(report['joint'])}, per scale {scales} (finest first), Bayes-optimal "
+            f"on the first {n} samples; `msgp oracle {path} --crop C` for crops")
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path), default=io.DEFAULT_PATH)
+@click.option("--indices", help="Samples A:B to classify (A or B may be left out); default all.")
+@click.option("--crop", type=int, help="Use only a CROP^ndim corner of each sample (exact crop likelihood).")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def oracle(path, indices, crop, as_json):
+    """Bayes-optimal accuracy: exact class likelihoods from the dataset's own parameters.
+
+    Per-scale and joint accuracy with binomial standard errors, and per-scale confusion matrices.
+    With --crop, the best any learner can do from a CROP^ndim crop of each sample.
+    """
+    from msgp import oracle as oracle_module
+
+    start, stop = _parse_indices(indices)
+    try:
+        report = oracle_module.evaluate(path, (start, stop), crop=crop)
+    except io.MSGPError as err:
+        _fail(err)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    view = "whole image" if crop is None else f"{crop}-px corner crop"
+    click.echo(f"{report['path']}: samples {report['start']}:{report['stop']} ({report['n']}), {view}")
+    click.echo(f"  model    {report['model']}; white floor {report['floor']:.3g} per pixel")
+    joint = report["joint"]
+    click.echo(f"  joint    {_percent(joint)}  (chance {100 * joint['chance']:.1f}%, "
+               f"mean posterior {100 * joint['mean_confidence']:.1f}%)")
+    for s, scale in enumerate(report["scales"]):
+        names = [f"{v:g}" for v in scale["length_scales"]]
+        click.echo(f"  scale {s}  {_percent(scale)}  (chance {100 * scale['chance']:.1f}%, "
+                   f"mean posterior {100 * scale['mean_confidence']:.1f}%), lengths {', '.join(names)} px")
+        width = max(len(text) for text in names + [str(v) for row in scale["confusion"] for v in row])
+        click.echo("           confusion, rows true, columns predicted:")
+        click.echo(f"           {'':>{width}}  " + "  ".join(f"{name:>{width}}" for name in names))
+        for name, row in zip(names, scale["confusion"]):
+            click.echo(f"           {name:>{width}}  " + "  ".join(f"{v:>{width}}" for v in row))
 
 
 if __name__ == "__main__":
