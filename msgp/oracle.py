@@ -337,8 +337,9 @@ def decide(posterior: Posterior) -> Prediction:
     return Prediction(
         labels=posterior.log_joint.argmax(axis=1),
         choices=posterior.log_marginals.argmax(axis=2),
-        confidence=np.exp(posterior.log_joint.max(axis=1)),
-        scale_confidence=np.exp(posterior.log_marginals.max(axis=2)),
+        # Log-sum-exp rounding can leave a log posterior a few ulps above 0.
+        confidence=np.minimum(np.exp(posterior.log_joint.max(axis=1)), 1.0),
+        scale_confidence=np.minimum(np.exp(posterior.log_marginals.max(axis=2)), 1.0),
     )
 
 
