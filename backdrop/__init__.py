@@ -5,5 +5,6 @@ by a random mask in the backward pass; :mod:`backdrop.functional` holds the math
 """
 from .functional import backdrop, draw_mask, mask_gradient
 from .layer import Backdrop
+from . import models
 
 __all__ = ["Backdrop", "backdrop", "draw_mask", "mask_gradient"]

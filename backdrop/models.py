@@ -1,0 +1,191 @@
+"""A fully convolutional multi-scale classifier with one backdrop-masked head per scale.
+
+The backbone is a stem convolution followed by stride-2 stages; head ``s`` reads the feature map
+of the stage whose receptive field best matches the length scales of scale ``s`` (see
+:func:`place_heads`), so the gradient that reaches the backbone from each scale can be masked at
+the depth where that scale's features live.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .layer import Backdrop
+
+# (kernel size, stride) of the convolutions: a stem, then each stage = a stride-2 conv and a conv.
+STEM = ((3, 1),)
+STAGE = ((3, 2), (3, 1))
+RF_FACTOR = 3.0
+
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_POOL = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
+
+
+def receptive_field(stage: int) -> int:
+    """Receptive field, in pixels per axis, of a unit at the output of ``stage`` (0 = the stem).
+
+    Exact for the chain of convolutions: ``rf = 1 + sum_i (k_i - 1) * prod_{j<i} stride_j``.
+    """
+    rf, jump = 1, 1
+    for kernel, stride in STEM + STAGE * stage:
+        rf += (kernel - 1) * jump
+        jump *= stride
+    return rf
+
+
+def place_heads(length_scales: Sequence[Sequence[float]], size: int,
+                rf_factor: float = RF_FACTOR) -> tuple[int, ...]:
+    """The stage each scale's head reads from.
+
+    For scale ``s`` the target is ``rf_factor`` times the geometric mean of its candidate length
+    scales (the squared-exponential correlation exp(-r**2 / (2 l**2)) falls to 1% at r = 3 l, so
+    the default factor 3 lets a unit see one correlated blob whole); the head goes on the stage ``>= 1``
+    whose receptive field is closest to the target in log. Stages stop where the feature
+    map would fall below one pixel (``2**stage <= size``).
+    """
+    if not (rf_factor > 0 and math.isfinite(rf_factor)):
+        raise ValueError(f"rf_factor must be a positive number, but got {rf_factor}")
+    deepest = int(math.floor(math.log2(size)))
+    if deepest < 1:
+        raise ValueError(f"size must be at least 2 pixels to hold one stride-2 stage, but got {size}")
+    stages = []
+    for row in length_scales:
+        target = rf_factor * math.exp(sum(math.log(v) for v in row) / len(row))
+        stages.append(min(range(1, deepest + 1), key=lambda k: abs(math.log(receptive_field(k) / target))))
+    return tuple(stages)
+
+
+class MultiScaleNet(nn.Module):
+    """Backbone of stride-2 stages with one classification head per scale.
+
+    Head ``s``: :class:`~backdrop.Backdrop` on the feature map of stage ``head_stages[s]`` (its own
+    mask probability; ``nn.Identity`` when backdrop is off, so the graph is the plain network),
+    then a 1x1 convolution to ``n_choices`` channels and a global average pool. Global pooling
+    makes the network accept any input size, so crops and full images go through the same model.
+
+    Parameters
+    ----------
+    ndim : spatial dimensions of the fields, 1, 2 or 3.
+    n_choices : candidate length scales per scale (logits per head), M.
+    head_stages : the backbone stage of each head, scale 0 (the finest) first; each at least 1.
+        The backbone has ``max(head_stages)`` stages.
+    width : channels of the stem; stage ``k`` has ``min(width * 2**k, max_width)``.
+    max_width : cap on the channels of a stage.
+    mask_prob : ``None`` for no backdrop, else the mask probability of the backdrop layer of each
+        head (one number for all heads, or one per head).
+    input_std : the inputs are divided by this (the data's standard deviation) so that the first
+        layers see unit-variance fields whatever the amplitudes.
+    generators : one ``torch.Generator`` per head for its backdrop masks (``None``: the global
+        generator); only with ``mask_prob``.
+
+    Notes
+    -----
+    There is no batch normalisation: every output depends on its own sample only, so splitting a
+    batch across processes (DDP) or into crops cannot change the computation.
+    """
+
+    def __init__(self, ndim: int, n_choices: int, head_stages: Sequence[int], *, width: int = 16,
+                 max_width: int = 64, mask_prob: float | Sequence[float] | None = None,
+                 input_std: float = 1.0, generators: Sequence[torch.Generator] | None = None):
+        super().__init__()
+        if ndim not in _CONV:
+            raise ValueError(f"ndim must be 1, 2 or 3, but got {ndim}")
+        if n_choices < 2:
+            raise ValueError(f"n_choices must be at least 2, but got {n_choices}")
+        head_stages = tuple(int(k) for k in head_stages)
+        if not head_stages or min(head_stages) < 1:
+            raise ValueError(f"head_stages must be a non-empty list of stages >= 1, but got {head_stages}")
+        if width < 1 or max_width < width:
+            raise ValueError(f"need 1 <= width <= max_width, but got width={width}, max_width={max_width}")
+        if not (input_std > 0 and math.isfinite(input_std)):
+            raise ValueError(f"input_std must be a positive number, but got {input_std}")
+        n_heads = len(head_stages)
+        if mask_prob is not None:
+            probs = (float(mask_prob),) * n_heads if isinstance(mask_prob, (int, float)) else tuple(map(float, mask_prob))
+            if len(probs) != n_heads:
+                raise ValueError(f"got {len(probs)} mask probabilities for {n_heads} heads")
+            if generators is not None and len(generators) != n_heads:
+                raise ValueError(f"got {len(generators)} generators for {n_heads} heads")
+        elif generators is not None:
+            raise ValueError("generators are only used with backdrop (mask_prob is None)")
+        self.ndim, self.n_choices, self.head_stages = ndim, n_choices, head_stages
+        self.width, self.max_width, self.input_std = width, max_width, float(input_std)
+        self.mask_prob = None if mask_prob is None else probs
+
+        conv = _CONV[ndim]
+
+        def block(c_in, c_out, stride):
+            # Circular padding: the fields live on a torus, so the border is not special.
+            return [conv(c_in, c_out, 3, stride=stride, padding=1, padding_mode="circular"), nn.ReLU(inplace=True)]
+
+        channels = [width] + [min(width * 2**k, max_width) for k in range(1, max(head_stages) + 1)]
+        self.stem = nn.Sequential(*block(1, width, 1))
+        self.stages = nn.ModuleList(
+            nn.Sequential(*block(channels[k - 1], channels[k], 2), *block(channels[k], channels[k], 1))
+            for k in range(1, len(channels)))
+        dims = (0,) + tuple(range(-ndim, 0))  # one mask value per sample and position, shared by channels
+        self.heads = nn.ModuleList(
+            nn.Sequential(
+                nn.Identity() if mask_prob is None else
+                Backdrop(probs[s], dims=dims, generator=None if generators is None else generators[s]),
+                conv(channels[k], n_choices, 1),
+                _POOL[ndim](1),
+                nn.Flatten(),
+            )
+            for s, k in enumerate(head_stages))
+        for m in self.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+        choices = (torch.arange(n_choices**n_heads)[:, None] // n_choices ** torch.arange(n_heads)) % n_choices
+        self.register_buffer("_choices", choices, persistent=False)
+
+    @classmethod
+    def from_spec(cls, spec, *, rf_factor: float = RF_FACTOR, head_stages: Sequence[int] | None = None,
+                  **kwargs) -> "MultiScaleNet":
+        """The network for an msgp :class:`~msgp.spec.DatasetSpec`: heads placed by
+        :func:`place_heads` unless ``head_stages`` is given; inputs scaled by the data's
+        theoretical standard deviation ``sqrt(sum_s a_s**2 + noise**2)``."""
+        stages = place_heads(spec.length_scales, spec.size, rf_factor) if head_stages is None else head_stages
+        std = math.sqrt(sum(a * a for a in spec.amplitudes) + spec.noise**2)
+        return cls(spec.ndim, spec.n_choices, stages, input_std=std, **kwargs)
+
+    @property
+    def n_scales(self) -> int:
+        return len(self.head_stages)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(batch, n_scales, n_choices)`` of fields ``(batch, 1, *spatial)``."""
+        x = self.stem(x / self.input_std)
+        features = []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return torch.stack([head(features[k - 1]) for head, k in zip(self.heads, self.head_stages)], dim=1)
+
+    def scale_losses(self, logits: torch.Tensor, choices: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of each scale, ``(n_scales,)``, averaged over the batch; the training loss is
+        their sum."""
+        return F.cross_entropy(logits.transpose(1, 2), choices, reduction="none").mean(0)
+
+    def joint_log_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """Log-probability ``(batch, n_choices**n_scales)`` of each joint class
+        ``label = sum_s choice_s * M**s``: the sum of the per-scale log-probabilities."""
+        logp = F.log_softmax(logits, dim=-1)
+        return logp[:, torch.arange(self.n_scales, device=logits.device), self._choices].sum(-1)
+
+    def extra_repr(self) -> str:
+        backdrop = "off" if self.mask_prob is None else "mask_prob=" + ",".join(f"{p:g}" for p in self.mask_prob)
+        return (f"ndim={self.ndim}, n_choices={self.n_choices}, head_stages={self.head_stages}, "
+                f"receptive_fields={tuple(receptive_field(k) for k in self.head_stages)}, "
+                f"input_std={self.input_std:.4g}, backdrop {backdrop}")
+
+    def config(self) -> dict:
+        """The constructor arguments (without generators), to rebuild the network from a checkpoint."""
+        return {"ndim": self.ndim, "n_choices": self.n_choices, "head_stages": list(self.head_stages),
+                "width": self.width, "max_width": self.max_width, "input_std": self.input_std,
+                "mask_prob": None if self.mask_prob is None else list(self.mask_prob)}
