@@ -17,8 +17,8 @@ LOW_PRECISION = (torch.float16, torch.bfloat16)
 class _MaskGradient(torch.autograd.Function):
     """``y = x`` forward, ``grad_x = grad_y * mask`` backward.
 
-    The backward is written with ordinary tensor operations, so it is itself differentiable: the
-    double backward of this linear map is the same masking, applied to the incoming grad-of-grad.
+    The backward is written with ordinary tensor operations, so autograd can differentiate it:
+    the double backward of this linear map is the same masking, applied to the grad-of-grad.
     """
 
     @staticmethod
@@ -42,8 +42,15 @@ def mask_gradient(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
     The output is a view of ``x`` (no copy, no arithmetic). In the backward pass the gradient
     reaching ``x`` is ``grad * mask``, ``mask`` broadcast to ``x``; ``mask`` itself gets no
-    gradient. The backward is differentiable (``create_graph=True`` works, and the double backward
-    is the same masking), and the function runs under ``torch.no_grad`` and ``torch.compile``.
+    gradient. The function runs under ``torch.no_grad`` (where it records nothing) and
+    ``torch.compile``.
+
+    Double backward is defined: the backward is made of differentiable operations, so with
+    ``create_graph=True`` the gradient is a function of ``x`` and of the incoming gradient whose
+    derivative with respect to the incoming gradient is ``mask``. The layer acts as a linear map
+    with Jacobian ``diag(mask)``, so a second derivative taken through it is masked on both sides:
+    for ``L(y)`` with ``y = mask_gradient(x, mask)`` the Hessian seen by ``x`` is
+    ``diag(mask) H diag(mask)``.
 
     Args:
         x: any floating-point tensor.
@@ -61,7 +68,11 @@ def mask_gradient(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         >>> x.grad[0]
         tensor([0., 2., 1.])
     """
-    if torch.broadcast_shapes(mask.shape, x.shape) != x.shape:
+    try:
+        fits = torch.broadcast_shapes(mask.shape, x.shape) == x.shape
+    except RuntimeError:
+        fits = False
+    if not fits:
         raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to the input's "
                          f"shape {tuple(x.shape)}")
     return _MaskGradient.apply(x, mask.to(device=x.device))
@@ -172,7 +183,9 @@ def draw_mask(x: torch.Tensor, p: float, dims: Sequence[int] = (0, -2, -1), resc
             mask = mask.repeat_interleave(b, dim=d).narrow(d, 0, shape[d])
     if rescale:
         flat = mask.reshape(groups, -1)
-        mask = (flat * (flat.shape[1] / flat.sum(dim=1, keepdim=True))).view(shape)
+        kept = flat.sum(dim=1, keepdim=True)
+        # A true division (``number / tensor`` would multiply by a rounded reciprocal).
+        mask = (flat * torch.full_like(kept, flat.shape[1]).div_(kept)).view(shape)
     return mask
 
 
