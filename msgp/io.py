@@ -10,13 +10,22 @@ Layout (root of the file)::
 Root attributes: those of :meth:`DatasetSpec.to_attrs`, plus ``msgp_version``, ``n_written``
 (samples written so far, in order) and ``complete`` (true only after the last sample is written
 and flushed).
+
+A shard file (``msgp generate --shard i/N``) holds samples ``shard_start`` to ``shard_stop`` of
+the dataset of ``n`` samples its attributes describe, with ``shard_index`` and ``shard_count``;
+its datasets have ``shard_stop - shard_start`` rows and ``n_written`` counts within the shard. A
+merged file (``msgp merge``) has the layout and attributes of a single-run file, its datasets
+virtual, mapping the shards' by relative paths.
 """
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import shutil
 import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -46,6 +55,7 @@ class WriteResult:
     seconds: float
     bytes_on_disk: int
     class_counts: np.ndarray
+    generated: int  # samples drawn by this run (fewer than n after a resume)
 
 
 def sample_bytes(spec: DatasetSpec) -> int:
@@ -54,7 +64,7 @@ def sample_bytes(spec: DatasetSpec) -> int:
     return per_field * (1 + (spec.n_scales if spec.save_components else 0)) + 8 + spec.n_scales
 
 
-def _prepare_path(path: Path, spec: DatasetSpec, overwrite: bool) -> None:
+def _prepare_path(path: Path, spec: DatasetSpec, overwrite: bool, n: int) -> None:
     if path.exists() and not overwrite:
         raise MSGPError(f"{path} already exists; pass --overwrite to replace it")
     if path.is_dir():
@@ -66,70 +76,268 @@ def _prepare_path(path: Path, spec: DatasetSpec, overwrite: bool) -> None:
     if not os.access(path.parent, os.W_OK):
         raise MSGPError(f"directory {path.parent} is not writable")
     if spec.compression is None:
-        needed = spec.n * sample_bytes(spec)
+        needed = n * sample_bytes(spec)
         free = shutil.disk_usage(path.parent).free + (path.stat().st_size if path.exists() else 0)
         if needed > free:
             raise MSGPError(f"not enough disk space for {path}: needs {_human(needed)}, {_human(free)} free")
 
 
-def create(path: Path, spec: DatasetSpec) -> h5py.File:
-    """A new file with every dataset allocated and ``complete=False``."""
+def shard_range(n: int, index: int, count: int) -> tuple[int, int]:
+    """Samples ``[start, stop)`` of shard ``index`` of ``count``: contiguous, disjoint, sizes within 1."""
+    if not 0 <= index < count:
+        raise MSGPError(f"shard {index}/{count} does not exist: shards of {count} are numbered 0 to {count - 1}")
+    if count > n:
+        raise MSGPError(f"cannot split {n} samples into {count} shards; use at most {n} shards")
+    return index * n // count, (index + 1) * n // count
+
+
+def create(path: Path, spec: DatasetSpec, shard: tuple[int, int] | None = None) -> h5py.File:
+    """A new file with every dataset allocated and ``complete=False``.
+
+    With ``shard=(index, count)`` the file holds only that shard's samples, and records the range
+    in the attributes ``shard_index``, ``shard_count``, ``shard_start`` and ``shard_stop``.
+    """
+    start, stop = (0, spec.n) if shard is None else shard_range(spec.n, *shard)
+    rows = stop - start
     f = h5py.File(path, "w")
     f.attrs.update(spec.to_attrs())
     f.attrs["msgp_version"] = __version__
+    if shard is not None:
+        f.attrs.update({"shard_index": shard[0], "shard_count": shard[1], "shard_start": start, "shard_stop": stop})
     f.attrs["n_written"] = 0
     f.attrs["complete"] = False
-    options = {"compression": spec.compression} if spec.compression else {}
-    f.create_dataset("fields", (spec.n,) + spec.shape, dtype=spec.dtype, chunks=(1,) + spec.shape, **options)
-    f.create_dataset("labels", (spec.n,), dtype=np.int64)
-    f.create_dataset("scale_labels", (spec.n, spec.n_scales), dtype=np.uint8)
+    options = {"compression": spec.compression} if spec.compression else {"dcpl": _early_allocation()}
+    f.create_dataset("fields", (rows,) + spec.shape, dtype=spec.dtype, chunks=(1,) + spec.shape,
+                     fill_time="never", **options)
+    f.create_dataset("labels", (rows,), dtype=np.int64)
+    f.create_dataset("scale_labels", (rows, spec.n_scales), dtype=np.uint8)
     if spec.save_components:
-        f.create_dataset("components", (spec.n, spec.n_scales) + spec.shape, dtype=spec.dtype,
-                         chunks=(1, spec.n_scales) + spec.shape, **options)
+        options = {"compression": spec.compression} if spec.compression else {"dcpl": _early_allocation()}
+        f.create_dataset("components", (rows, spec.n_scales) + spec.shape, dtype=spec.dtype,
+                         chunks=(1, spec.n_scales) + spec.shape, fill_time="never", **options)
     f.flush()
     return f
 
 
-def write(spec: DatasetSpec, path: str | os.PathLike = DEFAULT_PATH, *, overwrite: bool = False,
-          batch_size: int = 32, fft_workers: int = 1,
-          progress: Callable[[int], None] | None = None) -> WriteResult:
-    """Generate the dataset ``spec`` into ``path``.
+def _early_allocation():
+    # Every chunk gets its place in the file, and the chunk index its final form, before the
+    # first sample is written. Afterwards a batch only writes raw data and rewrites n_written in
+    # place, so a process killed at any moment leaves consistent metadata behind.
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    return dcpl
 
-    ``progress(k)`` is called after each batch with the number of samples just written. If the
-    run stops early (an exception, a kill), the file keeps ``complete=False``.
+
+def write(spec: DatasetSpec, path: str | os.PathLike = DEFAULT_PATH, *, overwrite: bool = False,
+          resume: bool = False, shard: tuple[int, int] | None = None, workers: int = 1,
+          device: str = "cpu", batch_size: int = 32, fft_workers: int = 1,
+          progress: Callable[[int], None] | None = None) -> WriteResult:
+    """Generate the dataset ``spec`` (or one shard of it) into ``path``.
+
+    Parameters
+    ----------
+    spec : the dataset description.
+    path : the HDF5 file to write.
+    overwrite : replace an existing file.
+    resume : finish an incomplete file written with the same ``spec`` and ``shard``; the samples
+        after its ``n_written`` are generated again. A complete file is left as it is.
+    shard : ``(index, count)``: write only the samples of :func:`shard_range`; ``msgp merge``
+        (:func:`merge`) joins the shards into one file.
+    workers : processes drawing samples; 1 draws in this process. The file is the same for any
+        ``workers`` and ``batch_size``: sample i depends on (spec, i) alone.
+    device : ``"cpu"``, or ``"cuda"`` for inverse FFTs on the GPU with torch (one process).
+    batch_size : samples per batched inverse FFT, and per write.
+    fft_workers : threads for each batched inverse FFT.
+    progress : ``progress(k)`` is called with the number of samples just added to the file, after
+        they are flushed; on resume it is first called with the number already there.
+
+    After every batch the data are flushed before ``n_written`` is raised and flushed, so a run
+    stopped at any moment (an exception, a kill) leaves a file whose first ``n_written`` samples
+    are final and ``complete=False``.
     """
     path = Path(path)
-    _prepare_path(path, spec, overwrite)
-    sampler = Sampler(spec, fft_workers=fft_workers)
-    started = time.perf_counter()
-    try:
-        f = create(path, spec)
-    except OSError as err:
-        raise MSGPError(f"cannot write {path}: {_os_reason(err)}") from None
-    with f:
-        written = 0
+    if workers < 1:
+        raise MSGPError(f"workers must be at least 1, but got {workers}")
+    if batch_size < 1:
+        raise MSGPError(f"batch_size must be at least 1, but got {batch_size}")
+    start, stop = (0, spec.n) if shard is None else shard_range(spec.n, *shard)
+    sampler = _device_sampler(spec, device, fft_workers)
+    began = time.perf_counter()
+    if resume:
+        f = _reopen(path, spec, shard)
+    else:
+        _prepare_path(path, spec, overwrite, stop - start)
         try:
-            for start in range(0, spec.n, batch_size):
-                batch = sampler.batch(start, min(start + batch_size, spec.n))
-                stop = start + len(batch.labels)
-                f["fields"][start:stop] = batch.fields
-                f["labels"][start:stop] = batch.labels
-                f["scale_labels"][start:stop] = batch.scale_labels
+            f = create(path, spec, shard)
+        except OSError as err:
+            raise MSGPError(f"cannot write {path}: {_os_reason(err)}") from None
+    with f:
+        written = int(f.attrs["n_written"])
+        if written and progress is not None:
+            progress(written)
+        first = start + written
+        ranges = [(a, min(a + batch_size, stop)) for a in range(first, stop, batch_size)]
+        try:
+            for batch in _draw(spec, sampler, ranges, workers, fft_workers):
+                a = batch.start - start
+                b = a + len(batch.labels)
+                f["fields"][a:b] = batch.fields
+                f["labels"][a:b] = batch.labels
+                f["scale_labels"][a:b] = batch.scale_labels
                 if batch.components is not None:
-                    f["components"][start:stop] = batch.components
-                f.attrs["n_written"] = stop
-                written = stop
+                    f["components"][a:b] = batch.components
+                f.flush()
+                f.attrs.modify("n_written", b)
+                f.flush()
+                written = b
                 if progress is not None:
-                    progress(stop - start)
-            f.flush()
-            f.attrs["complete"] = True
+                    progress(b - a)
+            f.attrs.modify("complete", True)
             f.flush()
         except OSError as err:
-            raise MSGPError(f"writing {path} failed after {written} of {spec.n} samples: {_os_reason(err)}; "
+            raise MSGPError(f"writing {path} failed after {written} of {stop - start} samples: {_os_reason(err)}; "
                             "the file is marked incomplete") from None
-    seconds = time.perf_counter() - started
-    counts = np.bincount(sampler.labels(0, spec.n), minlength=spec.n_classes)
-    return WriteResult(path, spec.n, seconds, path.stat().st_size, counts)
+        counts = np.bincount(f["labels"][:], minlength=spec.n_classes)
+    seconds = time.perf_counter() - began
+    return WriteResult(path, stop - start, seconds, path.stat().st_size, counts, stop - first)
+
+
+def _device_sampler(spec: DatasetSpec, device: str, fft_workers: int):
+    """The sampler of this process: ``None`` for the CPU (built lazily, where it is used)."""
+    if device == "cpu":
+        return None
+    if device != "cuda":
+        raise MSGPError(f"device must be 'cpu' or 'cuda', but got {device!r}")
+    from . import gpu
+
+    return gpu.TorchSampler(spec, device="cuda")
+
+
+def _draw(spec: DatasetSpec, sampler, ranges, workers: int, fft_workers: int):
+    """The batches of ``ranges``, in order; with several workers at most 2 per worker in flight."""
+    if sampler is not None or workers == 1 or len(ranges) <= 1:
+        sampler = sampler or Sampler(spec, fft_workers=fft_workers)
+        for a, b in ranges:
+            yield sampler.batch(a, b)
+        return
+    pool = ProcessPoolExecutor(min(workers, len(ranges)), initializer=_init_worker, initargs=(spec, fft_workers))
+    try:
+        todo = iter(ranges)
+        pending = deque(pool.submit(_worker_batch, a, b) for a, b in itertools.islice(todo, 2 * workers))
+        while pending:
+            batch = pending.popleft().result()
+            for a, b in itertools.islice(todo, 1):
+                pending.append(pool.submit(_worker_batch, a, b))
+            yield batch
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_worker_sampler: Sampler | None = None
+
+
+def _init_worker(spec: DatasetSpec, fft_workers: int) -> None:
+    global _worker_sampler
+    _worker_sampler = Sampler(spec, fft_workers=fft_workers)
+
+
+def _worker_batch(start: int, stop: int):
+    return _worker_sampler.batch(start, stop)
+
+
+def _reopen(path: Path, spec: DatasetSpec, shard: tuple[int, int] | None) -> h5py.File:
+    """``path`` opened for writing, after checking it holds ``spec`` (and ``shard``)."""
+    try:
+        f, stored = _open(path, require_complete=False)
+    except FormatError as err:
+        raise MSGPError(f"cannot resume: {err}") from None
+    try:
+        differences = _differences(stored, spec)
+        if shard_of(f) != (None if shard is None else tuple(shard)):
+            have = "no shard" if shard_of(f) is None else "shard {}/{}".format(*shard_of(f))
+            want = "no shard" if shard is None else "shard {}/{}".format(*shard)
+            differences.append(f"{have} instead of {want}")
+        if differences:
+            raise MSGPError(f"cannot resume {path}: it was written with other parameters "
+                            f"({'; '.join(differences)}); pass --overwrite to start it again")
+    finally:
+        f.close()
+    try:
+        return h5py.File(path, "r+")
+    except OSError as err:
+        raise MSGPError(f"cannot resume {path}: {_os_reason(err)}") from None
+
+
+def _differences(stored: DatasetSpec, wanted: DatasetSpec) -> list[str]:
+    a, b = stored.to_dict(), wanted.to_dict()
+    return [f"{key} {a[key]} instead of {b[key]}" for key in a if a[key] != b[key]]
+
+
+def shard_of(f: h5py.File) -> tuple[int, int] | None:
+    """``(index, count)`` of a shard file, ``None`` for a whole dataset."""
+    if "shard_index" not in f.attrs:
+        return None
+    return int(f.attrs["shard_index"]), int(f.attrs["shard_count"])
+
+
+def merge(shards, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Join complete shards of one dataset into ``path`` without copying: HDF5 virtual datasets.
+
+    The shards must hold the same dataset description and together cover samples 0 to n once
+    (contiguous, no overlap, no gap). The virtual datasets name the shards by paths relative to
+    the directory of ``path``, so that directory can be moved together with the shards. The
+    merged file has the attributes of a single-run file, and reads like one.
+    """
+    path = Path(path)
+    if not shards:
+        raise MSGPError("no shards to merge")
+    parts = []
+    for shard in map(Path, shards):
+        with open_file(shard, require_complete=False) as (f, spec):
+            if shard_of(f) is None:
+                raise MSGPError(f"{shard} is not a shard (no shard_index attribute); "
+                                "write shards with msgp generate --shard i/N")
+            start, stop = int(f.attrs["shard_start"]), int(f.attrs["shard_stop"])
+            if not bool(f.attrs["complete"]):
+                raise MSGPError(f"shard {shard} is incomplete ({int(f.attrs['n_written'])} of {stop - start} "
+                                "samples written); finish it with --resume")
+            parts.append((start, stop, shard, spec, str(f.attrs["msgp_version"])))
+    parts.sort(key=lambda part: part[:2])
+    spec = parts[0][3]
+    for _, _, shard, other, _ in parts[1:]:
+        differences = _differences(other, spec)
+        if differences:
+            raise MSGPError(f"{shard} belongs to another dataset than {parts[0][2]} ({'; '.join(differences)})")
+    position = 0
+    for start, stop, shard, _, _ in parts:
+        if start > position:
+            raise MSGPError(f"samples {position} to {start - 1} are missing: no shard holds them")
+        if start < position:
+            raise MSGPError(f"{shard} overlaps another shard (samples {start} to {position - 1} twice)")
+        position = stop
+    if position < spec.n:
+        raise MSGPError(f"samples {position} to {spec.n - 1} are missing: no shard holds them")
+    if path.exists() and not overwrite:
+        raise MSGPError(f"{path} already exists; pass --overwrite to replace it")
+    datasets = {"fields": (spec.shape, spec.dtype, np.nan), "labels": ((), np.int64, -1),
+                "scale_labels": ((spec.n_scales,), np.uint8, 255)}
+    if spec.save_components:
+        datasets["components"] = ((spec.n_scales,) + spec.shape, spec.dtype, np.nan)
+    try:
+        with h5py.File(path, "w") as f:
+            f.attrs.update(spec.to_attrs())
+            f.attrs["msgp_version"] = parts[0][4]
+            f.attrs["n_written"] = spec.n
+            f.attrs["complete"] = True
+            for name, (shape, dtype, fill) in datasets.items():
+                layout = h5py.VirtualLayout((spec.n,) + shape, dtype)
+                for start, stop, shard, _, _ in parts:
+                    source = os.path.relpath(shard.resolve(), path.resolve().parent)
+                    layout[start:stop] = h5py.VirtualSource(source, name, shape=(stop - start,) + shape)
+                f.create_virtual_dataset(name, layout, fillvalue=fill)
+    except OSError as err:
+        raise MSGPError(f"cannot write {path}: {_os_reason(err)}") from None
+    return path
 
 
 def read_spec(path: str | os.PathLike, require_complete: bool = False) -> DatasetSpec:
@@ -175,6 +383,12 @@ def _open(path: Path, require_complete: bool):
             spec = DatasetSpec.from_attrs(attrs)
         except (KeyError, SpecError, ValueError, TypeError) as err:
             raise FormatError(f"{path} has damaged msgp attributes: {err}") from None
+        for name in f:
+            if isinstance(f[name], h5py.Dataset) and f[name].is_virtual:
+                for source in {m.file_name for m in f[name].virtual_sources()}:
+                    if not (path.parent / source).is_file():
+                        raise FormatError(f"{path} is merged from shards, but its shard {source} is missing "
+                                          "(keep the shards at the same place relative to the merged file)")
         if require_complete and not bool(attrs.get("complete", False)):
             written = int(attrs.get("n_written", 0))
             raise FormatError(f"{path} is incomplete ({written} of {spec.n} samples written); "
@@ -197,9 +411,12 @@ def inspect(path: str | os.PathLike, regenerate: int = 1) -> dict:
         problems = []
         n_written = int(f.attrs.get("n_written", 0))
         complete = bool(f.attrs.get("complete", False))
-        expected = {"fields": (spec.n,) + spec.shape, "labels": (spec.n,), "scale_labels": (spec.n, spec.n_scales)}
+        shard = shard_of(f)
+        start, stop = (0, spec.n) if shard is None else shard_range(spec.n, *shard)
+        rows = stop - start
+        expected = {"fields": (rows,) + spec.shape, "labels": (rows,), "scale_labels": (rows, spec.n_scales)}
         if spec.save_components:
-            expected["components"] = (spec.n, spec.n_scales) + spec.shape
+            expected["components"] = (rows, spec.n_scales) + spec.shape
         for name, shape in expected.items():
             if name not in f:
                 problems.append(f"dataset {name!r} is missing")
@@ -208,20 +425,20 @@ def inspect(path: str | os.PathLike, regenerate: int = 1) -> dict:
         labels = f["labels"][:n_written] if "labels" in f else np.zeros(0, np.int64)
         sampler = Sampler(spec)
         if not problems and n_written:
-            if not np.array_equal(labels, sampler.labels(0, n_written)):
+            if not np.array_equal(labels, sampler.labels(start, start + n_written)):
                 problems.append("labels differ from those the seed determines")
             if not np.array_equal(f["scale_labels"][:n_written], spec.choices(labels)):
                 problems.append("scale_labels disagree with labels")
             k = min(regenerate, n_written)
             if k:
                 stored = f["fields"][:k].astype(np.float64)
-                fresh = sampler.batch(0, k).fields.astype(np.float64)
+                fresh = sampler.batch(start, start + k).fields.astype(np.float64)
                 if not np.all(np.isfinite(stored)):
                     problems.append("fields contain NaN or infinite values")
                 elif np.max(np.abs(stored - fresh)) > 1e-3 * max(np.max(np.abs(fresh)), 1.0):
                     problems.append(f"the first {k} fields do not regenerate from the seed")
         if not complete:
-            problems.append(f"incomplete: {n_written} of {spec.n} samples written")
+            problems.append(f"incomplete: {n_written} of {rows} samples written")
         return {
             "path": str(path),
             "format_version": int(f.attrs["format_version"]),
@@ -231,6 +448,7 @@ def inspect(path: str | os.PathLike, regenerate: int = 1) -> dict:
             "class_counts": np.bincount(labels, minlength=spec.n_classes).tolist(),
             "n_written": n_written,
             "complete": complete,
+            "shard": None if shard is None else {"index": shard[0], "count": shard[1], "start": start, "stop": stop},
             "bytes_on_disk": Path(path).stat().st_size,
             "ok": not problems,
             "problems": problems,
