@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -66,30 +67,61 @@ def main():
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=io.DEFAULT_PATH, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Samples per inverse-FFT batch.")
+@click.option("--workers", type=int, help="Processes drawing samples (default: all cores); the file is the same for any.")
+@click.option("--resume", is_flag=True, help="Finish an interrupted run of the same command (same parameters).")
+@click.option("--shard", help="Write only shard I of N, like '3/16'; join the shards with msgp merge.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="Where the inverse FFTs run; cuda needs a CUDA device and one process.")
 @click.pass_context
 def generate(ctx, n_scales, n, size, ndim, kernel, lengths, amplitudes, noise, normalize, seed, dtype,
-             compression, save_components, preset, output, overwrite, batch_size):
+             compression, save_components, preset, output, overwrite, batch_size, workers, resume, shard, device):
     """Generate a labeled multi-scale GP dataset into an HDF5 file."""
     given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
     if batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, but got {batch_size}")
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1, but got {workers}")
+    if resume and overwrite:
+        raise InputError("--resume and --overwrite contradict each other; pass one")
+    shard = _parse_shard(shard)
     spec = _build_spec(given, n_scales=n_scales, n=n, size=size, ndim=ndim, kernel=kernel, lengths=lengths,
                        amplitudes=amplitudes, noise=noise, normalize=normalize, seed=seed, dtype=dtype,
                        compression=compression, save_components=save_components, preset=preset)
     from tqdm import tqdm
 
-    with tqdm(total=spec.n, unit="sample", desc="generate", disable=None) as bar:
+    try:
+        start, stop = (0, spec.n) if shard is None else io.shard_range(spec.n, *shard)
+    except io.MSGPError as err:
+        _fail(err)
+    with tqdm(total=stop - start, unit="sample", desc="generate", disable=None) as bar:
         try:
-            result = io.write(spec, output, overwrite=overwrite, batch_size=batch_size, progress=bar.update)
+            result = io.write(spec, output, overwrite=overwrite, resume=resume, shard=shard, workers=workers,
+                              device=device, batch_size=batch_size, progress=bar.update)
         except (io.MSGPError, SpecError) as err:
             bar.close()
             _fail(err)
-    click.echo(f"wrote {result.path}: {result.n} samples of {'x'.join(map(str, spec.shape))}, "
-               f"{io.human_bytes(result.bytes_on_disk)} on disk, {result.n / result.seconds:.0f} samples/s")
+    part = "" if shard is None else f" (shard {shard[0]}/{shard[1]}: samples {start} to {stop - 1})"
+    click.echo(f"wrote {result.path}: {result.n} samples of {'x'.join(map(str, spec.shape))}{part}, "
+               f"{io.human_bytes(result.bytes_on_disk)} on disk, {result.generated / result.seconds:.0f} samples/s")
     width = max(len(name) for name in spec.class_names)
     for name, count in zip(spec.class_names, result.class_counts):
         click.echo(f"  class {name:<{width}}  {count}")
     click.echo(_oracle_summary(result.path, min(result.n, 500)))
+
+
+def _parse_shard(text: str | None):
+    if text is None:
+        return None
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit()):
+        raise InputError(f"--shard must look like I/N, e.g. 0/16, but got {text!r}")
+    index, count = int(index), int(count)
+    if not 0 <= index < count:
+        raise InputError(f"--shard {text}: shards of {count} are numbered 0 to {count - 1}" if count else
+                         f"--shard {text}: N must be at least 1")
+    return index, count
 
 
 def _build_spec(given, *, n_scales, preset, lengths, amplitudes, **values) -> DatasetSpec:
@@ -231,6 +263,26 @@ def oracle(path, indices, crop, as_json):
         click.echo(f"           {'':>{width}}  " + "  ".join(f"{name:>{width}}" for name in names))
         for name, row in zip(names, scale["confusion"]):
             click.echo(f"           {name:>{width}}  " + "  ".join(f"{v:>{width}}" for v in row))
+
+
+@main.command()
+@click.argument("shards", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The merged file.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+def merge(shards, output, overwrite):
+    """Join the shards of one dataset (msgp generate --shard I/N) into one file, without copying.
+
+    The merged file maps the shards by paths relative to its own directory: move them together.
+    """
+    try:
+        io.merge(shards, output, overwrite=overwrite)
+        report = io.inspect(output)
+    except io.MSGPError as err:
+        _fail(err)
+    click.echo(f"merged {len(shards)} shards into {output}: {report['n_written']} samples, "
+               f"integrity {'ok' if report['ok'] else '; '.join(report['problems'])}")
+    if not report["ok"]:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

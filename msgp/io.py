@@ -210,7 +210,10 @@ def _device_sampler(spec: DatasetSpec, device: str, fft_workers: int):
         raise MSGPError(f"device must be 'cpu' or 'cuda', but got {device!r}")
     from . import gpu
 
-    return gpu.TorchSampler(spec, device="cuda")
+    try:
+        return gpu.TorchSampler(spec, device="cuda")
+    except gpu.DeviceUnavailable as err:
+        raise MSGPError(str(err)) from None
 
 
 def _draw(spec: DatasetSpec, sampler, ranges, workers: int, fft_workers: int):
