@@ -25,10 +25,15 @@ it, the floor changes nothing measurable (tests raise it 10x and 1000x).
 **normalize="sample".** Each component is standardised per sample, which is not exactly Gaussian:
 the zero-frequency mode is removed and each component's amplitude is fixed per sample. The oracle
 then uses, for each component, its eigenvalues without mode 0 rescaled so that the rest sum to N
-(the standardised component's expected power), drops mode 0, and fits one amplitude per sample and
-class by maximum likelihood (profile likelihood, ``sigma^2 = Q_c / N'`` with ``N' = N - 1`` modes)::
-
-    log p(x | c) ~ -N'/2 log(Q_c / N') - 1/2 sum_{k != 0} w_k log Lam_ck - N'/2 (1 + log 2 pi)
+(the standardised component's expected power), drops mode 0, and fits one amplitude ``sigma`` of
+the components per sample and class by maximum likelihood (profile likelihood). Without a white
+part the fit is closed-form, ``sigma^2 = Q_c / N'`` (``Q_c`` the quadratic form, ``N' = N - 1``
+modes) and ``log p ~ -N'/2 log(Q_c / N') - 1/2 sum_{k != 0} w_k log Lam_ck``; but the floor and the
+noise are not part of the standardised components, and the many modes that hold only rounding noise
+would drag that closed-form ``sigma^2`` far below 1 (to ~0.15 on 32-px crops of ``paper-2scale``,
+where it then picks the wrong fine length for every sample). So the amplitude scales the components
+only, ``Lam_c(sigma) = sigma^2 S_c + noise^2 + floor``, and ``log sigma^2`` is fitted by Fisher
+scoring (a few passes over the modes per class: sample datasets cost several times a theory one).
 
 **Crops.** :func:`crop_log_likelihoods` gives the exact Gaussian likelihood of a ``crop^ndim``
 corner of each sample: a crop of a periodic field is not periodic, so it uses the dense crop
@@ -97,20 +102,44 @@ def _component_eigenvalues(spec: DatasetSpec, scale: int, choice: int) -> np.nda
     return lam
 
 
-def class_power(spec: DatasetSpec, floor: float) -> np.ndarray:
-    """Model eigenvalues ``Lam_c`` of every class, ``(C, *half_shape)``, floor included.
+def class_signal(spec: DatasetSpec) -> np.ndarray:
+    """Eigenvalues ``S_c = sum_s a_s^2 lam_s`` of the components' sum for every class,
+    ``(C, *half_shape)`` (field units squared), without noise or floor."""
+    lam = [[_component_eigenvalues(spec, s, m) for m in range(spec.n_choices)] for s in range(spec.n_scales)]
+    signal = np.zeros((spec.n_classes,) + spectral.half_shape(spec.size, spec.ndim))
+    for c, choices in enumerate(spec.choices(np.arange(spec.n_classes))):
+        for s, m in enumerate(choices):
+            signal[c] += spec.amplitudes[s] ** 2 * lam[s][m]
+    return signal
+
+
+def _profile_log_likelihood(power: np.ndarray, signal: np.ndarray, white: float, weights: np.ndarray,
+                            tolerance: float = 1e-10, max_iterations: int = 100) -> np.ndarray:
+    """Gaussian log-likelihood maximised over the components' amplitude ``sigma``.
 
     Parameters
     ----------
-    spec : the dataset description.
-    floor : white-noise variance per pixel added to the model (field units squared).
+    power : ``(n, M)`` squared projections of each sample on the model's modes.
+    signal : ``(M,)`` the components' variance in each mode (``sigma = 1``).
+    white : variance of the unscaled white part, noise and floor, in each mode.
+    weights : ``(M,)`` how many modes each entry stands for (0 drops it).
+
+    Returns
+    -------
+    ``(n,)`` profile log-likelihoods, in nats.
     """
-    lam = [[_component_eigenvalues(spec, s, m) for m in range(spec.n_choices)] for s in range(spec.n_scales)]
-    power = np.full((spec.n_classes,) + spectral.half_shape(spec.size, spec.ndim), spec.noise**2 + floor)
-    for c, choices in enumerate(spec.choices(np.arange(spec.n_classes))):
-        for s, m in enumerate(choices):
-            power[c] += spec.amplitudes[s] ** 2 * lam[s][m]
-    return power
+    log_scale = np.zeros(len(power))
+    for _ in range(max_iterations):
+        lam = np.exp(log_scale)[:, None] * signal + white
+        fraction = 1.0 - white / lam
+        # Fisher scoring in log sigma^2: score / expected information.
+        step = ((weights * fraction * (power / lam - 1.0)).sum(axis=1)
+                / (weights * fraction**2).sum(axis=1))
+        log_scale += np.clip(step, -2.0, 2.0)
+        if np.max(np.abs(step)) < tolerance:
+            break
+    lam = np.exp(log_scale)[:, None] * signal + white
+    return -0.5 * (weights * (power / lam + np.log(lam))).sum(axis=1) - 0.5 * weights.sum() * math.log(2.0 * math.pi)
 
 
 class FourierModel:
@@ -129,10 +158,13 @@ class FourierModel:
         self.floor = rounding_floor(spec) if floor is None else float(floor)
         self.workers = workers
         self.profile = spec.normalize == "sample"
-        power = class_power(spec, self.floor).reshape(spec.n_classes, -1)
-        weights = np.broadcast_to(spectral.half_weights(spec.size, spec.ndim).ravel(), power.shape[1:]).copy()
+        self.white = spec.noise**2 + self.floor
+        self.signal = class_signal(spec).reshape(spec.n_classes, -1)
+        power = self.signal + self.white
+        weights = spectral.half_weights(spec.size, spec.ndim).ravel().copy()
         if self.profile:
             weights[0] = 0.0  # standardisation removed the mean
+        self.weights = weights
         self.n_modes = float(weights.sum())
         self.log_det = (weights * np.log(power)).sum(axis=1)
         # Real and imaginary parts of a mode share its weight: rows interleave as the float64 view
@@ -149,14 +181,14 @@ class FourierModel:
     def log_likelihoods(self, fields: np.ndarray) -> np.ndarray:
         """Class log-likelihoods ``(n, C)`` (nats) of fields ``(n, *shape)``; profile likelihoods
         for ``normalize="sample"``."""
-        q = self.quadratic_forms(_check_fields(fields, self.spec.shape))
-        return _gaussian_log_likelihood(q, self.log_det, self.n_modes, self.profile)
-
-
-def _gaussian_log_likelihood(q, log_det, n, profile):
-    if profile:
-        return -0.5 * n * np.log(q / n) - 0.5 * log_det - 0.5 * n * (1.0 + math.log(2.0 * math.pi))
-    return -0.5 * (q + log_det) - 0.5 * n * math.log(2.0 * math.pi)
+        fields = _check_fields(fields, self.spec.shape)
+        if not self.profile:
+            q = self.quadratic_forms(fields)
+            return -0.5 * (q + self.log_det) - 0.5 * self.n_modes * math.log(2.0 * math.pi)
+        spectra = spectral.analyze(fields, self.spec.ndim, self.workers).reshape(len(fields), -1)
+        power = spectra.real**2 + spectra.imag**2
+        return np.stack([_profile_log_likelihood(power, signal, self.white, self.weights)
+                         for signal in self.signal], axis=1)
 
 
 def _check_fields(fields, shape) -> np.ndarray:
@@ -202,11 +234,12 @@ def _crop_index(size: int, crop: int, ndim: int) -> tuple[np.ndarray, ...]:
     return tuple(index)
 
 
-def crop_covariances(spec: DatasetSpec, crop: int, floor: float):
+def crop_covariances(spec: DatasetSpec, crop: int, white: float):
     """Dense covariance of a ``crop^ndim`` corner crop for each class, one at a time.
 
     Yields ``(P, P)`` float64 matrices, ``P = crop^ndim``, in label order: the periodic covariance
-    of the class restricted to the crop, plus ``floor`` on the diagonal.
+    of the components' sum restricted to the crop, plus ``white`` (field units squared) on the
+    diagonal.
     """
     n_pixels = spec.size**spec.ndim
     # Covariance functions c(r) on the full grid, from the same eigenvalues as the whole-image model.
@@ -214,7 +247,6 @@ def crop_covariances(spec: DatasetSpec, crop: int, floor: float):
                   / math.sqrt(n_pixels) for m in range(spec.n_choices)] for s in range(spec.n_scales)]
     index = _crop_index(spec.size, crop, spec.ndim)
     pixels = crop**spec.ndim
-    white = spec.noise**2 + floor
     for choices in spec.choices(np.arange(spec.n_classes)):
         function = sum(spec.amplitudes[s] ** 2 * functions[s][m] for s, m in enumerate(choices))
         cov = function[index].reshape(pixels, pixels)
@@ -246,21 +278,26 @@ def crop_log_likelihoods(fields: np.ndarray, spec: DatasetSpec, crop: int, floor
         fields = fields[(slice(None),) + tuple(slice(0, crop) for _ in range(spec.ndim))]
     fields = _check_fields(fields, window)
     x = fields.reshape(len(fields), -1).astype(np.float64).T
-    # For normalize="sample" the field's mean was removed: the covariance of the centred field is
-    # the periodic one without mode 0, which _component_eigenvalues already drops.
-    floor = crop_floor(spec, crop, floor)
+    white = spec.noise**2 + crop_floor(spec, crop, floor)
     out = np.empty((x.shape[1], spec.n_classes))
-    log_det = np.empty(spec.n_classes)
-    for c, cov in enumerate(crop_covariances(spec, crop, floor)):
+    if spec.normalize == "sample":
+        # The fitted amplitude scales the components only, so each class needs its eigenbasis.
+        # Eigenvalues below float64 resolution come out slightly negative: they are 0 plus noise.
+        for c, cov in enumerate(crop_covariances(spec, crop, 0.0)):
+            signal, basis = scipy.linalg.eigh(cov, overwrite_a=True, check_finite=False)
+            power = (basis.T @ x).T ** 2
+            out[:, c] = _profile_log_likelihood(power, np.maximum(signal, 0.0), white, np.ones(len(signal)))
+        return out
+    for c, cov in enumerate(crop_covariances(spec, crop, white)):
         try:
             factor = scipy.linalg.cholesky(cov, lower=True, overwrite_a=True, check_finite=False)
         except np.linalg.LinAlgError:
             raise OracleError(f"the crop covariance of class {spec.class_names[c]} is not positive definite "
                               "in float64; use a smaller --crop") from None
         z = scipy.linalg.solve_triangular(factor, x, lower=True, check_finite=False)
-        out[:, c] = np.einsum("pn,pn->n", z, z)
-        log_det[c] = 2.0 * np.log(np.diag(factor)).sum()
-    return _gaussian_log_likelihood(out, log_det, float(x.shape[0]), spec.normalize == "sample")
+        log_det = 2.0 * np.log(np.diag(factor)).sum()
+        out[:, c] = -0.5 * (np.einsum("pn,pn->n", z, z) + log_det + x.shape[0] * math.log(2.0 * math.pi))
+    return out
 
 
 # Posteriors and predictions ---------------------------------------------------------------------
