@@ -167,9 +167,15 @@ def write(spec: DatasetSpec, path: str | os.PathLike = DEFAULT_PATH, *, overwrit
         f = _reopen(path, spec, shard)
     else:
         _prepare_path(path, spec, overwrite, stop - start)
+        # Created under another name and renamed when complete, so that a kill during creation
+        # leaves the old file or none, never a half-made one at ``path``.
+        partial = path.with_name(path.name + ".partial")
         try:
-            f = create(path, spec, shard)
+            create(partial, spec, shard).close()
+            os.replace(partial, path)
+            f = h5py.File(path, "r+")
         except OSError as err:
+            partial.unlink(missing_ok=True)
             raise MSGPError(f"cannot write {path}: {_os_reason(err)}") from None
     with f:
         written = int(f.attrs["n_written"])
