@@ -60,11 +60,7 @@ class MSGPDataset(Dataset):
         return len(self.indices)
 
     def __getitem__(self, item: int):
-        index = self.indices[item]
-        fields = self._fields()
-        field = np.empty(fields.shape[1:], np.float32)
-        fields.read_direct(field, np.s_[index])
-        field = torch.from_numpy(field).unsqueeze(0)
+        field = torch.from_numpy(self._read(int(self.indices[item])).astype(np.float32)).unsqueeze(0)
         if self.transform is not None:
             field = self.transform(field)
         label = int(self.labels[item])
@@ -73,15 +69,24 @@ class MSGPDataset(Dataset):
         choices = torch.from_numpy(self.spec.choices(label).astype(np.int64))
         return field, (choices if self.target == "scales" else (label, choices))
 
-    def _fields(self) -> h5py.Dataset:
+    def _read(self, index: int) -> np.ndarray:
         # A handle inherited through fork belongs to the parent's HDF5 state: open our own.
         if self._pid != os.getpid():
             self._file = h5py.File(self.path, "r")
             self._pid = os.getpid()
-        return self._file["fields"]
+            fields = self._file["fields"]
+            raw = not fields.is_virtual and not fields._filters and fields.chunks == (1,) + fields.shape[1:]
+            self._fields, self._raw_chunks = fields, raw
+        if self._raw_chunks:
+            # An unfiltered chunk is the sample's bytes: reading it directly skips HDF5's selection
+            # and conversion machinery, which costs more than the read itself for small fields.
+            _, data = self._fields.id.read_direct_chunk((index,) + (0,) * self.spec.ndim)
+            return np.frombuffer(data, self._fields.dtype).reshape(self.spec.shape)
+        return self._fields[index]
 
     def __getstate__(self):
         state = self.__dict__.copy()
+        state.pop("_fields", None)
         state["_file"] = state["_pid"] = None
         return state
 
