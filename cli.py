@@ -265,6 +265,164 @@ def oracle(path, indices, crop, as_json):
             click.echo(f"           {name:>{width}}  " + "  ".join(f"{v:>{width}}" for v in row))
 
 
+def _parse_mask_prob(text: str):
+    """``"P"`` (every head) or ``"P0,P1,..."`` (one per scale)."""
+    values = _parse_floats(text, "--mask-prob")
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _parse_stages(text: str | None):
+    if text is None:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--heads must be comma-separated stage numbers like '1,2,3', but got {text!r}") from None
+
+
+@main.command()
+@click.argument("data", type=click.Path(path_type=Path), default=io.DEFAULT_PATH)
+@click.option("--backdrop/--no-backdrop", default=True, show_default=True,
+              help="Backdrop masks in front of every head, or the plain full gradient.")
+@click.option("--mask-prob", default="0.5", show_default=True,
+              help="Backdrop mask probability: one value, or one per scale like '0.5,0.5,0.25'.")
+@click.option("--crop", type=int, help="Baseline: train on random crops of this side, test on whole images.")
+@click.option("--n-train", type=int, default=512, show_default=True, help="Class-balanced training samples.")
+@click.option("--n-test", type=int, default=512, show_default=True, help="Class-balanced test samples, disjoint.")
+@click.option("--test-data", type=click.Path(path_type=Path), help="Draw the test samples from this compatible file.")
+@click.option("--epochs", type=int, default=30, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True, help="Global batch, in images.")
+@click.option("--lr", type=float, default=2e-3, show_default=True, help="Adam learning rate (cosine decay).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Root of every random stream.")
+@click.option("--heads", help="Backbone stage of each scale's head, like '1,2,3' (default: by receptive field).")
+@click.option("--width", type=int, default=16, show_default=True, help="Channels of the network's stem.")
+@click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/<date-time>).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.pass_context
+def train(ctx, data, backdrop, mask_prob, crop, n_train, n_test, test_data, epochs, batch_size, lr, device,
+          seed, heads, width, out, resume):
+    """Train a multi-scale network (one head per scale) and compare it with the oracle.
+
+    Under ``torchrun --nproc-per-node N -m msgp.train ...`` it trains with DistributedDataParallel.
+    """
+    import signal
+
+    from tqdm import tqdm
+
+    from backdrop import training
+
+    values = {"data": data, "backdrop": backdrop, "mask_prob": _parse_mask_prob(mask_prob), "crop": crop,
+              "n_train": n_train, "n_test": n_test, "test_data": test_data, "epochs": epochs,
+              "batch_size": batch_size, "lr": lr, "device": device, "seed": seed,
+              "head_stages": _parse_stages(heads), "width": width}
+    try:
+        if resume:
+            if out is None:
+                raise InputError("--resume needs --out, the run directory to continue")
+            names = {"heads": "head_stages"}
+            given = {names.get(k, k) for k in ctx.params if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+            saved = training.read_config(out).to_dict()
+            values = {**saved, **{k: v for k, v in values.items() if k in given}}
+        config = training.TrainConfig(**values)
+        distributed = training.init_distributed(config.device)
+    except (ValueError, io.MSGPError) as err:
+        _fail(err)
+    rank = training.dist.get_rank() if distributed else 0
+    out = out or training.default_run_dir()
+    bar = tqdm(unit="step", desc=config.method, disable=None if rank == 0 else True, dynamic_ncols=True)
+
+    def progress(event, info):
+        if event == "start":
+            bar.reset(total=info["total_steps"])
+            bar.update(info["done_steps"])
+            bar.write(f"{out}: {config.method} on {info['device']} x{info['world_size']}, heads at stages "
+                      f"{info['head_stages']}, {info['steps_per_epoch']} steps per epoch")
+        elif event == "step":
+            bar.set_postfix({"loss": f"{info['loss']:.3f}", "img/s": f"{info['images_per_s']:.0f}"}, refresh=False)
+            bar.update()
+        else:
+            bar.write(f"epoch {info['epoch']}: test accuracy joint {info['test_accuracy']['joint']:.3f}, scales "
+                      + ", ".join(f"{a:.3f}" for a in info["test_accuracy"]["scales"]))
+
+    stop = []
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum, frame):
+        # The first Ctrl-C finishes the step and saves a checkpoint; a second one stops at once.
+        stop.append(True)
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        summary = training.train(config, out, resume=resume, progress=progress, should_stop=lambda: bool(stop))
+    except training.Interrupted as err:
+        bar.close()
+        click.echo(f"interrupted: {err}", err=True)
+        raise SystemExit(130)
+    except training.TrainingError as err:
+        bar.close()
+        raise click.ClickException(str(err)) from None
+    except (ValueError, io.MSGPError) as err:
+        bar.close()
+        _fail(err)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if distributed:
+            training.dist.destroy_process_group()
+    bar.close()
+    if rank == 0:
+        click.echo(_accuracy_table(summary["test_accuracy"], summary["oracle_accuracy"], summary["chance"]))
+        click.echo(f"wrote {out}")
+
+
+def _accuracy_table(network, oracle_accuracy, chance) -> str:
+    rows = [("joint", network["joint"], oracle_accuracy["joint"], chance["joint"])]
+    rows += [(f"scale {s}", a, o, c) for s, (a, o, c) in
+             enumerate(zip(network["scales"], oracle_accuracy["scales"], chance["scales"]))]
+    lines = [f"{'test accuracy':<14}{'network':>9}{'oracle':>9}{'chance':>9}"]
+    lines += [f"{name:<14}{a:>9.3f}{o:>9.3f}{c:>9.3f}" for name, a, o, c in rows]
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path), required=False)
+@click.option("--n", "n", type=int, help="Class-balanced samples drawn from DATA (default: the run's --n-test).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def evaluate(run_dir, data, n, device, as_json):
+    """Per-scale and joint accuracy of a trained run beside the oracle, with confusion matrices.
+
+    DATA defaults to the run's own test samples; any file with the training data's parameters
+    (another seed or n) is accepted, others are refused.
+    """
+    from backdrop import training
+
+    if device not in training.DEVICES:
+        raise InputError(f"--device must be one of {', '.join(training.DEVICES)}, but got {device!r}")
+    try:
+        result = training.evaluate(run_dir, data, n=n, device=device)
+    except (ValueError, io.MSGPError) as err:
+        _fail(err)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    net, orc = result["network"], result["oracle"]
+    click.echo(f"{run_dir} (epoch {result['epoch']}) on {result['n']} samples of {result['data']}")
+    click.echo(_accuracy_table(
+        {"joint": net["joint"]["accuracy"], "scales": [s["accuracy"] for s in net["scales"]]},
+        {"joint": orc["joint"]["accuracy"], "scales": [s["accuracy"] for s in orc["scales"]]},
+        {"joint": net["joint"]["chance"], "scales": [s["chance"] for s in net["scales"]]}))
+    for s, (a, o) in enumerate(zip(net["scales"], orc["scales"])):
+        lengths = ", ".join(f"{v:g}" for v in a["length_scales"])
+        click.echo(f"scale {s} ({lengths} px) confusion, rows true, columns predicted: "
+                   f"network {a['confusion']}, oracle {o['confusion']}")
+    click.echo("joint confusion (network), rows true class, columns predicted:")
+    for row in net["joint_confusion"]:
+        click.echo("  " + " ".join(f"{v:4d}" for v in row))
+
+
 @main.command()
 @click.argument("shards", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The merged file.")

@@ -119,8 +119,9 @@ class MultiScaleNet(nn.Module):
         conv = _CONV[ndim]
 
         def block(c_in, c_out, stride):
-            # Circular padding: the fields live on a torus, so the border is not special.
-            return [conv(c_in, c_out, 3, stride=stride, padding=1, padding_mode="circular"), nn.ReLU(inplace=True)]
+            # Zero padding, although the fields are periodic: circular padding costs 4x the step time
+            # on CPU (its backward copies), and crops are not periodic anyway.
+            return [conv(c_in, c_out, 3, stride=stride, padding=1), nn.ReLU(inplace=True)]
 
         channels = [width] + [min(width * 2**k, max_width) for k in range(1, max(head_stages) + 1)]
         self.stem = nn.Sequential(*block(1, width, 1))

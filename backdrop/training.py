@@ -1,0 +1,764 @@
+"""Training and evaluating :class:`~backdrop.models.MultiScaleNet` on an msgp dataset.
+
+One function trains (:func:`train`), one evaluates a finished run (:func:`evaluate`). Both work in
+one process or under ``torch.distributed`` (DistributedDataParallel with a DistributedSampler;
+rank 0 alone writes files). They never print: progress goes to a callback.
+
+Determinism. Every random stream is explicit and derived from ``config.seed`` with
+:class:`numpy.random.SeedSequence` spawn keys: the weight initialisation, the shuffling (a
+DistributedSampler whose order is a function of ``(seed, epoch)``), the crop offsets (one
+``torch.Generator`` drawing the offsets of the whole global batch on every rank, each rank keeping
+its own samples' rows) and the backdrop masks (one ``torch.Generator`` per head, the same on every
+rank). The
+checkpoint stores the generator states, the position inside the epoch and the running sums, so a
+resumed run repeats an uninterrupted one exactly on CPU.
+
+Distributed runs with ``W`` processes and global batch ``B`` see the same batches as one process:
+rank ``r`` takes batch positions ``r, r + W, ...``, the DistributedSampler's interleaving, and the
+gradient is averaged over ranks. Each backdrop layer draws the mask of the whole global batch on
+every rank (the masks are per sample, so this is the one-process mask) and keeps its own rows
+(:class:`_GlobalMasks`). The result matches one process up to the order of float reductions.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+
+from msgp import io, oracle
+
+from .functional import draw_mask
+from .layer import Backdrop
+from msgp.dataset import MSGPDataset, split
+from msgp.spec import DatasetSpec
+
+from .models import RF_FACTOR, MultiScaleNet
+
+CHECKPOINT_FORMAT = "msgp-train-checkpoint"
+CHECKPOINT_VERSION = 1
+DEVICES = ("auto", "cpu", "cuda")
+# Spawn keys of the random streams derived from the seed.
+_INIT, _SHUFFLE, _CROP, _BACKDROP = range(4)
+
+Progress = Callable[[str, dict], None]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a NaN or infinite loss); the message is one line for the user."""
+
+
+class Interrupted(RuntimeError):
+    """Training stopped on request after saving a checkpoint to resume from."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or run directory that cannot be used; the message is one line for the user."""
+
+
+class IncompatibleDataError(ValueError):
+    """A dataset whose distribution differs from the one a network was trained on."""
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run.
+
+    Parameters
+    ----------
+    data : the msgp file to train on.
+    backdrop : put a Backdrop layer in front of every head (off: plain full gradient).
+    mask_prob : backdrop mask probability, one value for every head or one per scale.
+    crop : train on random crops of this side (``(size // crop)**ndim`` crops per image, so a step
+        sees as many pixels as with whole images) and test on whole images; ``None`` for whole images.
+    n_train, n_test : class-balanced, disjoint train and test subsets drawn from ``data``.
+    test_data : draw the test samples from this compatible file instead of ``data``.
+    epochs : passes over the training subset.
+    batch_size : global batch, in images (divided among the processes of a distributed run).
+    lr : Adam learning rate, decayed to zero over the run on a cosine.
+    device : ``auto`` (CUDA if available), ``cpu`` or ``cuda``.
+    seed : root of every random stream (subsets, initialisation, shuffling, crops, masks).
+    width : channels of the network's stem (see :class:`MultiScaleNet`).
+    head_stages : the backbone stage of each scale's head; ``None`` places them by
+        :func:`~backdrop.models.place_heads` with ``rf_factor``.
+    rf_factor : receptive field wanted for a head, in units of its scale's length scale.
+    eval_batch_size : images per forward pass at test time.
+    """
+
+    data: str = str(io.DEFAULT_PATH)
+    backdrop: bool = True
+    mask_prob: float | tuple[float, ...] = 0.5
+    crop: int | None = None
+    n_train: int = 512
+    n_test: int = 512
+    test_data: str | None = None
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 2e-3
+    device: str = "auto"
+    seed: int = 0
+    width: int = 16
+    head_stages: tuple[int, ...] | None = None
+    rf_factor: float = RF_FACTOR
+    eval_batch_size: int = 64
+
+    def __post_init__(self):
+        self.data = str(self.data)
+        self.test_data = None if self.test_data is None else str(self.test_data)
+        if isinstance(self.mask_prob, (list, tuple)):
+            self.mask_prob = tuple(float(p) for p in self.mask_prob)
+        else:
+            self.mask_prob = float(self.mask_prob)
+        if self.head_stages is not None:
+            self.head_stages = tuple(int(k) for k in self.head_stages)
+        probs = self.mask_prob if isinstance(self.mask_prob, tuple) else (self.mask_prob,)
+        for p in probs:
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"mask_prob must be in [0, 1), but got {p:g}")
+        for name in ("n_train", "epochs", "batch_size", "width", "eval_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, but got {value}")
+        if not isinstance(self.n_test, int) or self.n_test < 1:
+            raise ValueError(f"n_test must be a positive integer, but got {self.n_test}")
+        if self.batch_size > self.n_train:
+            raise ValueError(f"batch_size ({self.batch_size}) must not exceed n_train ({self.n_train})")
+        if self.crop is not None and (not isinstance(self.crop, int) or self.crop < 2):
+            raise ValueError(f"crop must be an integer of at least 2 pixels, but got {self.crop}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, but got {self.lr}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, but got {self.device!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, but got {self.seed}")
+        if not (self.rf_factor > 0 and math.isfinite(self.rf_factor)):
+            raise ValueError(f"rf_factor must be a positive number, but got {self.rf_factor}")
+
+    @property
+    def method(self) -> str:
+        """``backdrop``, ``no-backdrop`` or ``crop-<side>`` (with or without backdrop)."""
+        name = "backdrop" if self.backdrop else "no-backdrop"
+        return name if self.crop is None else f"crop-{self.crop}" + ("+backdrop" if self.backdrop else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for key in ("mask_prob", "head_stages"):
+            if isinstance(d[key], tuple):
+                d[key] = list(d[key])
+        return d
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+# Helpers shared by train and evaluate --------------------------------------------------------------
+
+def _seed(root: int, *key: int) -> int:
+    """A 63-bit seed for the stream ``key`` of the root seed."""
+    return int(np.random.SeedSequence(root, spawn_key=key).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def _generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(seed)
+    return g
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` means CUDA when available; ranks of a distributed CUDA run use ``LOCAL_RANK``."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was asked for, but CUDA is not available")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def init_distributed(device: str = "auto") -> bool:
+    """Join the process group described by torchrun's environment (``WORLD_SIZE`` > 1).
+
+    Uses nccl for CUDA and gloo for CPU. Returns whether a process group is now initialised.
+    """
+    if dist.is_initialized():
+        return True
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    cuda = resolve_device(device).type == "cuda"
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group("nccl" if cuda else "gloo")
+    return True
+
+
+def _world() -> tuple[int, int]:
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+def _all_sum(tensor: torch.Tensor) -> torch.Tensor:
+    if dist.is_initialized():
+        dist.all_reduce(tensor)
+    return tensor
+
+
+@dataclass
+class _Data:
+    spec: Any
+    fields: torch.Tensor  # (n, 1, *shape) float32
+    choices: torch.Tensor  # (n, K) int64
+    indices: np.ndarray  # sample numbers in the file
+
+    @property
+    def labels(self) -> np.ndarray:
+        powers = self.spec.n_choices ** np.arange(self.spec.n_scales)
+        return self.choices.numpy() @ powers
+
+
+def _load(dataset: MSGPDataset) -> _Data:
+    """All samples of a subset in memory: a few hundred images, read once instead of every epoch.
+    The per-scale choices come from the subset's labels, whatever its ``target``."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=256)
+    fields = torch.cat([x.float() for x, _ in loader])
+    choices = torch.from_numpy(dataset.spec.choices(np.asarray(dataset.labels)).astype(np.int64))
+    return _Data(dataset.spec, fields, choices, np.asarray(dataset.indices))
+
+
+def _open(path: str) -> MSGPDataset:
+    if not Path(path).exists():
+        raise io.FormatError(f"{path} does not exist; run `msgp generate` first to create a dataset")
+    return MSGPDataset(path, target="scales")
+
+
+def check_compatible(trained, other, what: str = "dataset") -> None:
+    """Refuse data whose distribution differs from the training data's (seed and n may differ)."""
+    a, b = trained.statistics(), other.statistics()
+    different = [k for k in a if a[k] != b.get(k)]
+    if different:
+        details = ", ".join(f"{k} {b.get(k)} (trained on {a[k]})" for k in different)
+        raise IncompatibleDataError(f"the {what} has other parameters than the training data: {details}")
+
+
+def _subsets(config: TrainConfig) -> tuple[MSGPDataset, MSGPDataset]:
+    data = _open(config.data)
+    if config.test_data is None:
+        return split(data, config.n_train, config.n_test, seed=config.seed)
+    test_file = _open(config.test_data)
+    check_compatible(data.spec, test_file.spec, "test data")
+    train_set, _ = split(data, config.n_train, 0, seed=config.seed)
+    _, test_set = split(test_file, 0, config.n_test, seed=config.seed)
+    return train_set, test_set
+
+
+def _accuracies(correct: torch.Tensor, count: float) -> dict[str, Any]:
+    """``{"joint": p, "scales": [p_0, ...]}`` from counts ``(K + 1,)``: per scale, then joint."""
+    values = (correct / max(count, 1.0)).tolist()
+    return {"joint": values[-1], "scales": values[:-1]}
+
+
+@torch.no_grad()
+def _predict(model: MultiScaleNet, fields: torch.Tensor, device: torch.device, batch_size: int) -> torch.Tensor:
+    """Logits ``(n, K, M)`` of whole images, in eval mode (no masks)."""
+    was_training = model.training
+    model.eval()
+    out = [model(fields[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(fields), batch_size)]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, model.n_scales, model.n_choices)
+
+
+def _test_metrics(model: MultiScaleNet, data: _Data, device: torch.device, batch_size: int) -> dict[str, Any]:
+    """Test loss per scale and accuracy; each rank scores a slice and the counts are summed."""
+    rank, world = _world()
+    part = slice(rank, None, world)
+    logits = _predict(model, data.fields[part], device, batch_size)
+    choices = data.choices[part]
+    totals = torch.zeros(2 * model.n_scales + 2, dtype=torch.float64)
+    if len(logits):
+        losses = F.cross_entropy(logits.transpose(1, 2), choices, reduction="none").sum(0)
+        totals[:model.n_scales] = losses.double()
+        totals[model.n_scales:-1] = _correct(model, logits, choices)
+    totals[-1] = len(logits)
+    totals = _all_sum(totals.to(device)).cpu()
+    n = totals[-1].item()
+    return {"loss": (totals[:model.n_scales] / n).tolist(), **_accuracies(totals[model.n_scales:-1], n)}
+
+
+def _correct(model: MultiScaleNet, logits: torch.Tensor, choices: torch.Tensor) -> torch.Tensor:
+    """Correct predictions per scale and joint, ``(K + 1,)`` float64."""
+    per_scale = logits.argmax(-1) == choices
+    return torch.cat([per_scale.sum(0), per_scale.all(1).sum()[None]]).double()
+
+
+# Checkpoints ---------------------------------------------------------------------------------------
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    """Write then rename, so an interruption never leaves a half-written checkpoint."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`train`, refusing damaged or foreign files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch.load raises many types for damaged files; all mean the same here
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path} is not a readable checkpoint (damaged or not written by msgp train): "
+                              f"{reason[:200]}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not an msgp train checkpoint")
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path} is checkpoint version {ckpt.get('version')}; this msgp reads "
+                              f"version {CHECKPOINT_VERSION}")
+    missing = [k for k in ("config", "model", "state", "spec", "epoch", "step") if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path} is missing {', '.join(missing)}")
+    return ckpt
+
+
+def _build_model(ckpt: dict[str, Any]) -> MultiScaleNet:
+    try:
+        model = MultiScaleNet(**ckpt["model"])
+        model.load_state_dict(ckpt["state"])
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"the checkpoint's network cannot be rebuilt: {str(err).splitlines()[0]}") from None
+    return model
+
+
+def _rng_states() -> dict[str, Any]:
+    version, state, gauss = random.getstate()
+    numpy_state = np.random.get_state(legacy=False)
+    return {"torch": torch.get_rng_state(),
+            "numpy": {"key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+                      "pos": int(numpy_state["state"]["pos"])},
+            "python": [version, list(state), gauss]}
+
+
+def _restore_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    np.random.set_state({"bit_generator": "MT19937", "has_gauss": 0, "gauss": 0.0,
+                         "state": {"key": states["numpy"]["key"].numpy().astype(np.uint32),
+                                   "pos": states["numpy"]["pos"]}})
+    version, state, gauss = states["python"]
+    random.setstate((version, tuple(state), gauss))
+
+
+# Training ------------------------------------------------------------------------------------------
+
+def default_run_dir() -> Path:
+    return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+
+
+def read_config(run_dir: str | os.PathLike) -> TrainConfig:
+    """The configuration of the run in ``run_dir`` (its ``config.json``)."""
+    path = Path(run_dir) / "config.json"
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text())["train"])
+    except FileNotFoundError:
+        raise CheckpointError(f"{run_dir} is not a training run (no config.json)") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path} is damaged: {err}") from None
+
+
+def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
+          progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Train a :class:`MultiScaleNet` and write the run directory ``out``.
+
+    Parameters
+    ----------
+    config : the settings. With ``resume`` they must equal the saved run's except ``epochs`` and
+        ``device``.
+    out : run directory: ``config.json``, ``metrics.jsonl``, ``checkpoint.pt`` (after every epoch
+        and on interruption), ``summary.json`` and ``curves.png`` (if matplotlib is installed).
+    resume : continue the run saved in ``out`` from its checkpoint.
+    progress : ``progress(event, info)`` with events ``"start"`` (``total_steps``, ``done_steps``,
+        ``steps_per_epoch``, ``device``, ``head_stages``), ``"step"`` (``loss``, ``images_per_s``)
+        and ``"epoch"`` (the epoch's metrics); called on rank 0 only.
+    should_stop : polled after every step; when it returns true (on any rank) a checkpoint is
+        saved and :class:`Interrupted` is raised.
+
+    Returns
+    -------
+    The summary written to ``summary.json``: test accuracies beside the oracle's on the same test
+    samples (``{"joint": p, "scales": [p_0, ...]}`` each), the chance levels, the run settings.
+
+    Raises
+    ------
+    TrainingError : a non-finite loss; the checkpoint of the last finished epoch is kept.
+    Interrupted : ``should_stop`` asked to stop; the checkpoint allows resuming.
+    CheckpointError, IncompatibleDataError, msgp.io.MSGPError, ValueError : bad input.
+    """
+    rank, world = _world()
+    out = Path(out)
+    device = resolve_device(config.device)
+    notify = progress if (progress is not None and rank == 0) else (lambda event, info: None)
+    if config.batch_size % world:
+        raise ValueError(f"batch_size ({config.batch_size}) must be divisible by the number of processes ({world})")
+
+    ckpt = None
+    if resume:
+        ckpt = load_checkpoint(out / "checkpoint.pt")
+        saved = TrainConfig.from_dict(ckpt["config"])
+        changed = [k for k, v in saved.to_dict().items()
+                   if k not in ("epochs", "device") and config.to_dict()[k] != v]
+        if changed:
+            raise CheckpointError(f"cannot resume {out} with other settings ({', '.join(changed)}); "
+                                  "only --epochs and --device may change")
+        if ckpt.get("world_size") != world:
+            raise CheckpointError(f"{out} was trained by {ckpt.get('world_size')} processes; resume it with "
+                                  f"{ckpt.get('world_size')}, not {world}")
+    elif (out / "checkpoint.pt").exists() or (out / "config.json").exists():
+        raise CheckpointError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+
+    train_set, test_set = _subsets(config)
+    spec = train_set.spec
+    if ckpt is not None:
+        check_compatible(_spec_from_dict(ckpt["spec"]), spec, "data")
+    train_data, test_data = _load(train_set), _load(test_set)
+    n_scales = spec.n_scales
+    probs = config.mask_prob if isinstance(config.mask_prob, tuple) else (config.mask_prob,) * n_scales
+    if len(probs) != n_scales:
+        raise ValueError(f"got {len(probs)} mask probabilities for {n_scales} scales")
+    generators = [_generator(_seed(config.seed, _BACKDROP, s), device) for s in range(n_scales)]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_seed(config.seed, _INIT))
+        model = MultiScaleNet.from_spec(spec, rf_factor=config.rf_factor, head_stages=config.head_stages,
+                                        width=config.width, mask_prob=probs if config.backdrop else None,
+                                        generators=generators if config.backdrop else None)
+    if config.crop is not None:
+        deepest = 2 ** max(model.head_stages)
+        if not deepest <= config.crop <= spec.size:
+            raise ValueError(f"crop must be between {deepest} (one pixel at the deepest head's stage) and the "
+                             f"image size {spec.size}, but got {config.crop}")
+    crops_per_image = 1 if config.crop is None else (spec.size // config.crop) ** spec.ndim
+    if world > 1 and config.backdrop:
+        _GlobalMasks(model, rank, world, crops_per_image)
+    model.to(device)
+    net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) \
+        if dist.is_initialized() else model
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    steps_per_epoch = config.n_train // config.batch_size
+    total_steps = steps_per_epoch * config.epochs
+    crop_generator = _generator(_seed(config.seed, _CROP))
+    sampler = DistributedSampler(range(len(train_data.fields)), num_replicas=world, rank=rank, shuffle=True,
+                                 seed=_seed(config.seed, _SHUFFLE) % 2**31, drop_last=False)
+    local_batch = config.batch_size // world
+
+    epoch, step = 0, 0
+    sums = torch.zeros(2 * n_scales + 3, dtype=torch.float64)  # losses (K), correct (K+1), count, images
+    train_seconds = 0.0
+    if ckpt is not None:
+        try:
+            model.load_state_dict(ckpt["state"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            crop_generator.set_state(ckpt["rng"]["crop"])
+            for g, state in zip(generators, ckpt["rng"]["backdrop"], strict=True):
+                g.set_state(state)
+            _restore_rng_states(ckpt["rng"])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
+            raise CheckpointError(f"{out / 'checkpoint.pt'} does not fit this run: {str(err).splitlines()[0]}") from None
+        epoch, step = ckpt["epoch"], ckpt["step"]
+        sums = ckpt["sums"].clone()
+        train_seconds = ckpt["train_seconds"]
+
+    def checkpoint(epoch_: int, step_: int, sums_: torch.Tensor, seconds: float) -> None:
+        if rank == 0:
+            _save_atomic({
+                "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+                "config": config.to_dict(), "spec": spec.to_dict(), "model": model.config(),
+                "state": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "epoch": epoch_, "step": step_, "sums": sums_, "train_seconds": seconds, "world_size": world,
+                "rng": {**_rng_states(), "crop": crop_generator.get_state(),
+                        "backdrop": [g.get_state() for g in generators]},
+            }, out / "checkpoint.pt")
+
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_config(out / "config.json", config, spec, model, train_data, test_data, world)
+        _truncate_metrics(out / "metrics.jsonl", epoch)
+    notify("start", {"total_steps": total_steps, "done_steps": epoch * steps_per_epoch + step,
+                     "steps_per_epoch": steps_per_epoch, "device": str(device), "world_size": world,
+                     "head_stages": list(model.head_stages), "method": config.method})
+
+    net.train()
+    while epoch < config.epochs:
+        sampler.set_epoch(epoch)
+        order = torch.as_tensor(list(iter(sampler)))
+        while step < steps_per_epoch:
+            started = time.perf_counter()
+            idx = order[step * local_batch:(step + 1) * local_batch]
+            x, y = train_data.fields[idx], train_data.choices[idx]
+            if config.crop is not None:
+                # Offsets of the whole global batch, so every rank's generator stays in step.
+                offsets = torch.randint(0, spec.size, (config.batch_size, crops_per_image, spec.ndim),
+                                        generator=crop_generator)[rank::world]
+                x = _crops(x, offsets, config.crop)
+                y = y.repeat_interleave(crops_per_image, dim=0)
+            x, y = x.to(device), y.to(device)
+            # Cosine decay to zero over the run, a function of the step alone (nothing to checkpoint);
+            # a resumed run with another --epochs stretches it over the new total.
+            lr = 0.5 * config.lr * (1.0 + math.cos(math.pi * (epoch * steps_per_epoch + step) / total_steps))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            logits = net(x)
+            losses = model.scale_losses(logits, y)
+            stats = torch.cat([losses.detach().double(), _correct(model, logits.detach(), y),
+                               torch.tensor([len(y), len(idx)], dtype=torch.float64, device=device),
+                               torch.tensor([float(should_stop is not None and should_stop())],
+                                            dtype=torch.float64, device=device)])
+            stats = _all_sum(stats).cpu()
+            stats[:n_scales] /= world
+            if not torch.isfinite(stats[:n_scales]).all():
+                kept = (f"{out / 'checkpoint.pt'} keeps the last good epoch ({epoch})" if epoch
+                        else "no epoch had finished, so there is no checkpoint")
+                raise TrainingError(f"the loss became {stats[:n_scales].sum().item()} at epoch {epoch + 1}, "
+                                    f"step {step + 1}; training stopped and {kept}; try a smaller --lr")
+            optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            optimizer.step()
+            sums[:n_scales] += stats[:n_scales]
+            sums[n_scales:] += stats[n_scales:-1]
+            step += 1
+            seconds = time.perf_counter() - started
+            train_seconds += seconds
+            notify("step", {"epoch": epoch, "step": step, "loss": stats[:n_scales].sum().item(),
+                            "images_per_s": stats[-2].item() / seconds})
+            if stats[-1] > 0:
+                checkpoint(epoch, step, sums, train_seconds)
+                raise Interrupted(f"stopped at epoch {epoch + 1}, step {step}; the checkpoint in {out} "
+                                  "resumes the run (--resume)")
+        test = _test_metrics(model, test_data, device, config.eval_batch_size)
+        count, images = sums[-2].item(), sums[-1].item()
+        record = {"epoch": epoch + 1, "lr": lr,
+                  "train_loss": (sums[:n_scales] / steps_per_epoch).tolist(),
+                  "train_accuracy": _accuracies(sums[n_scales:-2], count),
+                  "test_loss": test["loss"],
+                  "test_accuracy": {"joint": test["joint"], "scales": test["scales"]},
+                  "images_per_s": images / train_seconds if train_seconds > 0 else float("nan")}
+        epoch, step = epoch + 1, 0
+        sums.zero_()
+        train_seconds = 0.0
+        if rank == 0:
+            with open(out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+        checkpoint(epoch, step, sums, train_seconds)
+        notify("epoch", record)
+
+    summary = None
+    if rank == 0:
+        summary = _summary(config, spec, test_data, read_metrics(out)[-1], world)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        plot_curves(out)
+    if dist.is_initialized():
+        holder = [summary]
+        dist.broadcast_object_list(holder, src=0)
+        summary = holder[0]
+    return summary
+
+
+class _GlobalMasks:
+    """Make each backdrop layer of a distributed run use its rank's rows of the global batch's mask.
+
+    A forward pre-hook draws the mask for the whole global batch with the layer's own generator
+    (the same stream on every rank, so the generators stay in step) from a zero-stride stand-in of
+    the global input, and sets the layer's ``fixed_mask`` to the rows of this rank's samples: rank
+    ``r`` holds images ``r, r + W, ...`` of the batch, each with ``rows_per_image`` rows (crops).
+    """
+
+    def __init__(self, model: MultiScaleNet, rank: int, world: int, rows_per_image: int):
+        self.rank, self.world, self.rows_per_image = rank, world, rows_per_image
+        for layer in model.modules():
+            if isinstance(layer, Backdrop):
+                layer.register_forward_pre_hook(self)
+
+    def __call__(self, layer: Backdrop, args: tuple[torch.Tensor, ...]) -> None:
+        if not layer.training:
+            return
+        x = args[0]
+        stand_in = x.new_empty(()).expand(self.world * x.shape[0], *x.shape[1:])
+        mask = draw_mask(stand_in, layer.p, layer.dims, layer.rescale, layer.generator, layer.block)
+        per_image = mask.view(-1, self.rows_per_image, *mask.shape[1:])[self.rank::self.world]
+        layer.fixed_mask = per_image.reshape(x.shape[0], *mask.shape[1:])
+
+
+def _spec_from_dict(values: dict[str, Any]) -> DatasetSpec:
+    """The dataset description stored (as a dict) in a checkpoint."""
+    try:
+        return DatasetSpec(**values)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"the checkpoint's dataset description is damaged: {err}") from None
+
+
+def _crops(x: torch.Tensor, offsets: torch.Tensor, crop: int) -> torch.Tensor:
+    """Crops ``(B * n, 1, crop, ...)`` of images ``(B, 1, *shape)`` at ``offsets`` ``(B, n, ndim)``,
+    wrapping around the torus the fields live on."""
+    batch, n, ndim = offsets.shape
+    size = x.shape[-1]
+    offsets = offsets.reshape(batch * n, ndim)
+    steps = torch.arange(crop)
+    index = [torch.arange(batch).repeat_interleave(n).view(-1, *[1] * ndim)]
+    for d in range(ndim):
+        shape = [batch * n] + [1] * ndim
+        shape[1 + d] = crop
+        index.append(((offsets[:, d].view(-1, *[1] * ndim) + steps.view(shape[1:]).unsqueeze(0)) % size).view(shape))
+    return x[:, 0][tuple(index)].unsqueeze(1)
+
+
+def _write_config(path: Path, config: TrainConfig, spec, model: MultiScaleNet, train_data: _Data,
+                  test_data: _Data, world: int) -> None:
+    path.write_text(json.dumps({
+        "train": config.to_dict(), "method": config.method, "dataset": spec.to_dict(),
+        "model": model.config(), "world_size": world, "torch": torch.__version__,
+        "train_indices": train_data.indices.tolist(), "test_indices": test_data.indices.tolist(),
+    }, indent=2) + "\n")
+
+
+def _truncate_metrics(path: Path, epochs: int) -> None:
+    """Keep the records of the epochs the checkpoint holds (a resumed run rewrites the rest)."""
+    lines = path.read_text().splitlines(keepends=True)[:epochs] if path.exists() else []
+    path.write_text("".join(lines))
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _oracle_accuracy(data: _Data) -> dict[str, Any]:
+    """The Bayes-optimal classifier's accuracy on the same samples."""
+    fields = data.fields[:, 0].numpy()
+    prediction = oracle.predict(fields, data.spec)
+    return oracle.score(prediction, data.labels, data.spec)
+
+
+def _summary(config: TrainConfig, spec, test_data: _Data, last: dict[str, Any], world: int) -> dict[str, Any]:
+    scored = _oracle_accuracy(test_data)
+    return {
+        "method": config.method,
+        "epochs": last["epoch"],
+        "n_train": config.n_train,
+        "n_test": len(test_data.fields),
+        "test_accuracy": last["test_accuracy"],
+        "oracle_accuracy": {"joint": scored["joint"]["accuracy"],
+                            "scales": [s["accuracy"] for s in scored["scales"]]},
+        "chance": {"joint": 1.0 / spec.n_classes, "scales": [1.0 / spec.n_choices] * spec.n_scales},
+        "train_accuracy": last["train_accuracy"],
+        "images_per_s": last["images_per_s"],
+        "world_size": world,
+    }
+
+
+def plot_curves(run_dir: str | os.PathLike) -> Path | None:
+    """``curves.png``: loss and accuracy per epoch; ``None`` when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    records = read_metrics(run_dir)
+    epochs = [r["epoch"] for r in records]
+    n_scales = len(records[0]["train_loss"])
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for s in range(n_scales):
+        line, = ax_loss.plot(epochs, [r["train_loss"][s] for r in records], label=f"scale {s} train")
+        ax_loss.plot(epochs, [r["test_loss"][s] for r in records], "--", color=line.get_color(), label=f"scale {s} test")
+        ax_acc.plot(epochs, [r["test_accuracy"]["scales"][s] for r in records], color=line.get_color(), label=f"scale {s}")
+    ax_acc.plot(epochs, [r["test_accuracy"]["joint"] for r in records], "k", label="joint")
+    summary = Path(run_dir) / "summary.json"
+    if summary.exists():
+        oracle_joint = json.loads(summary.read_text())["oracle_accuracy"]["joint"]
+        ax_acc.axhline(oracle_joint, color="k", ls=":", label="oracle joint")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy (nats)", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy", ylim=(0, 1.02))
+    ax_loss.legend(fontsize=7)
+    ax_acc.legend(fontsize=7)
+    path = Path(run_dir) / "curves.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# Evaluation ----------------------------------------------------------------------------------------
+
+def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, *, n: int | None = None,
+             device: str = "auto", batch_size: int = 64) -> dict[str, Any]:
+    """Score the network of a run beside the oracle, on the same samples.
+
+    Parameters
+    ----------
+    run_dir : a directory written by :func:`train` (its ``checkpoint.pt`` is scored, finished or not).
+    data : an msgp file with the training data's statistics (``spec.statistics()``; seed and n may
+        differ). ``None``, or the training file itself: the run's own test samples.
+    n : class-balanced samples drawn from ``data`` (default: the run's ``n_test``); ignored when the
+        run's own test samples are used.
+    device : ``auto``, ``cpu`` or ``cuda``.
+    batch_size : images per forward pass.
+
+    Returns
+    -------
+    ``{"data", "n", "epoch", "network", "oracle"}``; ``network`` and ``oracle`` each hold
+    :func:`msgp.oracle.score` (joint and per-scale accuracy with standard errors, per-scale
+    confusion matrices, mean confidence) plus ``joint_confusion`` (rows: true class, columns:
+    predicted, label order).
+    """
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    ckpt = load_checkpoint(run_dir / "checkpoint.pt")
+    model = _build_model(ckpt)
+    trained = _spec_from_dict(ckpt["spec"])
+    own_file = config.test_data or config.data
+    if data is None:
+        data = own_file
+    dataset = _open(str(data))
+    check_compatible(trained, dataset.spec)
+    if n is not None and n < 1:
+        raise ValueError(f"n must be a positive integer, but got {n}")
+    same_samples = dataset.spec.seed == trained.seed or config.test_data is not None
+    if Path(data).resolve() == Path(own_file).resolve() and same_samples:
+        test_set = MSGPDataset(str(data), target="scales", indices=_run_test_indices(run_dir))
+    else:
+        _, test_set = split(dataset, 0, config.n_test if n is None else n, seed=config.seed)
+    test_data = _load(test_set)
+    device = resolve_device(device)
+    model.to(device)
+    logits = _predict(model, test_data.fields, device, batch_size)
+    log_joint = model.cpu().joint_log_probs(logits)
+    log_marginals = F.log_softmax(logits, dim=-1)
+    network = oracle.Prediction(labels=log_joint.argmax(1).numpy(), choices=logits.argmax(-1).numpy(),
+                                confidence=log_joint.max(1).values.exp().numpy(),
+                                scale_confidence=log_marginals.max(-1).values.exp().numpy())
+    truth = test_data.labels
+    oracle_prediction = oracle.predict(test_data.fields[:, 0].numpy(), test_data.spec)
+    result = {"data": str(data), "n": len(truth), "epoch": ckpt["epoch"], "network": None, "oracle": None}
+    for key, prediction in (("network", network), ("oracle", oracle_prediction)):
+        confusion = np.zeros((trained.n_classes, trained.n_classes), dtype=np.int64)
+        np.add.at(confusion, (truth, prediction.labels), 1)
+        result[key] = {**oracle.score(prediction, truth, test_data.spec), "joint_confusion": confusion.tolist()}
+    return result
+
+
+def _run_test_indices(run_dir: Path) -> list[int]:
+    try:
+        return json.loads((run_dir / "config.json").read_text())["test_indices"]
+    except (KeyError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{run_dir / 'config.json'} is damaged: {err}") from None

@@ -1,0 +1,250 @@
+"""The multi-scale network and its trainer: head placement, backdrop's effect on gradients, learning,
+exact resume, two-process DDP against one process, robustness, the CLI and bad input."""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from click.testing import CliRunner
+
+import cli
+from backdrop import Backdrop, training
+from backdrop.models import MultiScaleNet, place_heads, receptive_field
+from msgp import io
+from msgp.spec import DatasetSpec
+
+LENGTHS = [[1.5, 4.0], [6.0, 16.0]]
+
+
+def tiny_spec(**values) -> DatasetSpec:
+    """Two well-separated scales on a 32-pixel grid."""
+    return DatasetSpec(**{"n": 320, "length_scales": LENGTHS, "amplitudes": [1.0, 1.0], "size": 32, **values})
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "tiny.h5"
+    io.write(tiny_spec(), path)
+    return path
+
+
+def config(data, **values) -> training.TrainConfig:
+    return training.TrainConfig(**{"data": data, "n_train": 64, "n_test": 64, "epochs": 2, "batch_size": 16,
+                                   "device": "cpu", **values})
+
+
+def final_weights(run_dir):
+    return training.load_checkpoint(run_dir / "checkpoint.pt")["state"]
+
+
+# The network -------------------------------------------------------------------------------------
+
+def test_receptive_fields_and_head_placement():
+    # rf = 1 + sum (k - 1) * jump over stem conv (3, 1) then per stage (3, 2), (3, 1).
+    assert [receptive_field(k) for k in range(5)] == [3, 9, 21, 45, 93]
+    # The default dataset: targets 3 x (1.22, 8.66, 20.9) px -> receptive fields 9, 21, 45.
+    assert place_heads(DatasetSpec.default(3).length_scales, 128) == (1, 2, 3)
+    assert place_heads(LENGTHS, 32) == (1, 2)
+    assert place_heads([[40.0, 60.0]], 16) == (4,)  # capped where the feature map reaches one pixel
+    model = MultiScaleNet.from_spec(tiny_spec(), head_stages=(2, 3))
+    assert model.head_stages == (2, 3) and len(model.stages) == 3
+    with pytest.raises(ValueError, match="rf_factor"):
+        place_heads(LENGTHS, 32, rf_factor=0)
+    with pytest.raises(ValueError, match=r"head_stages.*\(0, 1\)"):
+        MultiScaleNet(2, 2, (0, 1))
+    with pytest.raises(ValueError, match="3 mask probabilities for 2 heads"):
+        MultiScaleNet(2, 2, (1, 2), mask_prob=(0.1, 0.2, 0.3))
+
+
+@pytest.mark.parametrize("ndim,size", [(1, 64), (2, 32), (3, 16)])
+def test_any_ndim_and_input_size(ndim, size):
+    model = MultiScaleNet(ndim, 3, (1, 2), mask_prob=0.5)
+    for side in (size, size // 2):  # whole images and crops
+        assert model(torch.randn(2, 1, *[side] * ndim)).shape == (2, 2, 3)
+    assert "head_stages=(1, 2)" in repr(model) and "mask_prob=0.5,0.5" in repr(model)
+
+
+def test_joint_log_probs_sum_the_scales():
+    model = MultiScaleNet(2, 2, (1, 2))
+    logits = torch.randn(5, 2, 2)
+    joint = model.joint_log_probs(logits)
+    logp = torch.log_softmax(logits, -1)
+    assert torch.allclose(joint.exp().sum(1), torch.ones(5))
+    label = 1 * 1 + 0 * 2  # choice 1 at scale 0, choice 0 at scale 1
+    assert torch.allclose(joint[:, label], logp[:, 0, 1] + logp[:, 1, 0])
+
+
+def test_backdrop_changes_weight_gradients_not_outputs():
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        plain = MultiScaleNet(2, 2, (1, 2))
+    masked = MultiScaleNet(2, 2, (1, 2), mask_prob=0.75, generators=[torch.Generator().manual_seed(s) for s in (1, 2)])
+    masked.load_state_dict(plain.state_dict())
+    assert not any(isinstance(m, Backdrop) for m in plain.modules())  # absent, not p = 0
+    assert sum(isinstance(m, Backdrop) for m in masked.modules()) == 2
+    x, y = torch.randn(4, 1, 32, 32), torch.randint(0, 2, (4, 2))
+    grads = []
+    for model in (plain, masked):
+        logits = model(x)
+        model.scale_losses(logits, y).sum().backward()
+        grads.append({name: p.grad for name, p in model.named_parameters()})
+    assert torch.equal(plain(x), masked(x))
+    assert not torch.allclose(grads[0]["stem.0.weight"], grads[1]["stem.0.weight"])
+    # The mask sits in front of the head, so the head's own weights get the full gradient.
+    assert torch.allclose(grads[0]["heads.0.1.weight"], grads[1]["heads.0.1.weight"])
+    masked.eval()
+    assert torch.equal(plain(x), masked(x))
+
+
+# Training ----------------------------------------------------------------------------------------
+
+def test_learns_far_above_chance_and_writes_the_run(data, tmp_path):
+    n_test = 128
+    summary = training.train(config(data, n_train=128, n_test=n_test, epochs=8, lr=3e-3), tmp_path)
+    # Chance is 1/2 per scale and 1/4 joint; ask for 5 binomial standard errors of chance above it.
+    for accuracy, chance in [(summary["test_accuracy"]["scales"][0], 0.5), (summary["test_accuracy"]["joint"], 0.25)]:
+        assert accuracy > chance + 5 * math.sqrt(chance * (1 - chance) / n_test)
+    oracle = summary["oracle_accuracy"]
+    assert len(oracle["scales"]) == 2 and oracle["scales"][0] > 0.95
+    for name in ("config.json", "metrics.jsonl", "checkpoint.pt", "summary.json", "curves.png"):
+        assert (tmp_path / name).is_file()
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["dataset"]["length_scales"] == LENGTHS and saved["train"]["epochs"] == 8
+    assert not set(saved["train_indices"]) & set(saved["test_indices"])
+    records = training.read_metrics(tmp_path)
+    assert [r["epoch"] for r in records] == list(range(1, 9))
+    assert len(records[0]["train_loss"]) == 2 and records[0]["images_per_s"] > 0
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+
+
+def test_resume_repeats_an_uninterrupted_run(data, tmp_path):
+    settings = config(data, crop=16, epochs=2)  # exercises the shuffling, crop and mask generators
+    whole = training.train(settings, tmp_path / "whole")
+    steps = []
+    with pytest.raises(training.Interrupted, match="resumes the run"):
+        training.train(settings, tmp_path / "cut", should_stop=lambda: steps.append(1) or len(steps) == 6)
+    assert training.load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["step"] == 2  # mid-epoch 2
+    resumed = training.train(settings, tmp_path / "cut", resume=True)
+    assert resumed["test_accuracy"] == whole["test_accuracy"]
+    assert training.read_metrics(tmp_path / "cut")[-1]["train_loss"] == training.read_metrics(tmp_path / "whole")[-1]["train_loss"]
+    a, b = final_weights(tmp_path / "whole"), final_weights(tmp_path / "cut")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(training.CheckpointError, match="only --epochs and --device"):
+        training.train(config(data, crop=16, epochs=2, lr=1e-2), tmp_path / "cut", resume=True)
+    with pytest.raises(training.CheckpointError, match="already holds a run"):
+        training.train(settings, tmp_path / "cut")
+
+
+def _ddp_worker(rank, world, init_file, settings, out):
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        training.train(training.TrainConfig.from_dict(settings), out)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_two_process_ddp_matches_one_process(data, tmp_path):
+    settings = config(data, crop=16, epochs=1, n_train=64)
+    single = training.train(settings, tmp_path / "one")
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), settings.to_dict(), str(tmp_path / "two")), nprocs=2)
+    a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
+    # Weights are O(1); Adam turns reduction-order differences in tiny gradients into ~1e-5 steps.
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
+    two = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert two["world_size"] == 2
+    assert two["test_accuracy"]["scales"] == pytest.approx(single["test_accuracy"]["scales"], abs=1.5 / 64)
+    ours, theirs = training.read_metrics(tmp_path / "one")[0], training.read_metrics(tmp_path / "two")[0]
+    assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-5)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path, monkeypatch):
+    calls = []
+    original = MultiScaleNet.scale_losses
+
+    def poisoned(self, logits, choices):
+        calls.append(1)
+        losses = original(self, logits, choices)
+        return losses * float("nan") if len(calls) > 5 else losses  # 4 steps per epoch: NaN in epoch 2
+
+    monkeypatch.setattr(MultiScaleNet, "scale_losses", poisoned)
+    with pytest.raises(training.TrainingError, match=r"loss became nan at epoch 2.*keeps the last good epoch \(1\)"):
+        training.train(config(data, epochs=3), tmp_path)
+    assert training.load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 1
+    assert len(training.read_metrics(tmp_path)) == 1
+
+
+def test_damaged_or_foreign_checkpoints_are_refused(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(training.CheckpointError, match="not a readable checkpoint"):
+        training.load_checkpoint(path)
+    torch.save({"format": "something else"}, path)
+    with pytest.raises(training.CheckpointError, match="not an msgp train checkpoint"):
+        training.load_checkpoint(path)
+    with pytest.raises(training.CheckpointError, match="no checkpoint"):
+        training.load_checkpoint(tmp_path / "missing.pt")
+
+
+# The command line --------------------------------------------------------------------------------
+
+def test_cli_train_evaluate_and_compatibility(data, tmp_path):
+    runner = CliRunner()
+    run = tmp_path / "run"
+    result = runner.invoke(cli.main, ["train", str(data), "--epochs", "1", "--n-train", "32", "--n-test", "32",
+                                      "--batch-size", "8", "--device", "cpu", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "oracle" in result.output and (run / "summary.json").is_file()
+    result = runner.invoke(cli.main, ["evaluate", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "scale 1" in result.output and "joint confusion" in result.output
+    other_seed = tmp_path / "seed.h5"
+    io.write(tiny_spec(seed=5, n=48), other_seed)
+    result = runner.invoke(cli.main, ["evaluate", str(run), str(other_seed), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["n"] == 32 and len(report["network"]["joint_confusion"]) == 4
+    other = tmp_path / "other.h5"
+    io.write(tiny_spec(amplitudes=[1.0, 2.0], n=16), other)
+    result = runner.invoke(cli.main, ["evaluate", str(run), str(other)])
+    assert result.exit_code == 2 and "other parameters" in result.output and "amplitudes" in result.output
+    result = runner.invoke(cli.main, ["train", str(data), "--out", str(run), "--resume", "--epochs", "2",
+                                      "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert len(training.read_metrics(run)) == 2
+    (run / "checkpoint.pt").write_bytes(b"\0" * 64)
+    result = runner.invoke(cli.main, ["evaluate", str(run)])
+    assert result.exit_code == 2 and "not a readable checkpoint" in result.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--mask-prob", "1.5"], "mask_prob must be in [0, 1), but got 1.5"),
+    (["--mask-prob", "half"], "--mask-prob must be comma-separated numbers"),
+    (["--mask-prob", "0.1,0.2,0.3"], "3 mask probabilities for 2 scales"),
+    (["--epochs", "0"], "epochs must be a positive integer, but got 0"),
+    (["--batch-size", "100", "--n-train", "64"], "batch_size (100) must not exceed n_train (64)"),
+    (["--crop", "1"], "crop must be an integer of at least 2"),
+    (["--crop", "64"], "crop must be between 4"),
+    (["--lr", "-1"], "lr must be a positive number"),
+    (["--device", "tpu"], "device must be one of auto, cpu, cuda"),
+    (["--heads", "a,b"], "--heads must be comma-separated"),
+    (["--resume"], "--resume needs --out"),
+    (["--test-data", "missing.h5"], "missing.h5 does not exist"),
+])
+def test_bad_options_get_one_line_errors(data, tmp_path, args, message):
+    out = [] if "--resume" in args else ["--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(cli.main, ["train", str(data), "--n-train", "64", "--n-test", "64", *out, *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_missing_default_dataset_says_to_generate(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli.main, ["train"])
+    assert result.exit_code == 2 and "run `msgp generate` first" in result.output
+    result = CliRunner().invoke(cli.main, ["evaluate", str(tmp_path)])
+    assert result.exit_code == 2 and "no config.json" in result.output
