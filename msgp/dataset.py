@@ -60,7 +60,7 @@ class MSGPDataset(Dataset):
         return len(self.indices)
 
     def __getitem__(self, item: int):
-        field = torch.from_numpy(self._read(int(self.indices[item])).astype(np.float32)).unsqueeze(0)
+        field = torch.from_numpy(self._read(int(self.indices[item])).astype(np.float32, copy=False)).unsqueeze(0)
         if self.transform is not None:
             field = self.transform(field)
         label = int(self.labels[item])
@@ -80,8 +80,9 @@ class MSGPDataset(Dataset):
         if self._raw_chunks:
             # An unfiltered chunk is the sample's bytes: reading it directly skips HDF5's selection
             # and conversion machinery, which costs more than the read itself for small fields.
-            _, data = self._fields.id.read_direct_chunk((index,) + (0,) * self.spec.ndim)
-            return np.frombuffer(data, self._fields.dtype).reshape(self.spec.shape)
+            out = np.empty(self._fields.shape[1:], self._fields.dtype)
+            self._fields.id.read_direct_chunk((index,) + (0,) * self.spec.ndim, out=out.reshape(-1).view(np.uint8))
+            return out
         return self._fields[index]
 
     def __getstate__(self):
