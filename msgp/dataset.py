@@ -75,7 +75,8 @@ class MSGPDataset(Dataset):
             self._file = h5py.File(self.path, "r")
             self._pid = os.getpid()
             fields = self._file["fields"]
-            raw = not fields.is_virtual and not fields._filters and fields.chunks == (1,) + fields.shape[1:]
+            unfiltered = fields.id.get_create_plist().get_nfilters() == 0
+            raw = not fields.is_virtual and unfiltered and fields.chunks == (1,) + fields.shape[1:]
             self._fields, self._raw_chunks = fields, raw
         if self._raw_chunks:
             # An unfiltered chunk is the sample's bytes: reading it directly skips HDF5's selection

@@ -294,7 +294,7 @@ def test_disk_filling_up_during_write_is_one_clean_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Sampler, "batch", failing)
     result = CliRunner().invoke(cli.main, ["generate", "--lengths", "1.5,2;6,9", "--size", "64", "--n", "50",
-                                           "--batch-size", "10", "-o", str(tmp_path / "d.h5")])
+                                           "--batch-size", "10", "--workers", "1", "-o", str(tmp_path / "d.h5")])
     assert result.exit_code == 2
     assert "no space left on device" in result.output and "Traceback" not in result.output
     assert not io.inspect(tmp_path / "d.h5")["complete"]
