@@ -26,6 +26,7 @@ import shutil
 import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import shared_memory
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -187,11 +188,11 @@ def write(spec: DatasetSpec, path: str | os.PathLike = DEFAULT_PATH, *, overwrit
             for batch in _draw(spec, sampler, ranges, workers, fft_workers):
                 a = batch.start - start
                 b = a + len(batch.labels)
-                f["fields"][a:b] = batch.fields
+                _write_rows(f["fields"], a, batch.fields)
                 f["labels"][a:b] = batch.labels
                 f["scale_labels"][a:b] = batch.scale_labels
                 if batch.components is not None:
-                    f["components"][a:b] = batch.components
+                    _write_rows(f["components"], a, batch.components)
                 f.flush()
                 f.attrs.modify("n_written", b)
                 f.flush()
@@ -206,6 +207,17 @@ def write(spec: DatasetSpec, path: str | os.PathLike = DEFAULT_PATH, *, overwrit
         counts = np.bincount(f["labels"][:], minlength=spec.n_classes)
     seconds = time.perf_counter() - began
     return WriteResult(path, stop - start, seconds, path.stat().st_size, counts, stop - first)
+
+
+def _write_rows(dataset: h5py.Dataset, start: int, rows: np.ndarray) -> None:
+    """``dataset[start:start + len(rows)] = rows``; one-row chunks without filters are written as
+    raw chunks, skipping HDF5's selection and conversion machinery."""
+    if dataset.id.get_create_plist().get_nfilters() == 0 and dataset.chunks == (1,) + dataset.shape[1:]:
+        zeros = (0,) * (dataset.ndim - 1)
+        for i, row in enumerate(np.ascontiguousarray(rows, dtype=dataset.dtype)):
+            dataset.id.write_direct_chunk((start + i,) + zeros, row)
+    else:
+        dataset[start:start + len(rows)] = rows
 
 
 def _device_sampler(spec: DatasetSpec, device: str, fft_workers: int):
@@ -223,35 +235,76 @@ def _device_sampler(spec: DatasetSpec, device: str, fft_workers: int):
 
 
 def _draw(spec: DatasetSpec, sampler, ranges, workers: int, fft_workers: int):
-    """The batches of ``ranges``, in order; with several workers at most 2 per worker in flight."""
+    """The batches of ``ranges``, in order; with several workers at most 2 per worker in flight.
+
+    Worker processes hand their fields over through shared memory, one slot per batch in flight:
+    pickling them through a pipe costs about as much as drawing them.
+    """
     if sampler is not None or workers == 1 or len(ranges) <= 1:
         sampler = sampler or Sampler(spec, fft_workers=fft_workers)
         for a, b in ranges:
             yield sampler.batch(a, b)
         return
-    pool = ProcessPoolExecutor(min(workers, len(ranges)), initializer=_init_worker, initargs=(spec, fft_workers))
+    rows = max(b - a for a, b in ranges)
+    slots = [shared_memory.SharedMemory(create=True, size=_slot_bytes(spec, rows)) for _ in range(2 * workers)]
+    pool = ProcessPoolExecutor(min(workers, len(ranges)), initializer=_init_worker,
+                               initargs=(spec, fft_workers, [slot.name for slot in slots], rows))
     try:
         todo = iter(ranges)
-        pending = deque(pool.submit(_worker_batch, a, b) for a, b in itertools.islice(todo, 2 * workers))
+        pending = deque(pool.submit(_worker_batch, a, b, k) for k, (a, b) in zip(range(len(slots)), todo))
         while pending:
-            batch = pending.popleft().result()
-            for a, b in itertools.islice(todo, 1):
-                pending.append(pool.submit(_worker_batch, a, b))
+            batch, k = pending.popleft().result()
+            fields, components = _slot_arrays(spec, slots[k].buf, rows)
+            n = len(batch.labels)
+            batch.fields = fields[:n]
+            batch.components = None if components is None else components[:n]
+            del fields, components
             yield batch
+            # The consumer is done with the slot: drop every view of it before it is reused
+            # (and before it is closed, which views would forbid).
+            batch.fields = batch.components = None
+            for a, b in itertools.islice(todo, 1):
+                pending.append(pool.submit(_worker_batch, a, b, k))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        for slot in slots:
+            slot.close()
+            slot.unlink()
 
 
-_worker_sampler: Sampler | None = None
+def _slot_bytes(spec: DatasetSpec, rows: int) -> int:
+    per_field = int(np.prod(spec.shape)) * np.dtype(spec.dtype).itemsize
+    return rows * per_field * (1 + (spec.n_scales if spec.save_components else 0))
 
 
-def _init_worker(spec: DatasetSpec, fft_workers: int) -> None:
-    global _worker_sampler
-    _worker_sampler = Sampler(spec, fft_workers=fft_workers)
+def _slot_arrays(spec: DatasetSpec, buffer, rows: int):
+    """Views of a shared-memory slot as the fields ``(rows, *shape)`` and the components."""
+    fields = np.ndarray((rows,) + spec.shape, spec.dtype, buffer=buffer)
+    if not spec.save_components:
+        return fields, None
+    components = np.ndarray((rows, spec.n_scales) + spec.shape, spec.dtype, buffer=buffer, offset=fields.nbytes)
+    return fields, components
 
 
-def _worker_batch(start: int, stop: int):
-    return _worker_sampler.batch(start, stop)
+_worker: dict = {}
+
+
+def _init_worker(spec: DatasetSpec, fft_workers: int, slot_names: list[str], rows: int) -> None:
+    _worker["sampler"] = Sampler(spec, fft_workers=fft_workers)
+    _worker["slots"] = [shared_memory.SharedMemory(name=name) for name in slot_names]
+    _worker["rows"] = rows
+
+
+def _worker_batch(start: int, stop: int, slot: int):
+    """Draw samples ``start`` to ``stop`` into shared-memory slot ``slot``; return the labels."""
+    sampler = _worker["sampler"]
+    batch = sampler.batch(start, stop)
+    fields, components = _slot_arrays(sampler.spec, _worker["slots"][slot].buf, _worker["rows"])
+    fields[: len(batch.labels)] = batch.fields
+    if components is not None:
+        components[: len(batch.labels)] = batch.components
+    batch.fields = batch.components = None
+    return batch, slot
 
 
 def _reopen(path: Path, spec: DatasetSpec, shard: tuple[int, int] | None) -> h5py.File:
