@@ -66,7 +66,7 @@ def main():
 @click.option("--preset", help="A preset from data/presets/ (e.g. paper-2scale) or a .json path; options given override it.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=io.DEFAULT_PATH, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
-@click.option("--batch-size", type=int, default=32, show_default=True, help="Samples per inverse-FFT batch.")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Samples per inverse-FFT batch (capped at 4 Mpixels per batch, to bound memory).")
 @click.option("--workers", type=int, help="Processes drawing samples (default: all cores); the file is the same for any.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted run of the same command (same parameters).")
 @click.option("--shard", help="Write only shard I of N, like '3/16'; join the shards with msgp merge.")

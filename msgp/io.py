@@ -39,6 +39,9 @@ from .generate import Sampler
 from .spec import FORMAT, FORMAT_VERSION, DatasetSpec, SpecError
 
 DEFAULT_PATH = Path("data") / "msgp.h5"
+# A batch is at most this many pixels (4 samples of 1024²): its float64 and complex work arrays
+# then take about 100 MB per process, whatever the field size.
+BATCH_PIXELS = 2**22
 
 
 class MSGPError(ValueError):
@@ -147,7 +150,8 @@ def write(spec: DatasetSpec, path: str | os.PathLike = DEFAULT_PATH, *, overwrit
     workers : processes drawing samples; 1 draws in this process. The file is the same for any
         ``workers`` and ``batch_size``: sample i depends on (spec, i) alone.
     device : ``"cpu"``, or ``"cuda"`` for inverse FFTs on the GPU with torch (one process).
-    batch_size : samples per batched inverse FFT, and per write.
+    batch_size : samples per batched inverse FFT, and per write; capped at ``BATCH_PIXELS`` pixels
+        per batch so that memory stays bounded for large fields.
     fft_workers : threads for each batched inverse FFT.
     progress : ``progress(k)`` is called with the number of samples just added to the file, after
         they are flushed; on resume it is first called with the number already there.
@@ -183,6 +187,7 @@ def write(spec: DatasetSpec, path: str | os.PathLike = DEFAULT_PATH, *, overwrit
         if written and progress is not None:
             progress(written)
         first = start + written
+        batch_size = min(batch_size, max(1, BATCH_PIXELS // int(np.prod(spec.shape))))
         ranges = [(a, min(a + batch_size, stop)) for a in range(first, stop, batch_size)]
         try:
             for batch in _draw(spec, sampler, ranges, workers, fft_workers):
