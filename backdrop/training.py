@@ -271,20 +271,42 @@ def _accuracies(correct: torch.Tensor, count: float) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def _predict(model: MultiScaleNet, fields: torch.Tensor, device: torch.device, batch_size: int) -> torch.Tensor:
-    """Logits ``(n, K, M)`` of whole images, in eval mode (no masks)."""
+def _predict(model: MultiScaleNet, fields: torch.Tensor, device: torch.device, batch_size: int,
+             crop: int | None = None) -> torch.Tensor:
+    """Logits ``(n, K, M)`` of whole images, in eval mode (no masks).
+
+    A network trained on crops (``crop``) scores a whole image as the mean of the per-scale
+    log-probabilities of its ``(size // crop)**ndim`` tiles: fed the whole image at once, its zero
+    padding would cover a smaller fraction of the field than in training and shift the pooled
+    features past its standardisation statistics (measured: every test image of the default
+    dataset given one class at scale 0, against 0.60 train accuracy on crops).
+    """
     was_training = model.training
     model.eval()
-    out = [model(fields[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(fields), batch_size)]
+    tiles = None
+    if crop is not None:
+        size, ndim = fields.shape[-1], fields.ndim - 2
+        corners = torch.cartesian_prod(*[torch.arange(0, size - crop + 1, crop)] * ndim).view(1, -1, ndim)
+        tiles = corners.shape[1]
+    out = []
+    for i in range(0, len(fields), batch_size):
+        x = fields[i:i + batch_size]
+        if tiles is None:
+            out.append(model(x.to(device)).float().cpu())
+            continue
+        x = take_crops(x, corners.expand(len(x), -1, -1), crop)
+        log_probs = F.log_softmax(model(x.to(device)).float().cpu(), dim=-1)
+        out.append(log_probs.view(-1, tiles, *log_probs.shape[1:]).mean(1))
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, model.n_scales, model.n_choices)
 
 
-def _test_metrics(model: MultiScaleNet, data: _Data, device: torch.device, batch_size: int) -> dict[str, Any]:
+def _test_metrics(model: MultiScaleNet, data: _Data, device: torch.device, batch_size: int,
+                  crop: int | None = None) -> dict[str, Any]:
     """Test loss per scale and accuracy; each rank scores a slice and the counts are summed."""
     rank, world = _world()
     part = slice(rank, None, world)
-    logits = _predict(model, data.fields[part], device, batch_size)
+    logits = _predict(model, data.fields[part], device, batch_size, crop)
     choices = data.choices[part]
     totals = torch.zeros(2 * model.n_scales + 2, dtype=torch.float64)
     if len(logits):
@@ -545,7 +567,7 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
                 checkpoint(epoch, step, sums, train_seconds)
                 raise Interrupted(f"stopped at epoch {epoch + 1}, step {step}; the checkpoint in {out} "
                                   "resumes the run (--resume)")
-        test = _test_metrics(model, test_data, device, config.eval_batch_size)
+        test = _test_metrics(model, test_data, device, config.eval_batch_size, config.crop)
         count, images = sums[-2].item(), sums[-1].item()
         record = {"epoch": epoch + 1, "lr": lr,
                   "train_loss": (sums[:n_scales] / steps_per_epoch).tolist(),
@@ -741,7 +763,7 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
     test_data = _load(test_set)
     device = resolve_device(device)
     model.to(device)
-    logits = _predict(model, test_data.fields, device, batch_size)
+    logits = _predict(model, test_data.fields, device, batch_size, config.crop)
     log_joint = model.cpu().joint_log_probs(logits)
     log_marginals = F.log_softmax(logits, dim=-1)
     network = oracle.Prediction(labels=log_joint.argmax(1).numpy(), choices=logits.argmax(-1).numpy(),

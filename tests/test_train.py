@@ -78,6 +78,21 @@ def test_joint_log_probs_sum_the_scales():
     assert torch.allclose(joint[:, label], logp[:, 0, 1] + logp[:, 1, 0])
 
 
+def test_crop_trained_networks_score_whole_images_by_their_tiles():
+    """Each whole image counts as the mean of the per-scale log-probabilities of its 4 tiles."""
+    torch.manual_seed(0)
+    model = MultiScaleNet(2, 2, (1, 2))
+    images = torch.randn(3, 1, 32, 32)
+    tiled = training._predict(model, images, torch.device("cpu"), batch_size=2, crop=16)
+    model.eval()
+    with torch.no_grad():
+        tiles = [images[:, :, r:r + 16, c:c + 16] for r in (0, 16) for c in (0, 16)]
+        expected = torch.stack([torch.log_softmax(model(t), -1) for t in tiles]).mean(0)
+    assert torch.allclose(tiled, expected, atol=1e-6)
+    whole = training._predict(model, images, torch.device("cpu"), batch_size=2)
+    assert not torch.allclose(tiled.log_softmax(-1), whole.log_softmax(-1), atol=1e-3)
+
+
 def test_backdrop_changes_weight_gradients_not_outputs():
     with torch.random.fork_rng():
         torch.manual_seed(0)
