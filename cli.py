@@ -1,6 +1,7 @@
 """The ``msgp`` command line: thin commands that parse, call one library function, and print."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -441,6 +442,83 @@ def merge(shards, output, overwrite):
                f"integrity {'ok' if report['ok'] else '; '.join(report['problems'])}")
     if not report["ok"]:
         raise SystemExit(1)
+
+
+@main.command()
+@click.option("--quick", "plan_name", flag_value="quick", default=True,
+              help="Two scales at 64², 2-32 samples per class, 3 seeds: about 10 minutes on 2 CPU cores (default).")
+@click.option("--paper", "plan_name", flag_value="paper", help="The paper-2scale preset at 1024²: meant for a GPU.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output directory (default: runs/experiment-quick or runs/experiment-paper).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+def experiment(plan_name, out, device):
+    """Train backdrop, no backdrop and random crops for several training-set sizes and seeds,
+    test each on one held-out set beside the oracle, and sweep each head's mask probability.
+
+    Rerunning it skips finished runs and resumes interrupted ones.
+    """
+    from backdrop import experiments
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise InputError(f"--device must be auto, cpu or cuda, but got {device!r}")
+    plan = dataclasses.replace(experiments.PLANS[plan_name](), device=device)
+    out = out or Path("runs") / f"experiment-{plan_name}"
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a directory")
+
+    def progress(event, info):
+        if event == "generate":
+            click.echo(f"generating {info['path']} ({info['n']} samples)")
+        elif event == "run":
+            click.echo(f"training {info['run']} ({info['epochs']} epochs)")
+        elif event == "skip":
+            click.echo(f"finished already: {info['run']}")
+
+    try:
+        paths = experiments.run(plan, out, progress)
+    except (io.MSGPError, ValueError) as err:
+        _fail(err)
+    click.echo(f"wrote {', '.join(str(p) for p in paths.values())}")
+    click.echo((out / "results.md").read_text())
+
+
+@main.command()
+@click.option("--quick", is_flag=True, help="Small plan for 2 CPU cores, under 30 minutes (the default).")
+@click.option("--paper", is_flag=True, help="The paper-2scale preset at 1024², for a GPU.")
+@click.option("--out", type=click.Path(path_type=Path), help="Output directory (default experiments/<plan>).")
+def experiment(quick, paper, out):
+    """Backdrop against the full gradient and random crops, by training-set size, beside the oracle.
+
+    Writes results.csv/.md, accuracy_vs_ntrain.png, input_gradient.png and the mask-probability
+    sweep (mask_prob_sweep.csv/.md/.png). Rerun after an interruption: finished runs are kept.
+    """
+    from backdrop import experiment as exp
+    from backdrop import training
+
+    if quick and paper:
+        raise InputError("--quick and --paper contradict each other; pass one")
+    preset = "paper" if paper else "quick"
+    out = out or Path("experiments") / preset
+
+    def progress(event, info):
+        if event == "plan":
+            click.echo(f"{info['runs']} runs into {out}")
+        elif event in ("generate", "reuse"):
+            click.echo(f"{'generating' if event == 'generate' else 'reusing'} {info['path']} ({info['n']} samples)")
+        elif event == "train":
+            click.echo(f"training {info['run']} ({info['n_train']} images, {info['epochs']} epochs)")
+        elif event == "done":
+            click.echo(f"  {info['run']}: test joint {info['test_accuracy']['joint']:.3f} "
+                       f"(oracle {info['oracle_accuracy']['joint']:.3f}), {info['wall_s']:.0f} s")
+
+    try:
+        plan = exp.quick_plan() if preset == "quick" else exp.paper_plan()
+        written = exp.run_experiment(plan, out, progress=progress)
+    except training.TrainingError as err:
+        raise click.ClickException(str(err)) from None
+    except (ValueError, io.MSGPError) as err:
+        _fail(err)
+    click.echo("wrote " + ", ".join(str(p) for p in written.values()))
 
 
 if __name__ == "__main__":
