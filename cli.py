@@ -1,7 +1,6 @@
 """The ``msgp`` command line: thin commands that parse, call one library function, and print."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -442,44 +441,6 @@ def merge(shards, output, overwrite):
                f"integrity {'ok' if report['ok'] else '; '.join(report['problems'])}")
     if not report["ok"]:
         raise SystemExit(1)
-
-
-@main.command()
-@click.option("--quick", "plan_name", flag_value="quick", default=True,
-              help="Two scales at 64², 2-32 samples per class, 3 seeds: about 10 minutes on 2 CPU cores (default).")
-@click.option("--paper", "plan_name", flag_value="paper", help="The paper-2scale preset at 1024²: meant for a GPU.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Output directory (default: runs/experiment-quick or runs/experiment-paper).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-def experiment(plan_name, out, device):
-    """Train backdrop, no backdrop and random crops for several training-set sizes and seeds,
-    test each on one held-out set beside the oracle, and sweep each head's mask probability.
-
-    Rerunning it skips finished runs and resumes interrupted ones.
-    """
-    from backdrop import experiments
-
-    if device not in ("auto", "cpu", "cuda"):
-        raise InputError(f"--device must be auto, cpu or cuda, but got {device!r}")
-    plan = dataclasses.replace(experiments.PLANS[plan_name](), device=device)
-    out = out or Path("runs") / f"experiment-{plan_name}"
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is a file, not a directory")
-
-    def progress(event, info):
-        if event == "generate":
-            click.echo(f"generating {info['path']} ({info['n']} samples)")
-        elif event == "run":
-            click.echo(f"training {info['run']} ({info['epochs']} epochs)")
-        elif event == "skip":
-            click.echo(f"finished already: {info['run']}")
-
-    try:
-        paths = experiments.run(plan, out, progress)
-    except (io.MSGPError, ValueError) as err:
-        _fail(err)
-    click.echo(f"wrote {', '.join(str(p) for p in paths.values())}")
-    click.echo((out / "results.md").read_text())
 
 
 @main.command()
