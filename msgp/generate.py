@@ -93,7 +93,7 @@ class Sampler:
             for j, i in enumerate(range(start, stop)):
                 z = spectral.white_spectrum(rng_for(spec.seed, FIELD_STREAM, i), spec.size, spec.ndim)
                 spectra[j] = self.spectrum_sqrt(int(labels[j])) * z
-            fields = spectral.synthesize(spectra, spec.size, spec.ndim, self.fft_workers)
+            fields = self._synthesize(spectra)
             components = self._conditional_components(start, spectra, choices) if spec.save_components else None
         else:
             fields, components = self._standardised_sums(start, stop, choices)
@@ -105,6 +105,10 @@ class Sampler:
             scale_labels=choices.astype(np.uint8),
             components=None if components is None else components.astype(dtype),
         )
+
+    def _synthesize(self, spectra: np.ndarray) -> np.ndarray:
+        """Real float64 fields from half-grid spectra (the one step a device sampler replaces)."""
+        return spectral.synthesize(spectra, self.spec.size, self.spec.ndim, self.fft_workers)
 
     def _conditional_components(self, start, spectra, choices) -> np.ndarray:
         """Unit-variance components f_s with sum_s a_s f_s + noise equal to the drawn field.
@@ -125,7 +129,7 @@ class Sampler:
             residual = np.divide(x - sum(draws), total, out=np.zeros_like(x), where=total > 0)
             for s in range(K):
                 out[j, s] = (draws[s] + parts[s] ** 2 * residual) / spec.amplitudes[s]
-        return spectral.synthesize(out, spec.size, spec.ndim, self.fft_workers)
+        return self._synthesize(out)
 
     def _standardised_sums(self, start, stop, choices):
         spec = self.spec
@@ -138,7 +142,7 @@ class Sampler:
             for s, c in enumerate(choices[j]):
                 spectra[j, s] = self._sqrt_lam[s][c] * spectral.white_spectrum(rng, spec.size, spec.ndim)
             noise[j] = rng.standard_normal(spec.shape)
-        components = spectral.synthesize(spectra, spec.size, spec.ndim, self.fft_workers)
+        components = self._synthesize(spectra)
         axes = tuple(range(2, 2 + spec.ndim))
         components -= components.mean(axis=axes, keepdims=True)
         components /= components.std(axis=axes, keepdims=True)
