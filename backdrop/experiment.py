@@ -422,6 +422,7 @@ def plot_accuracy(results: Sequence[dict[str, Any]], path: Path, n_scales: int) 
         ax.set(xscale="log", xlabel="training images per class", title=name, ylim=(0, 1.02))
         ax.set_xticks(sorted({r["per_class"] for r in results}))
         ax.set_xticklabels([str(n) for n in sorted({r["per_class"] for r in results})])
+        ax.minorticks_off()  # the log axis's minor labels would overprint the sizes
     axes[0].set_ylabel("test accuracy")
     axes[-1].legend(fontsize=7)
     fig.savefig(path, dpi=80)
