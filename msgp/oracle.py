@@ -246,10 +246,9 @@ def crop_covariances(spec: DatasetSpec, crop: int, white: float):
     of the components' sum restricted to the crop, plus ``white`` (field units squared) on the
     diagonal.
     """
-    n_pixels = spec.size**spec.ndim
     # Covariance functions c(r) on the full grid, from the same eigenvalues as the whole-image model.
-    functions = [[spectral.synthesize(_component_eigenvalues(spec, s, m), spec.size, spec.ndim)
-                  / math.sqrt(n_pixels) for m in range(spec.n_choices)] for s in range(spec.n_scales)]
+    functions = [[spectral.covariance_function(_component_eigenvalues(spec, s, m), spec.size, spec.ndim)
+                  for m in range(spec.n_choices)] for s in range(spec.n_scales)]
     index = _crop_index(spec.size, crop, spec.ndim)
     pixels = crop**spec.ndim
     for choices in spec.choices(np.arange(spec.n_classes)):

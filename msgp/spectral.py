@@ -112,8 +112,8 @@ def analyze(fields: np.ndarray, ndim: int, workers: int = 1) -> np.ndarray:
     return scipy.fft.rfftn(np.asarray(fields, dtype=np.float64), axes=axes, norm="ortho", workers=workers)
 
 
-def periodic_covariance(kernel: str, length_scale: float, size: int, ndim: int) -> np.ndarray:
-    """The unit-variance periodic covariance function ``c(r)`` on the full grid, from the
-    eigenvalues. ``c[r]`` is the covariance of pixels ``r`` apart (per axis, modulo ``size``)."""
-    lam = eigenvalues(kernel, length_scale, size, ndim)
+def covariance_function(lam: np.ndarray, size: int, ndim: int) -> np.ndarray:
+    """The periodic covariance function ``c(r)`` on the full grid of the stationary field whose
+    half-grid eigenvalues are ``lam``: ``c[r]`` is the covariance of pixels ``r`` apart (per axis,
+    modulo ``size``); ``c[0]`` is the marginal variance."""
     return synthesize(lam, size, ndim) / math.sqrt(size**ndim)

@@ -85,6 +85,7 @@ def test_eigenvalues_equal_fft_of_dense_kernel_where_it_is_well_conditioned(kern
     row = dense_periodic_kernel(kernel, length, size, ndim)[0].reshape((size,) * ndim)
     reference = np.fft.rfftn(row).real
     assert np.allclose(lam, reference, rtol=1e-9, atol=1e-12)
+    assert np.allclose(spectral.covariance_function(lam, size, ndim), row, rtol=0, atol=1e-12)
 
 
 def test_se_eigenvalues_keep_relative_precision_in_the_far_tail():
