@@ -74,13 +74,9 @@ class MSGPDataset(Dataset):
         if self._pid != os.getpid():
             self._file = h5py.File(self.path, "r")
             self._pid = os.getpid()
-            fields = self._file["fields"]
-            unfiltered = fields.id.get_create_plist().get_nfilters() == 0
-            raw = not fields.is_virtual and unfiltered and fields.chunks == (1,) + fields.shape[1:]
-            self._fields, self._raw_chunks = fields, raw
+            self._fields = self._file["fields"]
+            self._raw_chunks = io.raw_rows(self._fields)
         if self._raw_chunks:
-            # An unfiltered chunk is the sample's bytes: reading it directly skips HDF5's selection
-            # and conversion machinery, which costs more than the read itself for small fields.
             out = np.empty(self._fields.shape[1:], self._fields.dtype)
             self._fields.id.read_direct_chunk((index,) + (0,) * self.spec.ndim, out=out.reshape(-1).view(np.uint8))
             return out

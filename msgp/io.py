@@ -214,10 +214,17 @@ def write(spec: DatasetSpec, path: str | os.PathLike = DEFAULT_PATH, *, overwrit
     return WriteResult(path, stop - start, seconds, path.stat().st_size, counts, stop - first)
 
 
+def raw_rows(dataset: h5py.Dataset) -> bool:
+    """Whether each row of ``dataset`` is one unfiltered chunk of its own, so that a row can be read
+    or written as raw chunk bytes, skipping HDF5's selection and conversion machinery (which costs
+    more than the copy itself for small fields)."""
+    return (not dataset.is_virtual and dataset.id.get_create_plist().get_nfilters() == 0
+            and dataset.chunks == (1,) + dataset.shape[1:])
+
+
 def _write_rows(dataset: h5py.Dataset, start: int, rows: np.ndarray) -> None:
-    """``dataset[start:start + len(rows)] = rows``; one-row chunks without filters are written as
-    raw chunks, skipping HDF5's selection and conversion machinery."""
-    if dataset.id.get_create_plist().get_nfilters() == 0 and dataset.chunks == (1,) + dataset.shape[1:]:
+    """``dataset[start:start + len(rows)] = rows``, as raw chunks where :func:`raw_rows` allows."""
+    if raw_rows(dataset):
         zeros = (0,) * (dataset.ndim - 1)
         for i, row in enumerate(np.ascontiguousarray(rows, dtype=dataset.dtype)):
             dataset.id.write_direct_chunk((start + i,) + zeros, row)
