@@ -10,6 +10,7 @@ import numpy as np
 from click.core import ParameterSource
 
 from msgp import io
+from msgp.plotting import PlotUnavailable
 from msgp.spec import DTYPES, MAX_SCALES, NORMALIZE, DatasetSpec, SpecError, load_preset
 from msgp.kernels import KERNELS
 
@@ -197,7 +198,7 @@ def preview(path, output, per_class, overwrite):
 
     try:
         preview_module.draw(path, output, per_class=per_class)
-    except (io.MSGPError, preview_module.PlotUnavailable) as err:
+    except (io.MSGPError, PlotUnavailable) as err:
         _fail(err)
     click.echo(f"wrote {output}")
 

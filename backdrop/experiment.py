@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from msgp import io
+from msgp.plotting import PlotUnavailable, pyplot
 from msgp.spec import DatasetSpec, load_preset
 
 from . import training
@@ -374,8 +375,8 @@ def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, A
     (out / "results.md").write_text("# Test accuracy by method and training-set size\n\n" + _describe(plan)
                                     + "\n" + table)
     written["results.md"] = out / "results.md"
-    written["accuracy_vs_ntrain.png"] = plot_accuracy(results, out / "accuracy_vs_ntrain.png", K)
-    written["input_gradient.png"] = plot_input_gradient(out / "input_gradient.png")
+    figures = {"accuracy_vs_ntrain.png": lambda path: plot_accuracy(results, path, K),
+               "input_gradient.png": plot_input_gradient}
     if sweep:
         written["mask_prob_sweep.csv"] = write_csv(sweep, out / "mask_prob_sweep.csv", K)
         table = summary_table(sweep, lambda r: tuple(r["mask_prob"]), [f"p head {s}" for s in range(K)],
@@ -384,20 +385,18 @@ def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, A
             f"# Mask-probability sweep at {plan.sweep_size} training images per class\n\n" + _describe(plan)
             + "Each head's mask probability varied alone, the others at the plan's.\n\n" + table)
         written["mask_prob_sweep.md"] = out / "mask_prob_sweep.md"
-        written["mask_prob_sweep.png"] = plot_sweep(plan, sweep, out / "mask_prob_sweep.png")
+        figures["mask_prob_sweep.png"] = lambda path: plot_sweep(plan, sweep, path)
+    # The tables need nothing beyond the base install; the figures need the plot extra.
+    try:
+        pyplot()
+    except PlotUnavailable:
+        return written
+    for name, draw in figures.items():
+        written[name] = draw(out / name)
     return written
 
 
 # Figures -------------------------------------------------------------------------------------------
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
 
 def _panels(n_scales: int):
     """(name, accessor) of the joint accuracy and each scale's."""
@@ -407,7 +406,7 @@ def _panels(n_scales: int):
 def plot_accuracy(results: Sequence[dict[str, Any]], path: Path, n_scales: int) -> Path:
     """Test accuracy against training-set size, one panel per scale and one joint, one line per
     method (mean, bars: std over seeds), the oracle's accuracy on the same test set dotted."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = _panels(n_scales)
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), constrained_layout=True)
     for ax, (name, get) in zip(axes, panels):
@@ -432,7 +431,7 @@ def plot_accuracy(results: Sequence[dict[str, Any]], path: Path, n_scales: int) 
 
 def plot_sweep(plan: ExperimentPlan, sweep: Sequence[dict[str, Any]], path: Path) -> Path:
     """Test accuracy against one head's mask probability (the others at the plan's), per scale."""
-    plt = _pyplot()
+    plt = pyplot()
     K = plan.spec.n_scales
     base = plan.head_probs()
     panels = _panels(K)
@@ -486,7 +485,7 @@ def input_gradient(size: int = 64, probs: tuple[float, float] = (0.5, 0.75), see
 def plot_input_gradient(path: Path, size: int = 64, probs: tuple[float, float] = (0.5, 0.75), seed: int = 0) -> Path:
     """``input_gradient.png``: the two masks and the gradient that reaches the input (the
     "product of two masks" picture of the paper)."""
-    plt = _pyplot()
+    plt = pyplot()
     grad, fine, coarse = input_gradient(size, probs, seed)
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.2), constrained_layout=True)
     for ax, image, title in ((axes[0], fine, f"mask 1 (full resolution, p={probs[0]:g})"),

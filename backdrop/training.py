@@ -40,6 +40,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from msgp import io, oracle
+from msgp.plotting import PlotUnavailable, pyplot
 
 from .functional import draw_mask
 from .layer import Backdrop
@@ -691,11 +692,8 @@ def _summary(config: TrainConfig, spec, test_data: _Data, last: dict[str, Any], 
 def plot_curves(run_dir: str | os.PathLike) -> Path | None:
     """``curves.png``: loss and accuracy per epoch; ``None`` when matplotlib is not installed."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+        plt = pyplot()
+    except PlotUnavailable:
         return None
     records = read_metrics(run_dir)
     epochs = [r["epoch"] for r in records]

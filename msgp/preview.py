@@ -6,14 +6,11 @@ from pathlib import Path
 import numpy as np
 
 from . import io, spectral
+from .plotting import pyplot
 from .spec import DatasetSpec
 
 MAX_CLASSES_SHOWN = 16
 SPECTRUM_SAMPLES = 256
-
-
-class PlotUnavailable(RuntimeError):
-    """matplotlib is not installed."""
 
 
 def radial_power(spectra: np.ndarray, size: int, ndim: int, n_bins: int | None = None):
@@ -47,14 +44,9 @@ def _image(field: np.ndarray, ndim: int) -> np.ndarray:
 def draw(path: str | Path, output: str | Path, per_class: int = 3) -> Path:
     """Write a PNG with ``per_class`` samples of each class (up to 16 classes) and, for each scale,
     the empirical radially averaged power spectrum of the samples of each candidate length scale
-    beside its expectation from the kernel's eigenvalues."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise PlotUnavailable("msgp preview needs matplotlib: pip install 'msgp[plot]'") from None
+    beside its expectation from the kernel's eigenvalues. Raises
+    :class:`~msgp.plotting.PlotUnavailable` without matplotlib."""
+    plt = pyplot()
     with io.open_file(path) as (f, spec):
         labels = f["labels"][:]
         classes = list(range(min(spec.n_classes, MAX_CLASSES_SHOWN)))

@@ -62,6 +62,23 @@ def test_writes_every_output(finished):
     assert recorder.count("generate") == 2
 
 
+def test_without_matplotlib_the_tables_are_still_written(finished, tmp_path, monkeypatch):
+    out, _, _ = finished
+
+    def unavailable():
+        raise experiment.PlotUnavailable("pictures need matplotlib")
+
+    monkeypatch.setattr(experiment, "pyplot", unavailable)
+    for name in ("results.csv", "results.md", "accuracy_vs_ntrain.png"):
+        (out / name).rename(tmp_path / name)
+    try:
+        written = experiment.run_experiment(tiny_plan(), out)
+        assert {"results.csv", "results.md", "mask_prob_sweep.csv", "mask_prob_sweep.md"} == set(written)
+        assert (out / "results.csv").is_file() and not (out / "accuracy_vs_ntrain.png").exists()
+    finally:
+        (tmp_path / "accuracy_vs_ntrain.png").rename(out / "accuracy_vs_ntrain.png")
+
+
 def test_results_csv_has_one_row_per_run(finished):
     out, _, _ = finished
     rows = read_csv(out / "results.csv")

@@ -322,6 +322,18 @@ def test_generate_info_preview(tmp_path, monkeypatch):
     assert (tmp_path / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_preview_without_matplotlib_is_one_line(tmp_path, monkeypatch):
+    from msgp import plotting, preview
+
+    def unavailable():
+        raise plotting.PlotUnavailable("pictures need matplotlib: pip install 'msgp[plot]'")
+
+    io.write(small_spec(), tmp_path / "d.h5")
+    monkeypatch.setattr(preview, "pyplot", unavailable)
+    result = CliRunner().invoke(cli.main, ["preview", str(tmp_path / "d.h5"), "-o", str(tmp_path / "g.png")])
+    assert result.exit_code == 2 and result.output.strip() == "Error: pictures need matplotlib: pip install 'msgp[plot]'"
+
+
 def test_lengths_amplitudes_and_preset_options(tmp_path):
     runner = CliRunner()
     out = tmp_path / "x.h5"

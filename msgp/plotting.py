@@ -1,0 +1,18 @@
+"""matplotlib, when the ``plot`` extra is installed: every picture msgp draws starts here."""
+from __future__ import annotations
+
+
+class PlotUnavailable(RuntimeError):
+    """matplotlib is not installed; the message is one line for the user."""
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (files only, no display needed)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise PlotUnavailable("pictures need matplotlib: pip install 'msgp[plot]'") from None
+    return plt
