@@ -272,6 +272,15 @@ def _parse_mask_prob(text: str):
     return values[0] if len(values) == 1 else tuple(values)
 
 
+def _parse_blocks(text: str):
+    """``"B"`` (every scale) or ``"B0,B1,..."`` (one per scale), positive integers."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--mask-block must be comma-separated integers like '1,1,2', but got {text!r}") from None
+    return values[0] if len(values) == 1 else values
+
+
 def _parse_stages(text: str | None):
     if text is None:
         return None
@@ -284,16 +293,28 @@ def _parse_stages(text: str | None):
 @main.command()
 @click.argument("data", type=click.Path(path_type=Path), default=io.DEFAULT_PATH)
 @click.option("--backdrop/--no-backdrop", default=True, show_default=True,
-              help="Backdrop masks in front of every head, or the plain full gradient.")
+              help="Backdrop masks at every scale's depth, or the plain full gradient.")
 @click.option("--mask-prob", default="0.5", show_default=True,
               help="Backdrop mask probability: one value, or one per scale like '0.5,0.5,0.25'.")
+@click.option("--mask-block", default="1", show_default=True,
+              help="Side of the square blocks a mask keeps or drops together: one value, or one per scale.")
+@click.option("--topology", type=click.Choice(["heads", "series"]), default="heads", show_default=True,
+              help="heads: one head per scale behind its own mask; series: the masks in series along one trunk, one classifier.")
+@click.option("--augment", is_flag=True,
+              help="Random periodic shifts, flips and axis permutations of every training image (exact symmetries of the data).")
 @click.option("--crop", type=int, help="Baseline: train on random crops of this side, test on whole images.")
 @click.option("--n-train", type=int, default=512, show_default=True, help="Class-balanced training samples.")
 @click.option("--n-test", type=int, default=512, show_default=True, help="Class-balanced test samples, disjoint.")
 @click.option("--test-data", type=click.Path(path_type=Path), help="Draw the test samples from this compatible file.")
 @click.option("--epochs", type=int, default=30, show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Global batch, in images.")
-@click.option("--lr", type=float, default=2e-3, show_default=True, help="Adam learning rate (cosine decay).")
+@click.option("--lr", type=float, default=2e-3, show_default=True, help="Peak AdamW learning rate.")
+@click.option("--warmup", type=float, default=0.1, show_default=True,
+              help="Fraction of the steps with a linear warm-up to --lr, before the cosine decay to zero.")
+@click.option("--weight-decay", type=float, default=0.0, show_default=True, help="AdamW's decoupled weight decay.")
+@click.option("--clip-grad", type=float, help="Clip the gradient's global norm to this value.")
+@click.option("--eval-every", type=int, default=1, show_default=True,
+              help="Score the test set every K epochs and after the last (0: after the last only).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Root of every random stream.")
 @click.option("--heads", help="Backbone stage of each scale's head, like '1,2,3' (default: by receptive field).")
@@ -301,8 +322,9 @@ def _parse_stages(text: str | None):
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/<date-time>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.pass_context
-def train(ctx, data, backdrop, mask_prob, crop, n_train, n_test, test_data, epochs, batch_size, lr, device,
-          seed, heads, width, out, resume):
+def train(ctx, data, backdrop, mask_prob, mask_block, topology, augment, crop, n_train, n_test, test_data,
+          epochs, batch_size, lr, warmup, weight_decay, clip_grad, eval_every, device, seed, heads, width, out,
+          resume):
     """Train a multi-scale network (one head per scale) and compare it with the oracle.
 
     Under ``torchrun --nproc-per-node N -m msgp.train ...`` it trains with DistributedDataParallel.
@@ -313,9 +335,11 @@ def train(ctx, data, backdrop, mask_prob, crop, n_train, n_test, test_data, epoc
 
     from backdrop import training
 
-    values = {"data": data, "backdrop": backdrop, "mask_prob": _parse_mask_prob(mask_prob), "crop": crop,
+    values = {"data": data, "backdrop": backdrop, "mask_prob": _parse_mask_prob(mask_prob),
+              "mask_block": _parse_blocks(mask_block), "topology": topology, "augment": augment, "crop": crop,
               "n_train": n_train, "n_test": n_test, "test_data": test_data, "epochs": epochs,
-              "batch_size": batch_size, "lr": lr, "device": device, "seed": seed,
+              "batch_size": batch_size, "lr": lr, "warmup": warmup, "weight_decay": weight_decay,
+              "clip_grad": clip_grad, "eval_every": eval_every, "device": device, "seed": seed,
               "head_stages": _parse_stages(heads), "width": width}
     try:
         if resume:
@@ -342,7 +366,7 @@ def train(ctx, data, backdrop, mask_prob, crop, n_train, n_test, test_data, epoc
         elif event == "step":
             bar.set_postfix({"loss": f"{info['loss']:.3f}", "img/s": f"{info['images_per_s']:.0f}"}, refresh=False)
             bar.update()
-        else:
+        elif info["test_accuracy"] is not None:
             bar.write(f"epoch {info['epoch']}: test accuracy joint {info['test_accuracy']['joint']:.3f}, scales "
                       + ", ".join(f"{a:.3f}" for a in info["test_accuracy"]["scales"]))
 
@@ -445,41 +469,50 @@ def merge(shards, output, overwrite):
 
 
 @main.command()
-@click.option("--quick", is_flag=True, help="Small plan for 2 CPU cores, under 30 minutes (the default).")
-@click.option("--paper", is_flag=True, help="The paper-2scale preset at 1024², for a GPU.")
+@click.option("--plan", "plan_name", type=click.Choice(["paper128", "default3", "paper"]), default="paper128",
+              show_default=True, help="paper128: the paper's two-scale statistics at 128²; default3: the default "
+              "three-scale dataset; paper: paper-2scale at 1024², for a GPU.")
+@click.option("--jobs", type=int, help="Runs trained at once, one thread each (default: all cores on CPU, 1 on a GPU).")
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory (default experiments/<plan>).")
-def experiment(quick, paper, out):
-    """Backdrop against the full gradient and random crops, by training-set size, beside the oracle.
+def experiment(plan_name, jobs, out):
+    """Backdrop against the full gradient, augmentation and crops, by training-set size, as a
+    fraction of the oracle's accuracy, with paired 95% intervals.
 
-    Writes results.csv/.md, accuracy_vs_ntrain.png, input_gradient.png and the mask-probability
-    sweep (mask_prob_sweep.csv/.md/.png). Rerun after an interruption: finished runs are kept.
+    Writes results.csv/.md, comparisons.csv/.md, efficiency.png, input_gradient.png and, with a
+    sweep, sweep.csv/.md/.png. Rerun after an interruption: finished runs are kept.
     """
+    from tqdm import tqdm
+
     from backdrop import experiment as exp
     from backdrop import training
 
-    if quick and paper:
-        raise InputError("--quick and --paper contradict each other; pass one")
-    preset = "paper" if paper else "quick"
-    out = out or Path("experiments") / preset
+    out = out or Path("experiments") / plan_name
+    plan = exp.PLANS[plan_name]()
+    if jobs is None:
+        jobs = (os.cpu_count() or 1) if plan.device == "cpu" else 1
+    bar = None
 
     def progress(event, info):
+        nonlocal bar
         if event == "plan":
-            click.echo(f"{info['runs']} runs into {out}")
+            click.echo(f"{info['runs']} runs into {out}, {info['to_train']} to train, {jobs} at a time")
+            bar = tqdm(total=info["runs"], initial=info["runs"] - info["to_train"], unit="run", disable=None)
         elif event in ("generate", "reuse"):
             click.echo(f"{'generating' if event == 'generate' else 'reusing'} {info['path']} ({info['n']} samples)")
-        elif event == "train":
-            click.echo(f"training {info['run']} ({info['n_train']} images, {info['epochs']} epochs)")
-        elif event == "done":
-            click.echo(f"  {info['run']}: test joint {info['test_accuracy']['joint']:.3f} "
-                       f"(oracle {info['oracle_accuracy']['joint']:.3f}), {info['wall_s']:.0f} s")
+        elif event == "done" and not info.get("skipped"):
+            bar.write(f"  {info['name']}: joint {info['test_accuracy']['joint']:.3f} "
+                      f"(oracle {info['oracle_accuracy']['joint']:.3f}), {info['wall_s']:.0f} s")
+            bar.update()
 
     try:
-        plan = exp.quick_plan() if preset == "quick" else exp.paper_plan()
-        written = exp.run_experiment(plan, out, progress=progress)
+        written = exp.run_experiment(plan, out, progress=progress, jobs=jobs)
     except training.TrainingError as err:
         raise click.ClickException(str(err)) from None
     except (ValueError, io.MSGPError) as err:
         _fail(err)
+    finally:
+        if bar is not None:
+            bar.close()
     click.echo("wrote " + ", ".join(str(p) for p in written.values()))
 
 

@@ -1,33 +1,41 @@
-"""The experiment behind the 2018 paper's claim: backdrop against the full gradient and random crops.
+"""The experiment behind the 2018 paper's claim: backdrop against the full gradient, augmentation
+and crops, by training-set size, as a fraction of the Bayes-optimal accuracy.
 
-An :class:`ExperimentPlan` names a dataset, the training-set sizes, the seeds, the methods and a
-mask-probability sweep. :func:`run_experiment` generates (or reuses) a training file and a separate
-test file with the same statistics, trains every planned run in its own directory, scores each on
-the whole test file beside the Bayes-optimal oracle, and rebuilds the tables and figures from the
-run directories, so an interrupted experiment rerun with the same plan repeats nothing that was
-finished. :func:`quick_plan` (small, 2 CPU cores) and :func:`paper_plan` (the paper's 1024² data,
-for a GPU) are the two presets of ``msgp experiment``.
+An :class:`ExperimentPlan` names a dataset, the training-set sizes, the seeds, the methods, each
+backdrop method's masks, and a sweep of mask settings. :func:`run_experiment` generates (or
+reuses) a training file and a separate test file with the same statistics, trains every planned
+run in its own directory (``jobs`` at a time, one thread each), scores each once at the end on
+every sample of the test file beside the oracle on the same samples, and rebuilds the tables and
+figures from the run directories, so an interrupted experiment rerun with the same plan repeats
+nothing that was finished.
 
-Scoring. :func:`backdrop.training.train` scores its test set after every epoch; with hundreds of
-epochs for the smallest training sets, scoring the 512-image test file each time would cost more
-than the training. Each run therefore monitors a few images of the training file during training
-(``monitor_per_class`` per class, disjoint from the training subset) and is scored once, at the
-end, by :func:`backdrop.training.evaluate` on every sample of the test file; the oracle is scored
-on the same samples.
+Methods (:data:`METHODS`): ``no-backdrop`` (the full gradient), ``backdrop`` (one head per
+scale, each behind its own mask), ``series`` (the paper's topology: the masks in series along one
+trunk, one classifier), ``augment`` (random periodic shifts, flips and axis permutations, exact
+symmetries of the data, full gradient), ``augment+backdrop`` and ``crop`` (random crops, whole
+test images scored by their tiles).
+
+Statistics. Runs of two methods with the same seed share the training subset (and the test
+file), so differences are paired by seed: :func:`paired_difference` gives the mean difference and
+its 95% t interval, and an effect is claimed only when the interval excludes zero.
 """
 from __future__ import annotations
 
 import csv
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from scipy import stats
 
 from msgp import io
 from msgp.plotting import PlotUnavailable, pyplot
@@ -36,7 +44,8 @@ from msgp.spec import DatasetSpec, load_preset
 from . import training
 from .layer import Backdrop
 
-METHODS = ("backdrop", "no-backdrop", "crop")
+METHODS = ("no-backdrop", "backdrop", "series", "augment", "augment+backdrop", "crop")
+REFERENCES = ("no-backdrop", "augment")  # what every other method is compared with
 Progress = Callable[[str, dict], None]
 
 
@@ -45,105 +54,146 @@ class ExperimentError(ValueError):
 
 
 @dataclass(frozen=True)
+class Masks:
+    """A backdrop setting: topology, mask probability per scale, mask block side per scale."""
+
+    topology: str
+    probs: tuple[float, ...]
+    blocks: tuple[int, ...]
+
+    @property
+    def tag(self) -> str:
+        tag = f"{self.topology}-p" + "_".join(f"{p:g}" for p in self.probs)
+        return tag + ("-b" + "_".join(str(b) for b in self.blocks) if any(b > 1 for b in self.blocks) else "")
+
+    def describe(self) -> str:
+        text = f"{self.topology}, p {'/'.join(f'{p:g}' for p in self.probs)}"
+        return text + (f", blocks {'/'.join(str(b) for b in self.blocks)}" if any(b > 1 for b in self.blocks) else "")
+
+
+def masks(topology: str, probs: Sequence[float], blocks: Sequence[int] | None = None) -> Masks:
+    probs = tuple(float(p) for p in probs)
+    return Masks(topology, probs, tuple(int(b) for b in blocks) if blocks is not None else (1,) * len(probs))
+
+
+@dataclass(frozen=True)
 class ExperimentPlan:
     """Everything an experiment runs.
 
     Parameters
     ----------
-    spec : the training data; its ``n`` is raised if needed to hold the largest training set and
-        the monitoring images. The test file is ``spec`` with ``seed=test_seed`` and ``n=n_test``.
+    spec : the training data; its ``n`` is raised if needed to hold the largest training set. The
+        test file is ``spec`` with ``seed=test_seed`` and ``n=n_test``.
     sizes : training-set sizes, in samples per class.
-    seeds : training seeds; each picks the training subset, the initialisation, the order, the
-        crops and the masks of a run.
-    methods : any of ``backdrop``, ``no-backdrop`` and ``crop``.
-    images : training images seen per run, the same for every size (so a smaller training set gets
-        more epochs): ``epochs = ceil(images / n_train)``.
-    crop : side of the random crops of the ``crop`` method (trained without backdrop).
-    mask_prob : mask probability of every head for the ``backdrop`` method, or one per scale.
+    seeds : seeds at sizes above ``small_max`` (seeds ``0 .. seeds-1``); each picks the training
+        subset, the initialisation, the order, the masks, the crops and the symmetries of a run.
+    small_seeds : seeds at sizes up to ``small_max`` per class, where the spread is largest.
+    methods : any of :data:`METHODS`.
+    images : training images seen per run; ``epochs = max(min_epochs, ceil(images / n_train))``.
+    min_epochs : the fewest passes over a (large) training set.
+    backdrop : the setting of the ``backdrop`` and ``augment+backdrop`` methods (``heads`` topology).
+    series : the setting of the ``series`` method.
+    crop : side of the random crops of the ``crop`` method.
     n_test : samples in the test file, every one scored (a multiple of the number of classes).
     test_seed : seed of the test file (must differ from ``spec.seed``).
-    monitor_per_class : images per class of the training file scored after every epoch (see the
-        module docstring); they never enter the training subset.
     batch_size : images per step (at most the training-set size).
     lr, width, device : as in :class:`~backdrop.training.TrainConfig`.
-    sweep_size : training-set size (per class) of the mask-probability sweep; ``None``: no sweep.
-    sweep_probs : the values each head's mask probability takes in the sweep, one head at a time,
-        the others held at ``mask_prob``.
-    sweep_seeds : the sweep's seeds.
+    sweep : backdrop settings tried at ``sweep_size`` per class with ``small_seeds`` seeds beside
+        ``no-backdrop`` and ``augment``.
+    sweep_size : training-set size (per class) of the sweep; ``None``: no sweep.
     """
 
     spec: DatasetSpec
     sizes: tuple[int, ...]
-    seeds: tuple[int, ...]
-    methods: tuple[str, ...] = METHODS
-    images: int = 3072
+    seeds: int = 5
+    small_seeds: int = 10
+    small_max: int = 8
+    methods: tuple[str, ...] = ("no-backdrop", "backdrop", "series", "augment")
+    images: int = 2048
+    min_epochs: int = 16
+    backdrop: Masks | None = None
+    series: Masks | None = None
     crop: int = 32
-    mask_prob: float | tuple[float, ...] = 0.5
     n_test: int = 512
     test_seed: int = 1000
-    monitor_per_class: int = 4
     batch_size: int = 16
     lr: float = 2e-3
     width: int = 16
     device: str = "auto"
+    sweep: tuple[Masks, ...] = ()
     sweep_size: int | None = None
-    sweep_probs: tuple[float, ...] = (0.0, 0.5, 0.9)
-    sweep_seeds: tuple[int, ...] = ()
 
     def __post_init__(self):
-        for name in ("sizes", "seeds", "methods", "sweep_probs", "sweep_seeds"):
+        for name in ("sizes", "methods", "sweep"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        if isinstance(self.mask_prob, (list, tuple)):
-            object.__setattr__(self, "mask_prob", tuple(float(p) for p in self.mask_prob))
+        K = self.spec.n_scales
+        if self.backdrop is None:
+            object.__setattr__(self, "backdrop", masks("heads", (0.5,) * K))
+        if self.series is None:
+            object.__setattr__(self, "series", masks("series", (0.5,) * K))
         C = self.spec.n_classes
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ExperimentError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
         if not self.sizes or any(not isinstance(n, int) or n < 1 for n in self.sizes):
             raise ExperimentError(f"sizes must be positive integers (samples per class), but got {self.sizes}")
-        if not self.seeds or any(not isinstance(s, int) or s < 0 for s in self.seeds):
-            raise ExperimentError(f"seeds must be non-negative integers, but got {self.seeds}")
+        for name in ("seeds", "small_seeds", "images", "min_epochs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ExperimentError(f"{name} must be a positive integer, but got {value}")
         if self.n_test < C or self.n_test % C:
             raise ExperimentError(f"n_test must be a positive multiple of the {C} classes, but got {self.n_test}")
         if self.test_seed == self.spec.seed:
             raise ExperimentError(f"the test file needs another seed than the training file ({self.spec.seed})")
-        if self.images < 1 or self.monitor_per_class < 1:
-            raise ExperimentError("images and monitor_per_class must be positive")
-        if self.sweep_size is not None and not self.sweep_seeds:
-            raise ExperimentError("a sweep needs at least one seed (sweep_seeds)")
+        for setting in (self.backdrop, self.series, *self.sweep):
+            if len(setting.probs) != K or len(setting.blocks) != K:
+                raise ExperimentError(f"mask setting {setting.describe()} needs one value per scale ({K})")
+        if self.sweep and self.sweep_size is None:
+            raise ExperimentError("a sweep needs its training-set size (sweep_size)")
+
+    def seeds_at(self, per_class: int) -> range:
+        return range(self.small_seeds if per_class <= self.small_max else self.seeds)
+
+    def epochs(self, n_train: int) -> int:
+        return max(self.min_epochs, math.ceil(self.images / n_train))
 
     @property
     def train_spec(self) -> DatasetSpec:
-        needed = (max(self.sizes + ((self.sweep_size,) if self.sweep_size else ())) + self.monitor_per_class) \
-            * self.spec.n_classes
+        needed = max(self.sizes + ((self.sweep_size,) if self.sweep_size else ())) * self.spec.n_classes
         return self.spec.replace(n=max(self.spec.n, needed))
 
     @property
     def test_spec(self) -> DatasetSpec:
         return self.spec.replace(seed=self.test_seed, n=self.n_test)
 
-    def head_probs(self) -> tuple[float, ...]:
-        """The backdrop method's mask probability of each head."""
-        K = self.spec.n_scales
-        return self.mask_prob if isinstance(self.mask_prob, tuple) else (float(self.mask_prob),) * K
 
-
-def quick_plan() -> ExperimentPlan:
-    """The ``--quick`` plan, sized for 2 CPU cores in under 30 minutes.
-
-    The paper's two-scale dataset scaled to 128² (length scales 1.19 / 1.25 px and 10 / 17.5 px,
-    standardised per sample), 2, 8 and 32 training images per class, 3 seeds, 2048 training
-    images seen per run, 512 test images, one monitoring image per class; the sweep at 8 per class.
-    """
+def paper128_plan() -> ExperimentPlan:
+    """The paper's two-scale statistics at 128² (the ``paper-2scale`` length scales divided by 8, so
+    an image holds the paper's number of blobs per scale), 2 to 64 images per class."""
     spec = DatasetSpec.default(2, 128, normalize="sample", n=4, seed=0)
-    return ExperimentPlan(spec=spec, sizes=(2, 8, 32), seeds=(0, 1, 2), images=2048, crop=32,
-                          monitor_per_class=1, sweep_size=8, sweep_seeds=(0, 1, 2), device="cpu")
+    return ExperimentPlan(spec=spec, sizes=(2, 4, 8, 16, 32, 64), device="cpu",
+                          backdrop=masks("heads", (0.5, 0.9)), series=masks("series", (0.3, 0.95)),
+                          sweep_size=4, sweep=(masks("heads", (0.5, 0.5)), masks("heads", (0.5, 0.9)),
+                                               masks("heads", (0.5, 0.97)), masks("heads", (0.5, 0.97), (1, 2)),
+                                               masks("series", (0.3, 0.95)), masks("series", (0.5, 0.97))))
+
+
+def default3_plan() -> ExperimentPlan:
+    """The default three-scale dataset (``msgp generate``: 128², normalize=theory), 2 to 64 images per class."""
+    spec = DatasetSpec.default(3, 128, n=8, seed=0)
+    return ExperimentPlan(spec=spec, sizes=(2, 4, 8, 16, 32, 64), device="cpu",
+                          backdrop=masks("heads", (0.5, 0.5, 0.9)), series=masks("series", (0.3, 0.5, 0.95)))
 
 
 def paper_plan() -> ExperimentPlan:
-    """The ``--paper`` plan: the ``paper-2scale`` preset at 1024², 4 to 256 images per class, for a GPU."""
-    return ExperimentPlan(spec=load_preset("paper-2scale"), sizes=(4, 16, 64, 256), seeds=(0, 1, 2),
-                          images=16384, crop=256, sweep_size=16, sweep_seeds=(0, 1, 2), device="auto")
+    """The ``paper-2scale`` preset at 1024², 4 to 64 images per class, for a GPU."""
+    return ExperimentPlan(spec=load_preset("paper-2scale"), sizes=(4, 16, 64), seeds=3, small_seeds=10,
+                          small_max=4, images=4096, crop=256, device="auto",
+                          methods=("no-backdrop", "backdrop", "series", "augment", "crop"),
+                          backdrop=masks("heads", (0.5, 0.9)), series=masks("series", (0.3, 0.95)))
+
+
+PLANS = {"paper128": paper128_plan, "default3": default3_plan, "paper": paper_plan}
 
 
 @dataclass(frozen=True)
@@ -154,51 +204,43 @@ class Run:
     method: str
     per_class: int
     seed: int
-    mask_prob: tuple[float, ...] | None = None  # the backdrop method's, one per head
+    masks: Masks | None = None  # the backdrop setting, for methods with backdrop
 
-    def config(self, plan: ExperimentPlan, data: Path) -> training.TrainConfig:
-        C = plan.spec.n_classes
-        n_train = self.per_class * C
+    def config(self, plan: ExperimentPlan, train_path: Path, test_path: Path) -> training.TrainConfig:
+        n_train = self.per_class * plan.spec.n_classes
+        setting = self.masks
         return training.TrainConfig(
-            data=str(data), backdrop=self.method == "backdrop",
-            mask_prob=self.mask_prob if self.mask_prob is not None else 0.5,
-            crop=plan.crop if self.method == "crop" else None, n_train=n_train,
-            n_test=plan.monitor_per_class * C, epochs=math.ceil(plan.images / n_train),
+            data=str(train_path), test_data=str(test_path), n_train=n_train, n_test=plan.n_test,
+            backdrop=setting is not None,
+            mask_prob=setting.probs if setting else 0.5, mask_block=setting.blocks if setting else 1,
+            topology=setting.topology if setting else "heads", augment=self.method.startswith("augment"),
+            crop=plan.crop if self.method == "crop" else None, epochs=plan.epochs(n_train),
             batch_size=min(plan.batch_size, n_train), lr=plan.lr, device=plan.device, seed=self.seed,
-            width=plan.width)
+            width=plan.width, eval_every=0)
 
 
-def _run(method: str, per_class: int, seed: int, probs: tuple[float, ...] | None = None) -> Run:
-    if method == "backdrop":
-        tag = "backdrop-p" + "_".join(f"{p:g}" for p in probs)
-    else:
-        tag = method
-    return Run(f"{tag}-n{per_class}-s{seed}", method, per_class, seed, probs)
+def make_run(method: str, per_class: int, seed: int, setting: Masks | None = None) -> Run:
+    tag = method if setting is None else f"{method}-{setting.tag}"
+    return Run(f"{tag}-n{per_class}-s{seed}", method, per_class, seed, setting)
+
+
+def _setting(plan: ExperimentPlan, method: str) -> Masks | None:
+    return {"backdrop": plan.backdrop, "augment+backdrop": plan.backdrop, "series": plan.series}.get(method)
 
 
 def main_runs(plan: ExperimentPlan) -> list[Run]:
     """Every method at every size and seed."""
-    return [_run(m, n, s, plan.head_probs() if m == "backdrop" else None)
-            for n in plan.sizes for m in plan.methods for s in plan.seeds]
-
-
-def sweep_settings(plan: ExperimentPlan) -> list[tuple[float, ...]]:
-    """The sweep's mask probabilities, one tuple per setting: the plan's, then each head varied alone."""
-    if plan.sweep_size is None:
-        return []
-    base = plan.head_probs()
-    settings = [base]
-    for head in range(len(base)):
-        for p in plan.sweep_probs:
-            probs = base[:head] + (float(p),) + base[head + 1:]
-            if probs not in settings:
-                settings.append(probs)
-    return settings
+    return [make_run(m, n, s, _setting(plan, m)) for n in plan.sizes for m in plan.methods for s in plan.seeds_at(n)]
 
 
 def sweep_runs(plan: ExperimentPlan) -> list[Run]:
-    """Backdrop runs of the sweep; the plan's own setting shares its directories with the main runs."""
-    return [_run("backdrop", plan.sweep_size, s, probs) for probs in sweep_settings(plan) for s in plan.sweep_seeds]
+    """The sweep's backdrop settings and its two references, at ``sweep_size`` with ``small_seeds`` seeds."""
+    if plan.sweep_size is None:
+        return []
+    n, seeds = plan.sweep_size, range(plan.small_seeds)
+    runs = [make_run(m, n, s) for m in REFERENCES for s in seeds]
+    runs += [make_run("series" if m.topology == "series" else "backdrop", n, s, m) for m in plan.sweep for s in seeds]
+    return runs
 
 
 def prepare_data(plan: ExperimentPlan, out: Path, progress: Progress | None = None) -> tuple[Path, Path]:
@@ -231,44 +273,43 @@ def prepare_data(plan: ExperimentPlan, out: Path, progress: Progress | None = No
     return paths[0], paths[1]
 
 
-def execute(run: Run, plan: ExperimentPlan, out: Path, train_path: Path, test_path: Path,
-            progress: Progress | None = None) -> dict[str, Any]:
-    """Train ``run`` unless its ``summary.json`` exists (resuming an interrupted one), score it on
-    the test file unless its ``result.json`` exists, and return that result."""
-    notify = progress or (lambda event, info: None)
+def execute(run: Run, plan: ExperimentPlan, out: Path, train_path: Path, test_path: Path) -> dict[str, Any]:
+    """Train ``run`` (resuming an interrupted one) unless its ``result.json`` exists, and return
+    the result: the trainer scores the whole test file once, after the last epoch, beside the
+    oracle on the same samples."""
     run_dir = out / "runs" / run.name
     result_path = run_dir / "result.json"
     if result_path.exists():
-        notify("skip", {"run": run.name})
-        return json.loads(result_path.read_text())
-    config = run.config(plan, train_path)
+        return {**json.loads(result_path.read_text()), "skipped": True}
+    config = run.config(plan, train_path, test_path)
     started = time.perf_counter()
-    train_seconds = 0.0
-    if not (run_dir / "summary.json").exists():
-        notify("train", {"run": run.name, "epochs": config.epochs, "n_train": config.n_train})
+    if (run_dir / "summary.json").exists():
+        summary = json.loads((run_dir / "summary.json").read_text())
+    else:
         resume = (run_dir / "checkpoint.pt").exists()
-        training.train(config, run_dir, resume=resume,
-                       progress=lambda event, info: notify(f"train-{event}", {"run": run.name, **info}))
-        train_seconds = time.perf_counter() - started
-    scored = training.evaluate(run_dir, test_path, n=plan.n_test, device=plan.device)
+        if not resume and (run_dir / "config.json").exists():
+            (run_dir / "config.json").unlink()  # died before its first checkpoint: start it again
+        summary = training.train(config, run_dir, resume=resume)
+    last = training.read_metrics(run_dir)[-1]
     result = {
-        "method": run.method, "n_train": config.n_train, "per_class": run.per_class, "seed": run.seed,
-        "mask_prob": list(run.mask_prob) if run.mask_prob is not None else None, "epochs": config.epochs,
-        "n_test": scored["n"],
-        "test_accuracy": {"joint": scored["network"]["joint"]["accuracy"],
-                          "scales": [s["accuracy"] for s in scored["network"]["scales"]]},
-        "oracle_accuracy": {"joint": scored["oracle"]["joint"]["accuracy"],
-                            "scales": [s["accuracy"] for s in scored["oracle"]["scales"]]},
-        # Training plus scoring; 0 training seconds when only the scoring was left to do.
+        "name": run.name, "method": run.method, "n_train": config.n_train, "per_class": run.per_class,
+        "seed": run.seed, "masks": None if run.masks is None else run.masks.describe(),
+        "epochs": config.epochs, "n_test": summary["n_test"],
+        "test_accuracy": summary["test_accuracy"], "oracle_accuracy": summary["oracle_accuracy"],
+        "train_accuracy": summary["train_accuracy"], "train_loss": last["train_loss"],
         "wall_s": time.perf_counter() - started,
-        "train_s": train_seconds,
     }
     result_path.write_text(json.dumps(result, indent=2) + "\n")
-    notify("done", {"run": run.name, **result})
     return result
 
 
-def run_experiment(plan: ExperimentPlan, out: str | Path, progress: Progress | None = None) -> dict[str, Path]:
+def _execute_one_thread(*args) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    return execute(*args)
+
+
+def run_experiment(plan: ExperimentPlan, out: str | Path, progress: Progress | None = None,
+                   jobs: int = 1) -> dict[str, Path]:
     """Run (or finish) the whole plan into ``out`` and write the tables and figures.
 
     Parameters
@@ -276,51 +317,113 @@ def run_experiment(plan: ExperimentPlan, out: str | Path, progress: Progress | N
     plan : what to run.
     out : output directory: ``data/`` (the two HDF5 files), ``runs/<name>/`` (one per run: the
         trainer's files and ``result.json``), and the outputs listed below.
-    progress : ``progress(event, info)`` with events ``generate``/``reuse`` (a data file),
-        ``train`` (a run starts training; ``train-<event>`` forwards the trainer's events), ``skip``
-        (a finished run), ``done`` (a run scored), ``plan`` (``{"runs": count}``, first).
+    progress : ``progress(event, info)`` with events ``plan`` (``{"runs", "to_train"}``, first),
+        ``generate``/``reuse`` (a data file) and ``done`` (a run finished or found finished:
+        its result).
+    jobs : runs trained at once, each in its own process with one thread (1: in this process,
+        with torch's threads).
 
     Returns
     -------
-    The written files by name: ``results.csv``, ``results.md``, ``accuracy_vs_ntrain.png``,
-    ``input_gradient.png`` and, with a sweep, ``mask_prob_sweep.csv``/``.md``/``.png``.
+    The written files by name: ``results.csv``, ``results.md``, ``comparisons.csv``,
+    ``comparisons.md``, ``efficiency.png``, ``input_gradient.png`` and, with a sweep,
+    ``sweep.csv``, ``sweep.md``, ``sweep.png``.
     """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ExperimentError(f"jobs must be a positive integer, but got {jobs}")
     out = Path(out)
     notify = progress or (lambda event, info: None)
-    runs = main_runs(plan)
-    sweep = sweep_runs(plan)
-    unique = list(dict.fromkeys(runs + sweep))
-    notify("plan", {"runs": len(unique)})
+    runs, sweep = main_runs(plan), sweep_runs(plan)
+    unique = list(dict.fromkeys(sweep + runs))  # the sweep first: it picks the backdrop setting
+    todo = [r for r in unique if not (out / "runs" / r.name / "result.json").exists()]
+    notify("plan", {"runs": len(unique), "to_train": len(todo)})
     train_path, test_path = prepare_data(plan, out, progress)
-    results = {run: execute(run, plan, out, train_path, test_path, progress) for run in unique}
+    results = {}
+    if jobs == 1:
+        for run in unique:
+            results[run] = execute(run, plan, out, train_path, test_path)
+            notify("done", results[run])
+    else:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_execute_one_thread, run, plan, out, train_path, test_path): run for run in unique}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                notify("done", results[futures[future]])
     return write_outputs(plan, out, [results[r] for r in runs], [results[r] for r in sweep])
+
+
+# Statistics ----------------------------------------------------------------------------------------
+
+def _accessors(n_scales: int) -> list[tuple[str, Callable[[dict], float]]]:
+    """(name, accuracy getter) of the joint accuracy and each scale's."""
+    return [("joint", lambda a: a["joint"])] + [(f"scale {s}", lambda a, s=s: a["scales"][s]) for s in range(n_scales)]
+
+
+def ratio(result: dict[str, Any], get: Callable[[dict], float]) -> float:
+    """A run's accuracy as a fraction of the oracle's on the same test samples."""
+    return get(result["test_accuracy"]) / get(result["oracle_accuracy"])
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> dict[str, float]:
+    """Mean of ``a[i] - b[i]`` with its two-sided t interval at ``level``.
+
+    Returns ``{"n", "mean", "low", "high", "effect"}``; ``effect`` is true when the interval
+    excludes zero. With one pair the interval is infinite.
+    """
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    n = len(d)
+    if n == 0:
+        raise ValueError("no pairs to compare")
+    mean = float(d.mean())
+    half = math.inf if n < 2 else float(stats.t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1) / math.sqrt(n))
+    return {"n": n, "mean": mean, "low": mean - half, "high": mean + half,
+            "effect": bool(mean - half > 0 or mean + half < 0)}
+
+
+def compare(results: Sequence[dict[str, Any]], method: str, reference: str, per_class: int,
+            n_scales: int, masks_of: Callable[[dict], Any] = lambda r: None) -> list[dict[str, Any]]:
+    """Paired differences ``method - reference`` in accuracy at one size, joint and per scale,
+    over the seeds both have (``masks_of`` picks one backdrop setting of the method)."""
+    ours = {r["seed"]: r for r in results if r["method"] == method and r["per_class"] == per_class
+            and masks_of(r) in (None, r["masks"])}
+    theirs = {r["seed"]: r for r in results if r["method"] == reference and r["per_class"] == per_class}
+    seeds = sorted(set(ours) & set(theirs))
+    if not seeds:
+        return []
+    rows = []
+    for name, get in _accessors(n_scales):
+        diff = paired_difference([get(ours[s]["test_accuracy"]) for s in seeds],
+                                 [get(theirs[s]["test_accuracy"]) for s in seeds])
+        rows.append({"method": method, "masks": ours[seeds[0]]["masks"] or "", "reference": reference,
+                     "per_class": per_class, "accuracy": name, **diff})
+    return rows
 
 
 # Tables --------------------------------------------------------------------------------------------
 
 def _columns(n_scales: int) -> list[str]:
-    accs = ["test_joint"] + [f"test_scale{s}" for s in range(n_scales)]
-    oracle = ["oracle_joint"] + [f"oracle_scale{s}" for s in range(n_scales)]
-    return ["method", "n_train", "per_class", "seed", "mask_prob", "epochs", *accs, *oracle, "wall_s"]
+    names = ["joint"] + [f"scale{s}" for s in range(n_scales)]
+    return (["method", "masks", "n_train", "per_class", "seed", "epochs"] + [f"test_{n}" for n in names]
+            + [f"oracle_{n}" for n in names] + [f"ratio_{n}" for n in names] + ["train_joint", "wall_s"])
 
 
-def _row(result: dict[str, Any]) -> dict[str, Any]:
-    test, orc = result["test_accuracy"], result["oracle_accuracy"]
+def _row(result: dict[str, Any], n_scales: int) -> dict[str, Any]:
     row = {k: result[k] for k in ("method", "n_train", "per_class", "seed", "epochs")}
-    row["mask_prob"] = "" if result["mask_prob"] is None else "/".join(f"{p:g}" for p in result["mask_prob"])
-    row["test_joint"] = test["joint"]
-    row.update({f"test_scale{s}": a for s, a in enumerate(test["scales"])})
-    row["oracle_joint"] = orc["joint"]
-    row.update({f"oracle_scale{s}": a for s, a in enumerate(orc["scales"])})
+    row["masks"] = result["masks"] or ""
+    for (name, get), col in zip(_accessors(n_scales), ["joint"] + [f"scale{s}" for s in range(n_scales)]):
+        row[f"test_{col}"] = get(result["test_accuracy"])
+        row[f"oracle_{col}"] = get(result["oracle_accuracy"])
+        row[f"ratio_{col}"] = round(ratio(result, get), 4)
+    row["train_joint"] = result["train_accuracy"]["joint"]
     row["wall_s"] = round(result["wall_s"], 2)
     return row
 
 
-def write_csv(results: Sequence[dict[str, Any]], path: Path, n_scales: int) -> Path:
+def write_csv(rows: Sequence[dict[str, Any]], path: Path, columns: Sequence[str]) -> Path:
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=_columns(n_scales))
+        writer = csv.DictWriter(f, fieldnames=list(columns))
         writer.writeheader()
-        writer.writerows(_row(r) for r in results)
+        writer.writerows(rows)
     return path
 
 
@@ -341,16 +444,37 @@ def _group(results: Sequence[dict[str, Any]], key: Callable[[dict], Any]) -> dic
 
 def summary_table(results: Sequence[dict[str, Any]], key: Callable[[dict], Any], key_headers: Sequence[str],
                   key_cells: Callable[[Any], Sequence[str]], n_scales: int) -> str:
-    """A markdown table: one row per group of runs, mean ± std over its seeds of each accuracy."""
-    headers = [*key_headers, "seeds", "joint", *[f"scale {s}" for s in range(n_scales)], "oracle joint",
-               *[f"oracle scale {s}" for s in range(n_scales)]]
+    """A markdown table, one row per group of runs: mean ± std over its seeds of the accuracy as a
+    fraction of the oracle's (joint, per scale), the mean oracle accuracy, and the mean final
+    training accuracy (joint; near 1 when a run has fitted its training set)."""
+    accessors = _accessors(n_scales)
+    headers = [*key_headers, "seeds", *[f"{name} / oracle" for name, _ in accessors],
+               *[f"oracle {name}" for name, _ in accessors], "train joint"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for k, group in _group(results, key).items():
-        cells = [*key_cells(k), str(len(group)), _mean_std([r["test_accuracy"]["joint"] for r in group])]
-        cells += [_mean_std([r["test_accuracy"]["scales"][s] for r in group]) for s in range(n_scales)]
-        cells.append(_mean_std([r["oracle_accuracy"]["joint"] for r in group]))
-        cells += [_mean_std([r["oracle_accuracy"]["scales"][s] for r in group]) for s in range(n_scales)]
+        cells = [*key_cells(k), str(len(group))]
+        cells += [_mean_std([ratio(r, get) for r in group]) for _, get in accessors]
+        cells += [f"{np.mean([get(r['oracle_accuracy']) for r in group]):.3f}" for _, get in accessors]
+        cells.append(f"{np.mean([r['train_accuracy']['joint'] for r in group]):.3f}")
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _interval(row: dict[str, Any]) -> str:
+    mark = " *" if row["effect"] else ""
+    return f"{row['mean']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]{mark}"
+
+
+def comparison_table(rows: Sequence[dict[str, Any]], n_scales: int) -> str:
+    """One line per (method, reference, size): mean paired difference [95% interval] per accuracy;
+    ``*`` marks an interval that excludes zero."""
+    names = [name for name, _ in _accessors(n_scales)]
+    headers = ["method", "masks", "minus", "per class", "seeds", *names]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for key, group in _group(rows, lambda r: (r["method"], r["masks"], r["reference"], r["per_class"])).items():
+        by_name = {r["accuracy"]: r for r in group}
+        lines.append("| " + " | ".join([*map(str, key), str(group[0]["n"]), *[_interval(by_name[n]) for n in names]])
+                     + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -359,33 +483,60 @@ def _describe(plan: ExperimentPlan) -> str:
     lengths = "; ".join(" / ".join(f"{v:g}" for v in row) for row in s.length_scales)
     return (f"Data: {s.size}^{s.ndim} px, {s.n_scales} scales (length scales {lengths} px), "
             f"normalize={s.normalize}; training file seed {s.seed}, test file seed {plan.test_seed} "
-            f"({plan.n_test} images, all scored). {plan.images} training images seen per run "
-            f"(epochs = ceil({plan.images} / n_train)), batch min({plan.batch_size}, n_train), lr {plan.lr:g}; backdrop "
-            f"mask probability {'/'.join(f'{p:g}' for p in plan.head_probs())}; crop = random "
-            f"{plan.crop}² crops without backdrop. Accuracies: mean ± sample std over seeds.\n")
+            f"({plan.n_test} images, all scored). Epochs = max({plan.min_epochs}, ceil({plan.images} / n_train)), "
+            f"batch min({plan.batch_size}, n_train), AdamW peak lr {plan.lr:g} with warm-up and cosine decay. "
+            f"backdrop: {plan.backdrop.describe()}; series: {plan.series.describe()}; crop: {plan.crop}² crops. "
+            f"Seeds: {plan.small_seeds} up to {plan.small_max} images per class, {plan.seeds} above.\n")
+
+
+def _comparisons(plan: ExperimentPlan, results: Sequence[dict[str, Any]], methods: Sequence[str],
+                 sizes: Sequence[int], masks_of: Callable[[dict], Any] = lambda r: None) -> list[dict[str, Any]]:
+    K = plan.spec.n_scales
+    rows = []
+    for n in sizes:
+        for reference in REFERENCES:
+            for method in methods:
+                if method != reference:
+                    rows += compare(results, method, reference, n, K, masks_of)
+    return rows
+
+
+COMPARISON_COLUMNS = ["method", "masks", "reference", "per_class", "accuracy", "n", "mean", "low", "high", "effect"]
 
 
 def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, Any]],
                   sweep: Sequence[dict[str, Any]]) -> dict[str, Path]:
     """The tables and figures of finished runs (see :func:`run_experiment`)."""
     K = plan.spec.n_scales
-    written = {"results.csv": write_csv(results, out / "results.csv", K)}
-    table = summary_table(results, lambda r: (r["method"], r["per_class"]), ["method", "n_train (per class)"],
+    written = {"results.csv": write_csv([_row(r, K) for r in results], out / "results.csv", _columns(K))}
+    table = summary_table(results, lambda r: (r["method"], r["per_class"]), ["method", "per class"],
                           lambda k: [k[0], str(k[1])], K)
-    (out / "results.md").write_text("# Test accuracy by method and training-set size\n\n" + _describe(plan)
-                                    + "\n" + table)
+    (out / "results.md").write_text("# Accuracy as a fraction of the oracle's, by method and training-set size\n\n"
+                                    + _describe(plan) + "\n" + table)
     written["results.md"] = out / "results.md"
-    figures = {"accuracy_vs_ntrain.png": lambda path: plot_accuracy(results, path, K),
+    rows = _comparisons(plan, results, plan.methods, plan.sizes)
+    written["comparisons.csv"] = write_csv(rows, out / "comparisons.csv", COMPARISON_COLUMNS)
+    (out / "comparisons.md").write_text(
+        "# Paired differences in test accuracy (method minus reference, same seeds)\n\n" + _describe(plan)
+        + "Mean difference [95% t interval]; * marks an interval that excludes zero.\n\n" + comparison_table(rows, K))
+    written["comparisons.md"] = out / "comparisons.md"
+    figures = {"efficiency.png": lambda path: plot_efficiency(results, path, K),
                "input_gradient.png": plot_input_gradient}
     if sweep:
-        written["mask_prob_sweep.csv"] = write_csv(sweep, out / "mask_prob_sweep.csv", K)
-        table = summary_table(sweep, lambda r: tuple(r["mask_prob"]), [f"p head {s}" for s in range(K)],
-                              lambda k: [f"{p:g}" for p in k], K)
-        (out / "mask_prob_sweep.md").write_text(
-            f"# Mask-probability sweep at {plan.sweep_size} training images per class\n\n" + _describe(plan)
-            + "Each head's mask probability varied alone, the others at the plan's.\n\n" + table)
-        written["mask_prob_sweep.md"] = out / "mask_prob_sweep.md"
-        figures["mask_prob_sweep.png"] = lambda path: plot_sweep(plan, sweep, path)
+        written["sweep.csv"] = write_csv([_row(r, K) for r in sweep], out / "sweep.csv", _columns(K))
+        settings = [r["masks"] for r in sweep if r["masks"]]
+        rows = []
+        for setting in dict.fromkeys(settings):
+            for method in ("backdrop", "series"):
+                rows += _comparisons(plan, sweep, [method], [plan.sweep_size], lambda r, m=setting: m)
+        table = summary_table(sweep, lambda r: (r["method"], r["masks"] or ""), ["method", "masks"],
+                              lambda k: list(k), K)
+        (out / "sweep.md").write_text(
+            f"# Backdrop settings at {plan.sweep_size} training images per class\n\n" + _describe(plan)
+            + "\n" + table + "\nPaired differences in test accuracy; * marks an interval that excludes zero.\n\n"
+            + comparison_table(rows, K))
+        written["sweep.md"] = out / "sweep.md"
+        figures["sweep.png"] = lambda path: plot_sweep(sweep, path, K)
     # The tables need nothing beyond the base install; the figures need the plot extra.
     try:
         pyplot()
@@ -398,57 +549,53 @@ def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, A
 
 # Figures -------------------------------------------------------------------------------------------
 
-def _panels(n_scales: int):
-    """(name, accessor) of the joint accuracy and each scale's."""
-    return [("joint", lambda a: a["joint"])] + [(f"scale {s}", lambda a, s=s: a["scales"][s]) for s in range(n_scales)]
-
-
-def plot_accuracy(results: Sequence[dict[str, Any]], path: Path, n_scales: int) -> Path:
-    """Test accuracy against training-set size, one panel per scale and one joint, one line per
-    method (mean, bars: std over seeds), the oracle's accuracy on the same test set dotted."""
+def plot_efficiency(results: Sequence[dict[str, Any]], path: Path, n_scales: int) -> Path:
+    """Accuracy as a fraction of the oracle's against training images per class, one panel per
+    scale and one joint, one line per method (mean; bars: 95% t interval of the mean over seeds)."""
     plt = pyplot()
-    panels = _panels(n_scales)
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), constrained_layout=True)
+    panels = _accessors(n_scales)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), constrained_layout=True)
+    sizes_all = sorted({r["per_class"] for r in results})
     for ax, (name, get) in zip(axes, panels):
-        for method, group in _group(results, lambda r: r["method"]).items():
+        for i, (method, group) in enumerate(_group(results, lambda r: r["method"]).items()):
             by_size = _group(group, lambda r: r["per_class"])
             sizes = sorted(by_size)
-            values = [np.array([get(r["test_accuracy"]) for r in by_size[n]]) for n in sizes]
-            ax.errorbar(sizes, [v.mean() for v in values], yerr=[v.std(ddof=1) if len(v) > 1 else 0 for v in values],
-                        marker="o", capsize=3, label=method)
-        oracle = np.mean([get(r["oracle_accuracy"]) for r in results])
-        ax.axhline(oracle, color="k", ls=":", label="oracle")
-        ax.set(xscale="log", xlabel="training images per class", title=name, ylim=(0, 1.02))
-        ax.set_xticks(sorted({r["per_class"] for r in results}))
-        ax.set_xticklabels([str(n) for n in sorted({r["per_class"] for r in results})])
+            values = [np.array([ratio(r, get) for r in by_size[n]]) for n in sizes]
+            half = [stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else 0
+                    for v in values]
+            shift = 1.0 + 0.03 * (i - 1.5)  # side by side, so the bars do not hide each other
+            ax.errorbar([n * shift for n in sizes], [v.mean() for v in values], yerr=half, marker="o",
+                        ms=4, capsize=2, label=method)
+        ax.axhline(1.0, color="k", ls=":", label="oracle")
+        ax.set(xscale="log", xlabel="training images per class", title=name)
+        ax.set_xticks(sizes_all)
+        ax.set_xticklabels([str(n) for n in sizes_all])
         ax.minorticks_off()  # the log axis's minor labels would overprint the sizes
-    axes[0].set_ylabel("test accuracy")
+    axes[0].set_ylabel("accuracy / oracle accuracy")
     axes[-1].legend(fontsize=7)
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
 
 
-def plot_sweep(plan: ExperimentPlan, sweep: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Test accuracy against one head's mask probability (the others at the plan's), per scale."""
+def plot_sweep(sweep: Sequence[dict[str, Any]], path: Path, n_scales: int) -> Path:
+    """Accuracy / oracle of every setting of the sweep (mean and 95% interval over seeds), per scale."""
     plt = pyplot()
-    K = plan.spec.n_scales
-    base = plan.head_probs()
-    panels = _panels(K)
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), constrained_layout=True)
+    panels = _accessors(n_scales)
+    groups = _group(sweep, lambda r: r["method"] + (f": {r['masks']}" if r["masks"] else ""))
+    labels = list(groups)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 0.5 + 0.35 * len(labels)),
+                             constrained_layout=True, sharey=True)
     for ax, (name, get) in zip(axes, panels):
-        for head in range(K):
-            # The settings that differ from the plan's at most in this head.
-            groups = _group([r for r in sweep if all(p == b for i, (p, b) in enumerate(zip(r["mask_prob"], base))
-                                                     if i != head)], lambda r: r["mask_prob"][head])
-            ps = sorted(groups)
-            values = [np.array([get(r["test_accuracy"]) for r in groups[p]]) for p in ps]
-            ax.errorbar(ps, [v.mean() for v in values], yerr=[v.std(ddof=1) if len(v) > 1 else 0 for v in values],
-                        marker="o", capsize=3, label=f"vary head {head}")
-        ax.axhline(np.mean([get(r["oracle_accuracy"]) for r in sweep]), color="k", ls=":", label="oracle")
-        ax.set(xlabel="mask probability", title=name, ylim=(0, 1.02))
-    axes[0].set_ylabel(f"test accuracy ({plan.sweep_size} per class)")
-    axes[-1].legend(fontsize=7)
+        for y, label in enumerate(labels):
+            v = np.array([ratio(r, get) for r in groups[label]])
+            half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else 0
+            ax.errorbar([v.mean()], [y], xerr=[half], marker="o", capsize=3, color=f"C{y % 10}")
+        ax.axvline(1.0, color="k", ls=":")
+        ax.set(title=name, xlabel="accuracy / oracle")
+    axes[0].set_yticks(range(len(labels)))
+    axes[0].set_yticklabels(labels, fontsize=7)
+    axes[0].invert_yaxis()
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path

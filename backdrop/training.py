@@ -47,13 +47,13 @@ from .layer import Backdrop
 from msgp.dataset import MSGPDataset, split
 from msgp.spec import DatasetSpec
 
-from .models import RF_FACTOR, MultiScaleNet
+from .models import RF_FACTOR, TOPOLOGIES, MultiScaleNet
 
 CHECKPOINT_FORMAT = "msgp-train-checkpoint"
 CHECKPOINT_VERSION = 1
 DEVICES = ("auto", "cpu", "cuda")
 # Spawn keys of the random streams derived from the seed.
-_INIT, _SHUFFLE, _CROP, _BACKDROP = range(4)
+_INIT, _SHUFFLE, _CROP, _BACKDROP, _AUGMENT = range(5)
 
 Progress = Callable[[str, dict], None]
 
@@ -81,15 +81,29 @@ class TrainConfig:
     Parameters
     ----------
     data : the msgp file to train on.
-    backdrop : put a Backdrop layer in front of every head (off: plain full gradient).
-    mask_prob : backdrop mask probability, one value for every head or one per scale.
+    backdrop : put a Backdrop layer at every scale's depth (off: plain full gradient).
+    mask_prob : backdrop mask probability, one value for every scale or one per scale.
+    mask_block : side of the square blocks of positions each scale's mask keeps or drops together
+        (one value, or one per scale; 1: single positions).
+    topology : ``heads`` (one head per scale, each behind its own mask) or ``series`` (the masks
+        in series along one trunk, one classifier at the end); see :class:`MultiScaleNet`.
+    augment : apply a random symmetry of the data to every training image at every step: a
+        periodic shift and one of the ``2**ndim * ndim!`` axis permutations and flips (the eight
+        rotations and reflections of a square in 2-D). The fields are stationary and isotropic
+        on a torus, so each is an exact symmetry of the distribution.
     crop : train on random crops of this side (``(size // crop)**ndim`` crops per image, so a step
         sees as many pixels as with whole images) and test on whole images; ``None`` for whole images.
     n_train, n_test : class-balanced, disjoint train and test subsets drawn from ``data``.
     test_data : draw the test samples from this compatible file instead of ``data``.
     epochs : passes over the training subset.
     batch_size : global batch, in images (divided among the processes of a distributed run).
-    lr : Adam learning rate, decayed to zero over the run on a cosine.
+    lr : peak learning rate of AdamW: a linear warm-up from zero over the first ``warmup``
+        fraction of the steps, then a cosine decay to zero (:func:`learning_rate`).
+    warmup : fraction of the steps spent warming up, in [0, 1).
+    weight_decay : AdamW's decoupled weight decay.
+    clip_grad : clip the gradient's global norm to this before each step; ``None``: no clipping.
+    eval_every : score the test set after every ``eval_every`` epochs, and always after the last;
+        0: after the last epoch only.
     device : ``auto`` (CUDA if available), ``cpu`` or ``cuda``.
     seed : root of every random stream (subsets, initialisation, shuffling, crops, masks).
     width : channels of the network's stem (see :class:`MultiScaleNet`).
@@ -102,6 +116,9 @@ class TrainConfig:
     data: str = str(io.DEFAULT_PATH)
     backdrop: bool = True
     mask_prob: float | tuple[float, ...] = 0.5
+    mask_block: int | tuple[int, ...] = 1
+    topology: str = "heads"
+    augment: bool = False
     crop: int | None = None
     n_train: int = 512
     n_test: int = 512
@@ -109,6 +126,10 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 16
     lr: float = 2e-3
+    warmup: float = 0.1
+    weight_decay: float = 0.0
+    clip_grad: float | None = None
+    eval_every: int = 1
     device: str = "auto"
     seed: int = 0
     width: int = 16
@@ -123,8 +144,24 @@ class TrainConfig:
             self.mask_prob = tuple(float(p) for p in self.mask_prob)
         else:
             self.mask_prob = float(self.mask_prob)
+        if isinstance(self.mask_block, (list, tuple)):
+            self.mask_block = tuple(self.mask_block)
         if self.head_stages is not None:
             self.head_stages = tuple(int(k) for k in self.head_stages)
+        blocks = self.mask_block if isinstance(self.mask_block, tuple) else (self.mask_block,)
+        for b in blocks:
+            if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+                raise ValueError(f"mask_block must be a positive integer, but got {b}")
+        if self.topology not in TOPOLOGIES:
+            raise ValueError(f"topology must be one of {', '.join(TOPOLOGIES)}, but got {self.topology!r}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"warmup must be a fraction of the steps in [0, 1), but got {self.warmup:g}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f"weight_decay must be a non-negative number, but got {self.weight_decay}")
+        if self.clip_grad is not None and not (self.clip_grad > 0 and math.isfinite(self.clip_grad)):
+            raise ValueError(f"clip_grad must be a positive number, but got {self.clip_grad}")
+        if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int) or self.eval_every < 0:
+            raise ValueError(f"eval_every must be a non-negative integer, but got {self.eval_every}")
         probs = self.mask_prob if isinstance(self.mask_prob, tuple) else (self.mask_prob,)
         for p in probs:
             if not 0.0 <= p < 1.0:
@@ -150,13 +187,20 @@ class TrainConfig:
 
     @property
     def method(self) -> str:
-        """``backdrop``, ``no-backdrop`` or ``crop-<side>`` (with or without backdrop)."""
-        name = "backdrop" if self.backdrop else "no-backdrop"
-        return name if self.crop is None else f"crop-{self.crop}" + ("+backdrop" if self.backdrop else "")
+        """``backdrop``, ``backdrop-series``, ``no-backdrop``, ``augment`` or ``crop-<side>``, joined
+        by ``+`` where several apply (``augment+backdrop``)."""
+        parts = [f"crop-{self.crop}"] if self.crop is not None else []
+        if self.augment:
+            parts.append("augment")
+        if self.backdrop:
+            parts.append("backdrop" + ("-series" if self.topology == "series" else ""))
+        elif not parts:
+            parts.append("no-backdrop" if self.topology == "heads" else "series")
+        return "+".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        for key in ("mask_prob", "head_stages"):
+        for key in ("mask_prob", "mask_block", "head_stages"):
             if isinstance(d[key], tuple):
                 d[key] = list(d[key])
         return d
@@ -284,22 +328,76 @@ def _predict(model: MultiScaleNet, fields: torch.Tensor, device: torch.device, b
     """
     was_training = model.training
     model.eval()
-    tiles = None
-    if crop is not None:
-        size, ndim = fields.shape[-1], fields.ndim - 2
-        corners = torch.cartesian_prod(*[torch.arange(0, size - crop + 1, crop)] * ndim).view(1, -1, ndim)
-        tiles = corners.shape[1]
     out = []
-    for i in range(0, len(fields), batch_size):
-        x = fields[i:i + batch_size]
-        if tiles is None:
-            out.append(model(x.to(device)).float().cpu())
+    for x in _eval_inputs(fields, device, batch_size, crop):
+        if crop is None:
+            out.append(model(x).float().cpu())
             continue
-        x = take_crops(x, corners.expand(len(x), -1, -1), crop)
-        log_probs = F.log_softmax(model(x.to(device)).float().cpu(), dim=-1)
+        log_probs = F.log_softmax(model(x).float().cpu(), dim=-1)
+        tiles = (fields.shape[-1] // crop) ** (fields.ndim - 2)
         out.append(log_probs.view(-1, tiles, *log_probs.shape[1:]).mean(1))
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, model.n_scales, model.n_choices)
+
+
+def _eval_inputs(fields: torch.Tensor, device: torch.device, batch_size: int, crop: int | None = None):
+    """The network's inputs at test time, ``batch_size`` images at a time: whole images, or the
+    ``(size // crop)**ndim`` tiles of each image for a network trained on crops."""
+    if crop is not None:
+        size, ndim = fields.shape[-1], fields.ndim - 2
+        corners = torch.cartesian_prod(*[torch.arange(0, size - crop + 1, crop)] * ndim).view(1, -1, ndim)
+    for i in range(0, len(fields), batch_size):
+        x = fields[i:i + batch_size]
+        if crop is not None:
+            x = take_crops(x, corners.expand(len(x), -1, -1), crop)
+        yield x.to(device)
+
+
+def calibrate(model: MultiScaleNet, data: _Data, device: torch.device, batch_size: int,
+              crop: int | None = None) -> None:
+    """Fit the logit standardisation to the current weights on the training images (each rank
+    its own slice), as :meth:`MultiScaleNet.calibrate` explains; called before every evaluation."""
+    rank, world = _world()
+    model.calibrate(_eval_inputs(data.fields[rank::world], device, batch_size, crop))
+
+
+def learning_rate(step: int, total_steps: int, peak: float, warmup: float) -> float:
+    """The learning rate of step ``step`` (from 0) of ``total_steps``: a linear warm-up from
+    ``peak / w`` to ``peak`` over the first ``w = round(warmup * total_steps)`` steps, then a cosine
+    decay from ``peak`` towards zero over the rest (a one-cycle schedule).
+
+    A function of the step alone, so a resumed run needs nothing saved; resumed with another
+    ``--epochs`` the schedule stretches over the new total.
+    """
+    warm = round(warmup * total_steps)
+    if step < warm:
+        return peak * (step + 1) / warm
+    return 0.5 * peak * (1.0 + math.cos(math.pi * (step - warm) / max(total_steps - warm, 1)))
+
+
+def draw_symmetries(batch: int, ndim: int, size: int, generator: torch.Generator
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``batch`` random symmetries of a stationary, isotropic field on a ``size**ndim`` torus:
+    an axis permutation ``(batch, ndim)``, a flip of each axis with probability 1/2 ``(batch,
+    ndim)`` and a periodic shift uniform over the grid ``(batch, ndim)``; see :func:`apply_symmetries`."""
+    axes = torch.argsort(torch.rand(batch, ndim, generator=generator), dim=1)
+    flips = torch.rand(batch, ndim, generator=generator) < 0.5
+    shifts = torch.randint(0, size, (batch, ndim), generator=generator)
+    return axes, flips, shifts
+
+
+def apply_symmetries(x: torch.Tensor, axes: torch.Tensor, flips: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Image ``i`` of ``x`` ``(B, 1, *shape)`` (square) with its axes permuted by ``axes[i]``, the
+    axes where ``flips[i]`` is true reversed, then rolled by ``shifts[i]`` pixels."""
+    ndim = x.ndim - 2
+    out = torch.empty_like(x)
+    for i in range(len(x)):
+        y = x[i, 0].permute(*axes[i].tolist())
+        flipped = [d for d in range(ndim) if flips[i, d]]
+        if flipped:
+            y = y.flip(flipped)
+        out[i, 0] = torch.roll(y, shifts[i].tolist(), dims=tuple(range(ndim)))
+    return out
 
 
 def _test_metrics(model: MultiScaleNet, data: _Data, device: torch.device, batch_size: int,
@@ -359,7 +457,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 def _build_model(ckpt: dict[str, Any]) -> MultiScaleNet:
     try:
-        model = MultiScaleNet(**ckpt["model"])
+        # Checkpoints written before padding and features were options.
+        model = MultiScaleNet(**{"padding": "zeros", "features": "linear", **ckpt["model"]})
         model.load_state_dict(ckpt["state"])
     except (TypeError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"the checkpoint's network cannot be rebuilt: {str(err).splitlines()[0]}") from None
@@ -465,7 +564,10 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
         torch.manual_seed(_seed(config.seed, _INIT))
         model = MultiScaleNet.from_spec(spec, rf_factor=config.rf_factor, head_stages=config.head_stages,
                                         width=config.width, mask_prob=probs if config.backdrop else None,
-                                        generators=generators if config.backdrop else None)
+                                        generators=generators if config.backdrop else None,
+                                        topology=config.topology,
+                                        padding="circular" if config.crop is None else "zeros",
+                                        mask_block=config.mask_block if config.backdrop else None)
     if config.crop is not None:
         deepest = 2 ** max(model.head_stages)
         if not deepest <= config.crop <= spec.size:
@@ -477,10 +579,11 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
     model.to(device)
     net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) \
         if dist.is_initialized() else model
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = config.n_train // config.batch_size
     total_steps = steps_per_epoch * config.epochs
     crop_generator = _generator(_seed(config.seed, _CROP))
+    augment_generator = _generator(_seed(config.seed, _AUGMENT))
     sampler = DistributedSampler(range(len(train_data.fields)), num_replicas=world, rank=rank, shuffle=True,
                                  seed=_seed(config.seed, _SHUFFLE) % 2**31, drop_last=False)
     local_batch = config.batch_size // world
@@ -493,6 +596,7 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
             model.load_state_dict(ckpt["state"])
             optimizer.load_state_dict(ckpt["optimizer"])
             crop_generator.set_state(ckpt["rng"]["crop"])
+            augment_generator.set_state(ckpt["rng"]["augment"])
             for g, state in zip(generators, ckpt["rng"]["backdrop"], strict=True):
                 g.set_state(state)
             _restore_rng_states(ckpt["rng"])
@@ -510,6 +614,7 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
                 "state": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "epoch": epoch_, "step": step_, "sums": sums_, "train_seconds": seconds, "world_size": world,
                 "rng": {**_rng_states(), "crop": crop_generator.get_state(),
+                        "augment": augment_generator.get_state(),
                         "backdrop": [g.get_state() for g in generators]},
             }, out / "checkpoint.pt")
 
@@ -529,6 +634,10 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
             started = time.perf_counter()
             idx = order[step * local_batch:(step + 1) * local_batch]
             x, y = train_data.fields[idx], train_data.choices[idx]
+            if config.augment:
+                # Symmetries of the whole global batch, so every rank's generator stays in step.
+                drawn = draw_symmetries(config.batch_size, spec.ndim, spec.size, augment_generator)
+                x = apply_symmetries(x, *(t[rank::world] for t in drawn))
             if config.crop is not None:
                 # Offsets of the whole global batch, so every rank's generator stays in step.
                 offsets = torch.randint(0, spec.size, (config.batch_size, crops_per_image, spec.ndim),
@@ -536,9 +645,7 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
                 x = take_crops(x, offsets, config.crop)
                 y = y.repeat_interleave(crops_per_image, dim=0)
             x, y = x.to(device), y.to(device)
-            # Cosine decay to zero over the run, a function of the step alone (nothing to checkpoint);
-            # a resumed run with another --epochs stretches it over the new total.
-            lr = 0.5 * config.lr * (1.0 + math.cos(math.pi * (epoch * steps_per_epoch + step) / total_steps))
+            lr = learning_rate(epoch * steps_per_epoch + step, total_steps, config.lr, config.warmup)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             logits = net(x)
@@ -556,6 +663,8 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
                                     f"step {step + 1}; training stopped and {kept}; try a smaller --lr")
             optimizer.zero_grad(set_to_none=True)
             losses.sum().backward()
+            if config.clip_grad is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
             optimizer.step()
             sums[:n_scales] += stats[:n_scales]
             sums[n_scales:] += stats[n_scales:-1]
@@ -568,13 +677,18 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
                 checkpoint(epoch, step, sums, train_seconds)
                 raise Interrupted(f"stopped at epoch {epoch + 1}, step {step}; the checkpoint in {out} "
                                   "resumes the run (--resume)")
-        test = _test_metrics(model, test_data, device, config.eval_batch_size, config.crop)
+        scored = epoch + 1 == config.epochs or (config.eval_every and (epoch + 1) % config.eval_every == 0)
+        test = {"loss": None, "joint": None, "scales": None}
+        if scored:
+            calibrate(model, train_data, device, config.eval_batch_size, config.crop)
+            test = _test_metrics(model, test_data, device, config.eval_batch_size, config.crop)
         count, images = sums[-2].item(), sums[-1].item()
-        record = {"epoch": epoch + 1, "lr": lr,
+        record = {"epoch": epoch + 1,
+                  "lr": learning_rate((epoch + 1) * steps_per_epoch - 1, total_steps, config.lr, config.warmup),
                   "train_loss": (sums[:n_scales] / steps_per_epoch).tolist(),
                   "train_accuracy": _accuracies(sums[n_scales:-2], count),
                   "test_loss": test["loss"],
-                  "test_accuracy": {"joint": test["joint"], "scales": test["scales"]},
+                  "test_accuracy": None if test["joint"] is None else {"joint": test["joint"], "scales": test["scales"]},
                   "images_per_s": images / train_seconds if train_seconds > 0 else float("nan")}
         epoch, step = epoch + 1, 0
         sums.zero_()
@@ -697,13 +811,17 @@ def plot_curves(run_dir: str | os.PathLike) -> Path | None:
         return None
     records = read_metrics(run_dir)
     epochs = [r["epoch"] for r in records]
+    scored = [r for r in records if r["test_accuracy"] is not None]  # epochs with a test score
+    scored_epochs = [r["epoch"] for r in scored]
     n_scales = len(records[0]["train_loss"])
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for s in range(n_scales):
         line, = ax_loss.plot(epochs, [r["train_loss"][s] for r in records], label=f"scale {s} train")
-        ax_loss.plot(epochs, [r["test_loss"][s] for r in records], "--", color=line.get_color(), label=f"scale {s} test")
-        ax_acc.plot(epochs, [r["test_accuracy"]["scales"][s] for r in records], color=line.get_color(), label=f"scale {s}")
-    ax_acc.plot(epochs, [r["test_accuracy"]["joint"] for r in records], "k", label="joint")
+        ax_loss.plot(scored_epochs, [r["test_loss"][s] for r in scored], "--", marker=".", color=line.get_color(),
+                     label=f"scale {s} test")
+        ax_acc.plot(scored_epochs, [r["test_accuracy"]["scales"][s] for r in scored], marker=".",
+                    color=line.get_color(), label=f"scale {s}")
+    ax_acc.plot(scored_epochs, [r["test_accuracy"]["joint"] for r in scored], "k", marker=".", label="joint")
     summary = Path(run_dir) / "summary.json"
     if summary.exists():
         oracle_joint = json.loads(summary.read_text())["oracle_accuracy"]["joint"]

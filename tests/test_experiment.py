@@ -1,5 +1,5 @@
-"""The experiment driver on a tiny plan: every output with its columns and rows, reruns that train
-nothing, the input-gradient picture, and the CLI's bad options."""
+"""The experiment driver on a tiny plan: every output with its columns and rows, the paired
+statistics, reruns that train nothing, the input-gradient picture, and the CLI's bad options."""
 from __future__ import annotations
 
 import csv
@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy import stats
 from click.testing import CliRunner
 
 import cli
@@ -17,12 +18,14 @@ K = 2
 
 
 def tiny_plan(**values) -> experiment.ExperimentPlan:
-    """Two sizes, one seed, one epoch, 32² images, 16 test images, a two-setting-per-head sweep."""
+    """Two sizes (two seeds at 1 per class, one at 2), one epoch, 32² images, 16 test images, every
+    method, and a sweep of two settings at 1 per class."""
     spec = DatasetSpec(n=4, length_scales=[[1.5, 2.0], [5.0, 8.0]], amplitudes=[1.0, 1.0], size=32)
     return experiment.ExperimentPlan(**{
-        "spec": spec, "sizes": (1, 2), "seeds": (0,), "images": 1, "crop": 16, "n_test": 16,
-        "monitor_per_class": 1, "batch_size": 4, "device": "cpu", "sweep_size": 1, "sweep_probs": (0.0, 0.5),
-        "sweep_seeds": (0,), **values})
+        "spec": spec, "sizes": (1, 2), "seeds": 1, "small_seeds": 2, "small_max": 1, "images": 1, "min_epochs": 1,
+        "methods": experiment.METHODS, "crop": 16, "n_test": 16, "batch_size": 4, "device": "cpu",
+        "sweep_size": 1, "sweep": (experiment.masks("heads", (0.5, 0.9)), experiment.masks("series", (0.3, 0.9), (1, 2))),
+        **values})
 
 
 class Recorder:
@@ -30,11 +33,10 @@ class Recorder:
         self.events = []
 
     def __call__(self, event, info):
-        if not event.startswith("train-"):
-            self.events.append((event, info.get("run")))
+        self.events.append((event, info))
 
-    def count(self, event):
-        return sum(e == event for e, _ in self.events)
+    def count(self, event, **match):
+        return sum(e == event and all(i.get(k) == v for k, v in match.items()) for e, i in self.events)
 
 
 @pytest.fixture(scope="module")
@@ -50,74 +52,104 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+# 6 methods x (2 seeds at 1 per class + 1 seed at 2), plus the sweep's 2 settings x 2 seeds (its
+# references are the main grid's no-backdrop and augment runs at 1 per class).
+RUNS = 6 * 3 + 2 * 2
+
+
 def test_writes_every_output(finished):
     out, written, recorder = finished
-    names = {"results.csv", "results.md", "accuracy_vs_ntrain.png", "input_gradient.png",
-             "mask_prob_sweep.csv", "mask_prob_sweep.md", "mask_prob_sweep.png"}
+    names = {"results.csv", "results.md", "comparisons.csv", "comparisons.md", "efficiency.png",
+             "input_gradient.png", "sweep.csv", "sweep.md", "sweep.png"}
     assert set(written) == names
     for name in names:
         assert (out / name).is_file() and (out / name).stat().st_size > 0
-    # 3 methods x 2 sizes, plus the sweep's 2 settings other than the backdrop run it shares.
-    assert recorder.count("train") == 8
-    assert recorder.count("generate") == 2
+    assert recorder.count("plan", runs=RUNS, to_train=RUNS) == 1
+    assert recorder.count("done") == RUNS and recorder.count("generate") == 2
 
 
-def test_without_matplotlib_the_tables_are_still_written(finished, tmp_path, monkeypatch):
-    out, _, _ = finished
-
-    def unavailable():
-        raise experiment.PlotUnavailable("pictures need matplotlib")
-
-    monkeypatch.setattr(experiment, "pyplot", unavailable)
-    for name in ("results.csv", "results.md", "accuracy_vs_ntrain.png"):
-        (out / name).rename(tmp_path / name)
-    try:
-        written = experiment.run_experiment(tiny_plan(), out)
-        assert {"results.csv", "results.md", "mask_prob_sweep.csv", "mask_prob_sweep.md"} == set(written)
-        assert (out / "results.csv").is_file() and not (out / "accuracy_vs_ntrain.png").exists()
-    finally:
-        (tmp_path / "accuracy_vs_ntrain.png").rename(out / "accuracy_vs_ntrain.png")
-
-
-def test_results_csv_has_one_row_per_run(finished):
+def test_results_csv_has_one_row_per_run_scored_on_the_whole_test_file(finished):
     out, _, _ = finished
     rows = read_csv(out / "results.csv")
-    assert list(rows[0]) == ["method", "n_train", "per_class", "seed", "mask_prob", "epochs",
-                             "test_joint", "test_scale0", "test_scale1",
-                             "oracle_joint", "oracle_scale0", "oracle_scale1", "wall_s"]
-    assert sorted((r["method"], int(r["per_class"])) for r in rows) == sorted(
-        (m, n) for m in experiment.METHODS for n in (1, 2))
-    n_classes = 2**K
+    assert list(rows[0]) == ["method", "masks", "n_train", "per_class", "seed", "epochs",
+                             "test_joint", "test_scale0", "test_scale1", "oracle_joint", "oracle_scale0",
+                             "oracle_scale1", "ratio_joint", "ratio_scale0", "ratio_scale1", "train_joint", "wall_s"]
+    assert sorted((r["method"], int(r["per_class"]), int(r["seed"])) for r in rows) == sorted(
+        [(m, 1, s) for m in experiment.METHODS for s in (0, 1)] + [(m, 2, 0) for m in experiment.METHODS])
     for r in rows:
-        assert int(r["n_train"]) == int(r["per_class"]) * n_classes
-        assert int(r["epochs"]) == 1
-        assert float(r["wall_s"]) > 0
-        for key in ("test_joint", "test_scale0", "test_scale1", "oracle_joint", "oracle_scale0", "oracle_scale1"):
-            value = float(r[key])
-            # Scored on the 16 test images: accuracies are multiples of 1/16.
-            assert 0 <= value <= 1 and value * 16 == pytest.approx(round(value * 16))
-        assert (r["mask_prob"] == "0.5/0.5") == (r["method"] == "backdrop")
-    # Every run is scored on the same test set, so the oracle's accuracy is the same in every row.
-    assert len({r["oracle_joint"] for r in rows}) == 1
+        assert int(r["n_train"]) == int(r["per_class"]) * 2**K and int(r["epochs"]) == 1
+        for col in ("joint", "scale0", "scale1"):
+            test, oracle = float(r[f"test_{col}"]), float(r[f"oracle_{col}"])
+            # Every run is scored on all 16 test images: accuracies are multiples of 1/16.
+            assert 0 <= test <= 1 and test * 16 == pytest.approx(round(test * 16))
+            assert float(r[f"ratio_{col}"]) == pytest.approx(test / oracle, abs=1e-4)
+        assert (r["masks"] == "heads, p 0.5/0.5") == (r["method"] in ("backdrop", "augment+backdrop"))
+        assert (r["masks"] == "series, p 0.5/0.5") == (r["method"] == "series")
+    assert len({r["oracle_joint"] for r in rows}) == 1  # the same test samples for every run
 
 
-def test_results_md_has_one_row_per_method_and_size(finished):
+def test_runs_are_trained_as_their_method_says(finished):
     out, _, _ = finished
-    table = [line for line in (out / "results.md").read_text().splitlines() if line.startswith("| ")]
-    assert table[0].startswith("| method | n_train (per class) | seeds | joint | scale 0 | scale 1 | oracle joint")
-    assert len(table) == 1 + 6
+    configs = {p.name: json.loads((p / "config.json").read_text()) for p in (out / "runs").iterdir()}
+    assert len(configs) == RUNS
+    for name, config in configs.items():
+        train = config["train"]
+        assert train["eval_every"] == 0 and train["test_data"].endswith("test.h5") and train["n_test"] == 16
+        assert train["augment"] == name.startswith("augment")
+        assert train["backdrop"] == (name.startswith(("backdrop", "series", "augment+backdrop")))
+        assert (train["crop"] == 16) == name.startswith("crop")
+        assert config["model"]["padding"] == ("zeros" if name.startswith("crop") else "circular")
+    sweep = configs["series-series-p0.3_0.9-b1_2-n1-s1"]
+    assert sweep["model"]["topology"] == "series" and sweep["model"]["mask_block"] == [None, 2]
+    assert sweep["model"]["mask_prob"] == [0.3, 0.9]
+    # Methods with the same seed share the training subset: that is what pairs them.
+    subsets = {json.dumps(c["train_indices"]) for n, c in configs.items() if n.endswith("-n1-s0")}
+    assert len(subsets) == 1
 
 
-def test_sweep_varies_each_head_alone(finished):
+def test_comparisons_pair_runs_by_seed(finished):
     out, _, _ = finished
-    rows = read_csv(out / "mask_prob_sweep.csv")
-    assert [r["mask_prob"] for r in rows] == ["0.5/0.5", "0/0.5", "0.5/0"]
-    assert {r["per_class"] for r in rows} == {"1"}
-    table = [line for line in (out / "mask_prob_sweep.md").read_text().splitlines() if line.startswith("| ")]
-    assert len(table) == 1 + 3
-    # The plan's own setting is the main grid's backdrop run, not a second training.
-    main = {(r["method"], r["per_class"], r["mask_prob"]): r for r in read_csv(out / "results.csv")}
-    assert rows[0]["test_joint"] == main[("backdrop", "1", "0.5/0.5")]["test_joint"]
+    rows = read_csv(out / "comparisons.csv")
+    results = {(r["method"], r["per_class"], r["seed"]): r for r in read_csv(out / "results.csv")}
+    row = next(r for r in rows if r["method"] == "series" and r["reference"] == "no-backdrop"
+               and r["per_class"] == "1" and r["accuracy"] == "scale 0")
+    diffs = [float(results[("series", "1", s)]["test_scale0"]) - float(results[("no-backdrop", "1", s)]["test_scale0"])
+             for s in ("0", "1")]
+    assert int(row["n"]) == 2 and float(row["mean"]) == pytest.approx(np.mean(diffs))
+    # Every method against both references, at both sizes, joint and per scale; none against itself.
+    keys = {(r["method"], r["reference"], r["per_class"], r["accuracy"]) for r in rows}
+    assert len(keys) == len(rows) == (5 + 5) * 2 * 3
+    assert not any(r["method"] == r["reference"] for r in rows)
+    table = (out / "comparisons.md").read_text()
+    assert "95% t interval" in table and table.count("\n| ") == len(rows) // 3 + 1
+
+
+def test_paired_difference_interval_agrees_with_the_paired_t_test():
+    rng = np.random.default_rng(0)
+    for shift in (0.0, 0.02, 0.05, 0.1):
+        a = rng.normal(0.8, 0.05, 10)
+        b = a - shift + rng.normal(0, 0.03, 10)
+        d = experiment.paired_difference(a, b)
+        assert d["n"] == 10 and d["mean"] == pytest.approx(np.mean(a - b))
+        half = stats.t.ppf(0.975, 9) * np.std(a - b, ddof=1) / np.sqrt(10)
+        assert d["high"] - d["mean"] == pytest.approx(half) and d["mean"] - d["low"] == pytest.approx(half)
+        # The interval excludes zero exactly when the two-sided paired t-test rejects at 5%.
+        assert d["effect"] == (stats.ttest_rel(a, b).pvalue < 0.05)
+    one = experiment.paired_difference([0.9], [0.8])
+    assert one["low"] == -np.inf and not one["effect"]
+
+
+def test_sweep_compares_every_setting_with_both_references(finished):
+    out, _, _ = finished
+    rows = read_csv(out / "sweep.csv")
+    assert sorted({(r["method"], r["masks"]) for r in rows}) == sorted(
+        [("augment", ""), ("backdrop", "heads, p 0.5/0.9"), ("no-backdrop", ""),
+         ("series", "series, p 0.3/0.9, blocks 1/2")])
+    assert {r["per_class"] for r in rows} == {"1"} and len(rows) == 8
+    text = (out / "sweep.md").read_text()
+    for setting in ("heads, p 0.5/0.9", "series, p 0.3/0.9, blocks 1/2"):
+        assert sum(line.startswith(("| backdrop | " + setting, "| series | " + setting)) and "| no-backdrop |" in line
+                   for line in text.splitlines()) == 1
 
 
 def test_rerun_trains_nothing_and_rebuilds_the_tables(finished):
@@ -127,30 +159,49 @@ def test_rerun_trains_nothing_and_rebuilds_the_tables(finished):
     (out / "results.csv").unlink()
     recorder = Recorder()
     experiment.run_experiment(tiny_plan(), out, progress=recorder)
-    assert recorder.count("train") == 0 and recorder.count("done") == 0
-    assert recorder.count("skip") == len(runs) == 8
-    assert recorder.count("reuse") == 2
+    assert recorder.count("plan", runs=RUNS, to_train=0) == 1
+    assert recorder.count("done", skipped=True) == RUNS and recorder.count("reuse") == 2
     assert {p: p.stat().st_mtime_ns for run in runs for p in run.iterdir()} == stamps
-    assert len(read_csv(out / "results.csv")) == 6
+    assert len(read_csv(out / "results.csv")) == 6 * 3
 
 
-def test_trained_but_unscored_run_is_scored_without_training(finished, tmp_path):
+def test_runs_that_died_early_are_trained_again(finished, tmp_path):
+    """A run killed in its first epoch leaves config.json without a checkpoint; one killed later
+    leaves a checkpoint to resume; one trained but not recorded keeps its training."""
     out, _, _ = finished
-    plan = tiny_plan(methods=("no-backdrop",), sizes=(1,), sweep_size=None)
+    plan = tiny_plan()
     run = experiment.main_runs(plan)[0]
-    result = json.loads((out / "runs" / run.name / "result.json").read_text())
-    (out / "runs" / run.name / "result.json").unlink()
-    recorder = Recorder()
-    again = experiment.execute(run, plan, out, out / "data" / "train.h5", out / "data" / "test.h5", recorder)
-    assert recorder.count("train") == 0 and recorder.count("done") == 1
-    assert again["test_accuracy"] == result["test_accuracy"]
+    run_dir = out / "runs" / run.name
+    before = json.loads((run_dir / "result.json").read_text())
+    (run_dir / "result.json").unlink()
+    again = experiment.execute(run, plan, out, out / "data" / "train.h5", out / "data" / "test.h5")
+    assert again["test_accuracy"] == before["test_accuracy"]
+    for name in ("result.json", "summary.json", "checkpoint.pt", "metrics.jsonl"):
+        (run_dir / name).unlink()
+    assert (run_dir / "config.json").exists()
+    again = experiment.execute(run, plan, out, out / "data" / "train.h5", out / "data" / "test.h5")
+    assert again["test_accuracy"] == before["test_accuracy"]
+
+
+def test_parallel_jobs_give_the_same_results(finished, tmp_path):
+    out, _, _ = finished
+    plan = tiny_plan(methods=("no-backdrop", "series"), sweep=(), sweep_size=None)
+    (tmp_path / "data").mkdir()
+    for name in ("train.h5", "test.h5"):
+        (tmp_path / "data" / name).symlink_to(out / "data" / name)
+    experiment.run_experiment(plan, tmp_path, jobs=2)
+    for run in experiment.main_runs(plan):
+        ours = json.loads((tmp_path / "runs" / run.name / "result.json").read_text())
+        theirs = json.loads((out / "runs" / run.name / "result.json").read_text())
+        # One thread per job against torch's threads: the same run up to float reduction order.
+        assert ours["test_accuracy"] == theirs["test_accuracy"]
+        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)
 
 
 def test_other_data_in_out_is_refused(finished):
     out, _, _ = finished
-    other = tiny_plan(test_seed=7)
     with pytest.raises(experiment.ExperimentError, match="another dataset"):
-        experiment.run_experiment(other, out)
+        experiment.run_experiment(tiny_plan(test_seed=7), out)
 
 
 def test_input_gradient_is_the_product_of_the_masks():
@@ -177,10 +228,17 @@ def test_plan_checks():
         tiny_plan(n_test=10)
     with pytest.raises(experiment.ExperimentError, match="another seed"):
         tiny_plan(test_seed=0)
+    with pytest.raises(experiment.ExperimentError, match="one value per scale"):
+        tiny_plan(series=experiment.masks("series", (0.5,)))
+    with pytest.raises(experiment.ExperimentError, match="jobs"):
+        experiment.run_experiment(tiny_plan(), "unused", jobs=0)
+    plan = experiment.paper128_plan()
+    assert [len(plan.seeds_at(n)) for n in plan.sizes] == [10, 10, 10, 5, 5, 5]
+    assert [plan.epochs(n * 4) for n in plan.sizes] == [256, 128, 64, 32, 16, 16]
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--quick", "--paper"], "contradict"),
+    (["--plan", "huge"], "Invalid value for '--plan'"),
     (["--bogus"], "No such option"),
 ])
 def test_cli_bad_options(args, message, tmp_path):
@@ -192,8 +250,8 @@ def test_cli_bad_options(args, message, tmp_path):
 
 def test_cli_refuses_other_data_in_one_line(finished):
     out, _, _ = finished
-    # The quick plan's data differ from the tiny plan's: one line, exit code 2, nothing trained.
-    result = CliRunner().invoke(cli.main, ["experiment", "--quick", "--out", str(out)])
+    # The paper128 plan's data differ from the tiny plan's: one line, exit code 2, nothing trained.
+    result = CliRunner().invoke(cli.main, ["experiment", "--plan", "paper128", "--out", str(out)])
     assert result.exit_code == 2
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "another dataset" in errors[0]

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import cli
 from backdrop import Backdrop, training
-from backdrop.models import MultiScaleNet, place_heads, receptive_field
+from backdrop.models import BatchStandardize, MultiScaleNet, place_heads, receptive_field
 from msgp import io
 from msgp.spec import DatasetSpec
 
@@ -110,9 +110,110 @@ def test_backdrop_changes_weight_gradients_not_outputs():
     assert torch.equal(plain(x), masked(x))
     assert not torch.allclose(grads[0]["stem.0.weight"], grads[1]["stem.0.weight"])
     # The mask sits in front of the head, so the head's own weights get the full gradient.
-    assert torch.allclose(grads[0]["heads.0.1.weight"], grads[1]["heads.0.1.weight"])
+    assert torch.allclose(grads[0]["heads.0.3.weight"], grads[1]["heads.0.3.weight"])
     plain.eval(), masked.eval()
     assert torch.equal(plain(x), masked(x))
+
+
+def test_series_gradients_reach_each_stage_only_through_the_masks_in_front_of_it():
+    """In the series topology the gradient at stage k's output is its mask times the backward pass
+    of the deeper stages, each masked in turn: computed here by hand, stage by stage."""
+    torch.manual_seed(0)
+    model = MultiScaleNet(2, 2, (1, 2), mask_prob=(0.5, 0.75), topology="series",
+                          generators=[torch.Generator().manual_seed(s) for s in (1, 2)])
+    x, y = torch.randn(4, 1, 32, 32), torch.randint(0, 2, (4, 2))
+    outputs = []
+    hooks = [stage.register_forward_hook(lambda m, a, out: outputs.append(out)) for stage in model.stages]
+    logits = model(x)
+    for h in hooks:
+        h.remove()
+    for out in outputs:
+        out.retain_grad()
+    model.scale_losses(logits, y).sum().backward()
+    fine, coarse = (m.last_mask for m in model.masks)
+    assert fine.shape == (4, 1, 16, 16) and coarse.shape == (4, 1, 8, 8)
+    assert (fine == 0).any() and (coarse == 0).any()
+
+    h1 = outputs[0].detach().requires_grad_()
+    h2 = model.stages[1](h1)
+    h2_leaf = h2.detach().requires_grad_()
+    loss = model.scale_losses(model.classifier(h2_leaf).view(4, 2, 2), y).sum()
+    g2, = torch.autograd.grad(loss, h2_leaf)
+    g1, = torch.autograd.grad(h2, h1, g2 * coarse)
+    torch.testing.assert_close(outputs[1].grad, g2 * coarse, rtol=1e-6, atol=0)
+    torch.testing.assert_close(outputs[0].grad, g1 * fine, rtol=1e-6, atol=0)
+    assert torch.all(outputs[0].grad[(fine == 0).expand_as(outputs[0].grad)] == 0)
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), model.classifier(model.stages[1](model.stages[0](model.stem(x)))).view(4, 2, 2))
+
+
+def test_series_topology_checks_and_checkpoint_config():
+    with pytest.raises(ValueError, match="increasing head_stages"):
+        MultiScaleNet(2, 2, (2, 2), mask_prob=0.5, topology="series")
+    with pytest.raises(ValueError, match="topology"):
+        MultiScaleNet(2, 2, (1, 2), topology="ring")
+    with pytest.raises(ValueError, match="mask_block is only used with backdrop"):
+        MultiScaleNet(2, 2, (1, 2), mask_block=2)
+    model = MultiScaleNet(2, 2, (1, 3), mask_prob=(0.3, 0.95), topology="series", mask_block=(1, 2))
+    assert model.masks[1].block == 2 and model.masks[0].block is None
+    again = MultiScaleNet(**model.config())
+    again.load_state_dict(model.state_dict())
+    assert again.config() == model.config() and "topology=series" in repr(again)
+
+
+def test_calibrate_sets_the_exact_statistics_of_the_logits():
+    torch.manual_seed(0)
+    model = MultiScaleNet(2, 2, (1, 2))
+    images = torch.randn(10, 1, 32, 32)
+    model.calibrate([images[:4], images[4:]])  # in two batches
+    assert model.training  # left in the mode it was in
+    model.eval()
+    for head, k in zip(model.heads, model.head_stages):
+        features = model.stem(images)
+        for stage in model.stages[:k]:
+            features = stage(features)
+        at = next(i for i, m in enumerate(head) if isinstance(m, BatchStandardize))
+        raw = head[:at](features).double()
+        standardize = head[at]
+        torch.testing.assert_close(standardize.running_mean.double(), raw.mean(0), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(standardize.running_var.double(), raw.var(0), rtol=1e-5, atol=1e-6)
+
+
+def test_learning_rate_warms_up_then_decays_on_a_cosine():
+    lr = [training.learning_rate(step, 100, 2e-3, 0.1) for step in range(100)]
+    assert lr[0] == pytest.approx(2e-4) and lr[9] == pytest.approx(2e-3)  # 10 warm-up steps
+    assert all(a < b for a, b in zip(lr[:10], lr[1:10]))
+    assert all(a > b for a, b in zip(lr[10:], lr[11:]))  # then strictly decreasing
+    assert lr[10] == pytest.approx(2e-3) and lr[55] == pytest.approx(1e-3)  # halfway down the cosine
+    assert 0 < lr[-1] < 1e-5
+    assert training.learning_rate(0, 100, 2e-3, 0.0) == pytest.approx(2e-3)  # no warm-up
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_symmetries_are_permutations_flips_and_periodic_shifts(ndim):
+    x = torch.arange(2 * 6**ndim, dtype=torch.float32).view(2, 1, *[6] * ndim)
+    g = torch.Generator().manual_seed(0)
+    axes, flips, shifts = training.draw_symmetries(2, ndim, 6, g)
+    y = training.apply_symmetries(x, axes, flips, shifts)
+    for i in range(2):
+        expected = x[i, 0].permute(*axes[i].tolist())
+        for d in range(ndim):
+            if flips[i, d]:
+                expected = expected.flip(d)
+        expected = torch.roll(expected, shifts[i].tolist(), tuple(range(ndim)))
+        assert torch.equal(y[i, 0], expected)
+        assert torch.equal(y[i].flatten().sort().values, x[i].flatten().sort().values)
+    identity = (torch.arange(ndim).expand(2, ndim), torch.zeros(2, ndim, dtype=torch.bool),
+                torch.zeros(2, ndim, dtype=torch.long))
+    assert torch.equal(training.apply_symmetries(x, *identity), x)
+    if ndim == 2:  # a transpose then a flip of the first axis is a 90-degree rotation
+        rotation = (torch.tensor([[1, 0]] * 2), torch.tensor([[True, False]] * 2), torch.zeros(2, 2, dtype=torch.long))
+        assert torch.equal(training.apply_symmetries(x, *rotation)[:, 0], torch.rot90(x[:, 0], 1, (1, 2)))
+    # All 2**ndim * ndim! elements of the group come up.
+    many = training.draw_symmetries(4000, ndim, 6, g)
+    group = {(tuple(a.tolist()), tuple(f.tolist())) for a, f in zip(many[0], many[1])}
+    assert len(group) == 2**ndim * math.factorial(ndim)
 
 
 # Training ----------------------------------------------------------------------------------------
