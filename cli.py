@@ -312,7 +312,7 @@ def _parse_stages(text: str | None):
 @click.option("--warmup", type=float, default=0.1, show_default=True,
               help="Fraction of the steps with a linear warm-up to --lr, before the cosine decay to zero.")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True, help="AdamW's decoupled weight decay.")
-@click.option("--clip-grad", type=float, help="Clip the gradient's global norm to this value.")
+@click.option("--clip-grad", type=float, default=1.0, show_default=True, help="Clip the gradient's global norm to this value.")
 @click.option("--eval-every", type=int, default=1, show_default=True,
               help="Score the test set every K epochs and after the last (0: after the last only).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")

@@ -128,7 +128,7 @@ class TrainConfig:
     lr: float = 2e-3
     warmup: float = 0.1
     weight_decay: float = 0.0
-    clip_grad: float | None = None
+    clip_grad: float | None = 1.0
     eval_every: int = 1
     device: str = "auto"
     seed: int = 0
