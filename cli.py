@@ -474,7 +474,8 @@ def merge(shards, output, overwrite):
               "three-scale dataset; paper: paper-2scale at 1024², for a GPU.")
 @click.option("--jobs", type=int, help="Runs trained at once, one thread each (default: all cores on CPU, 1 on a GPU).")
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory (default experiments/<plan>).")
-def experiment(plan_name, jobs, out):
+@click.option("--report", is_flag=True, help="Train nothing: write the tables and figures of the runs finished so far.")
+def experiment(plan_name, jobs, out, report):
     """Backdrop against the full gradient, augmentation and crops, by training-set size, as a
     fraction of the oracle's accuracy, with paired 95% intervals.
 
@@ -505,7 +506,7 @@ def experiment(plan_name, jobs, out):
             bar.update()
 
     try:
-        written = exp.run_experiment(plan, out, progress=progress, jobs=jobs)
+        written = exp.run_experiment(plan, out, progress=progress, jobs=jobs, report_only=report)
     except training.TrainingError as err:
         raise click.ClickException(str(err)) from None
     except (ValueError, io.MSGPError) as err:

@@ -165,6 +165,20 @@ def test_rerun_trains_nothing_and_rebuilds_the_tables(finished):
     assert len(read_csv(out / "results.csv")) == 6 * 3
 
 
+def test_report_writes_the_tables_of_finished_runs_only(finished, tmp_path):
+    out, _, _ = finished
+    plan = tiny_plan(sizes=(1, 2, 3))  # size 3 has no finished run; its data would differ, so no reuse check
+    (tmp_path / "runs").mkdir()
+    for run in experiment.main_runs(tiny_plan(sizes=(1,), sweep=(), sweep_size=None)):
+        (tmp_path / "runs" / run.name).symlink_to(out / "runs" / run.name)
+    written = experiment.run_experiment(plan, tmp_path, report_only=True)
+    rows = read_csv(written["results.csv"])
+    assert len(rows) == 6 * 2 and {r["per_class"] for r in rows} == {"1"}
+    assert not (tmp_path / "data").exists()  # nothing generated, nothing trained
+    with pytest.raises(experiment.ExperimentError, match="no finished run"):
+        experiment.run_experiment(plan, tmp_path / "empty", report_only=True)
+
+
 def test_runs_that_died_early_are_trained_again(finished, tmp_path):
     """A run killed in its first epoch leaves config.json without a checkpoint; one killed later
     leaves a checkpoint to resume; one trained but not recorded keeps its training."""
@@ -233,7 +247,7 @@ def test_plan_checks():
     with pytest.raises(experiment.ExperimentError, match="jobs"):
         experiment.run_experiment(tiny_plan(), "unused", jobs=0)
     plan = experiment.paper128_plan()
-    assert [len(plan.seeds_at(n)) for n in plan.sizes] == [10, 10, 5, 5, 5, 5]
+    assert [len(plan.seeds_at(n)) for n in plan.sizes] == [10, 10, 3, 3, 3, 3]
     assert [plan.epochs(n * 4) for n in plan.sizes] == [256, 128, 64, 32, 16, 16]
 
 
