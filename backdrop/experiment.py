@@ -169,20 +169,21 @@ class ExperimentPlan:
 
 def paper128_plan() -> ExperimentPlan:
     """The paper's two-scale statistics at 128² (the ``paper-2scale`` length scales divided by 8, so
-    an image holds the paper's number of blobs per scale), 2 to 64 images per class; 10 seeds at 2
-    and 4 per class, 3 above; a sweep of heads and series settings at 4 per class."""
+    an image holds the paper's number of blobs per scale), 2 to 64 images per class; 10 seeds up to
+    8 per class, 5 above; a sweep of heads and series settings at 4 per class."""
     spec = DatasetSpec.default(2, 128, normalize="sample", n=4, seed=0)
-    return ExperimentPlan(spec=spec, sizes=(2, 4, 8, 16, 32, 64), small_max=4, device="cpu",
+    return ExperimentPlan(spec=spec, sizes=(2, 4, 8, 16, 32, 64), small_max=8, device="cpu",
                           backdrop=masks("heads", (0.5, 0.9)), series=masks("series", (0.3, 0.95)),
-                          seeds=3, sweep_size=4,
+                          seeds=5, sweep_size=4,
                           sweep=(masks("heads", (0.5, 0.9)), masks("heads", (0.5, 0.97)),
                                  masks("heads", (0.5, 0.97), (1, 2)), masks("series", (0.3, 0.95))))
 
 
 def default3_plan() -> ExperimentPlan:
-    """The default three-scale dataset (``msgp generate``: 128², normalize=theory), 2 to 64 images per class."""
+    """The default three-scale dataset (``msgp generate``: 128², normalize=theory), 2 to 64 images per
+    class; 10 seeds at 2 and 4 per class, 3 above."""
     spec = DatasetSpec.default(3, 128, n=8, seed=0)
-    return ExperimentPlan(spec=spec, sizes=(2, 4, 8, 16, 32, 64), device="cpu",
+    return ExperimentPlan(spec=spec, sizes=(2, 4, 8, 16, 32, 64), small_max=4, seeds=3, device="cpu",
                           backdrop=masks("heads", (0.5, 0.5, 0.9)), series=masks("series", (0.3, 0.5, 0.95)))
 
 

@@ -247,7 +247,7 @@ def test_plan_checks():
     with pytest.raises(experiment.ExperimentError, match="jobs"):
         experiment.run_experiment(tiny_plan(), "unused", jobs=0)
     plan = experiment.paper128_plan()
-    assert [len(plan.seeds_at(n)) for n in plan.sizes] == [10, 10, 3, 3, 3, 3]
+    assert [len(plan.seeds_at(n)) for n in plan.sizes] == [10, 10, 10, 5, 5, 5]
     assert [plan.epochs(n * 4) for n in plan.sizes] == [256, 128, 64, 32, 16, 16]
 
 
