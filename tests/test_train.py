@@ -238,7 +238,8 @@ def test_learns_far_above_chance_and_writes_the_run(data, tmp_path):
 
 
 def test_resume_repeats_an_uninterrupted_run(data, tmp_path):
-    settings = config(data, crop=16, epochs=2)  # exercises the shuffling, crop and mask generators
+    # Exercises the shuffling, crop, symmetry and mask generators.
+    settings = config(data, crop=16, epochs=2, augment=True)
     whole = training.train(settings, tmp_path / "whole")
     steps = []
     with pytest.raises(training.Interrupted, match="resumes the run"):
@@ -250,9 +251,33 @@ def test_resume_repeats_an_uninterrupted_run(data, tmp_path):
     a, b = final_weights(tmp_path / "whole"), final_weights(tmp_path / "cut")
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(training.CheckpointError, match="only --epochs and --device"):
-        training.train(config(data, crop=16, epochs=2, lr=1e-2), tmp_path / "cut", resume=True)
+        training.train(config(data, crop=16, epochs=2, augment=True, lr=1e-2), tmp_path / "cut", resume=True)
     with pytest.raises(training.CheckpointError, match="already holds a run"):
         training.train(settings, tmp_path / "cut")
+
+
+def test_resume_after_an_interruption_on_the_last_step_of_an_epoch(data, tmp_path):
+    """The checkpoint then has step == steps_per_epoch: the resumed run scores that epoch and goes on."""
+    settings = config(data, n_train=8, batch_size=8, epochs=2)
+    whole = training.train(settings, tmp_path / "whole")
+    with pytest.raises(training.Interrupted):
+        training.train(settings, tmp_path / "cut", should_stop=lambda: True)
+    assert training.load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["step"] == 1  # one step per epoch
+    resumed = training.train(settings, tmp_path / "cut", resume=True)
+    assert resumed["test_accuracy"] == whole["test_accuracy"]
+    assert training.read_metrics(tmp_path / "cut") == [
+        {**r, "images_per_s": r2["images_per_s"]}
+        for r, r2 in zip(training.read_metrics(tmp_path / "whole"), training.read_metrics(tmp_path / "cut"))]
+
+
+def test_eval_every_scores_the_chosen_epochs_and_the_last(data, tmp_path):
+    training.train(config(data, epochs=5, eval_every=2), tmp_path / "two")
+    scored = [r["epoch"] for r in training.read_metrics(tmp_path / "two") if r["test_accuracy"] is not None]
+    assert scored == [2, 4, 5]
+    training.train(config(data, epochs=3, eval_every=0), tmp_path / "end")
+    records = training.read_metrics(tmp_path / "end")
+    assert [r["test_loss"] is None for r in records] == [True, True, False]
+    assert (tmp_path / "end" / "curves.png").is_file()
 
 
 def _ddp_worker(rank, world, init_file, settings, out):
