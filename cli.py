@@ -194,6 +194,8 @@ def preview(path, output, per_class, overwrite):
         raise InputError(f"--per-class must be at least 1, but got {per_class}")
     if output.exists() and not overwrite:
         raise InputError(f"{output} already exists; pass --overwrite to replace it")
+    if not output.parent.is_dir():
+        raise InputError(f"cannot write {output}: the directory {output.parent} does not exist")
     from msgp import preview as preview_module
 
     try:

@@ -227,6 +227,8 @@ class DatasetSpec:
     @classmethod
     def default(cls, n_scales: int = 3, size: int = 128, **overrides) -> "DatasetSpec":
         """The documented defaults for ``n_scales`` scales at ``size`` pixels."""
+        _check(isinstance(size, (int, np.integer)) and size >= 4,
+               f"size must be an integer of at least 4 pixels, but got {size}")
         lengths = default_lengths(n_scales, size)
         if overrides.get("length_scales") is None and lengths[0][0] < MIN_LENGTH:
             minimum = math.ceil(MIN_LENGTH / lengths[0][0] * size)
