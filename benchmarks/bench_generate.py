@@ -1,8 +1,9 @@
 """Generation throughput beside the FFT lower bound (and gstools / powerbox when installed).
 
-Every method is timed in the same run, in interleaved rounds, and reported as samples/s and as a
-ratio to the lower bound: one normal-RNG draw plus one inverse real FFT per sample, float64, one
-thread. msgp's samples have K = 3 scales (the `--scales 3` defaults for the size).
+Every method is timed in the same run, in interleaved rounds, and reported as samples/s and, per
+core it uses, as a ratio to the lower bound: one normal-RNG draw plus one inverse real FFT per
+sample on one thread, in float64 (what msgp computes in) and in float32 (beside it, for scale).
+msgp's samples have K = 3 scales (the `--scales 3` defaults for the size).
 
     python benchmarks/bench_generate.py                 # 128, 256, 1024 px; CLI run and memory
     python benchmarks/bench_generate.py --sizes 128 --no-cli
@@ -38,12 +39,12 @@ def rate(fn, seconds: float) -> float:
             return done / elapsed
 
 
-def lower_bound(size: int):
+def lower_bound(size: int, dtype=np.float64):
     rng = np.random.default_rng(0)
-    half = np.zeros((size, size // 2 + 1), np.complex128)
+    half = np.zeros((size, size // 2 + 1), np.complex128 if dtype == np.float64 else np.complex64)
 
     def run():
-        rng.standard_normal(size * size)
+        rng.standard_normal(size * size, dtype=dtype)
         scipy.fft.irfftn(half, s=(size, size), workers=1)
         return 1
     return run
@@ -157,13 +158,15 @@ def main():
     args = parser.parse_args()
 
     print(f"cores: {os.cpu_count()}, numpy {np.__version__}, scipy {scipy.__version__}\n")
-    print("| size | method | samples/s | ratio to lower bound |")
-    print("|---|---|---:|---:|")
+    print("| size | method | samples/s | cores | per core / float64 bound | per core / float32 bound |")
+    print("|---|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for size in args.sizes:
+            bound64, bound32 = "lower bound, float64 (1 thread)", "lower bound, float32 (1 thread)"
             methods = {
-                "lower bound (1 normal draw + 1 irfft, 1 thread)": lower_bound(size),
+                bound64: lower_bound(size),
+                bound32: lower_bound(size, np.float32),
                 "msgp, K=3, 1 thread": msgp_single(size),
                 "msgp generate, all cores, to HDF5": msgp_all_cores(size, folder),
                 "gstools SRF (randomization, 1 field)": gstools_field(size),
@@ -176,10 +179,13 @@ def main():
             for _ in range(args.rounds):
                 for name, fn in methods.items():
                     rates[name].append(rate(fn, args.seconds))
-            reference = statistics.median(rates["lower bound (1 normal draw + 1 irfft, 1 thread)"])
+            reference64, reference32 = statistics.median(rates[bound64]), statistics.median(rates[bound32])
             for name, values in rates.items():
                 median = statistics.median(values)
-                print(f"| {size}² | {name} | {median:,.1f} | {median / reference:.2f} |")
+                cores = os.cpu_count() if name == "msgp generate, all cores, to HDF5" else 1
+                per_core = median / cores
+                print(f"| {size}² | {name} | {median:,.1f} | {cores} | {per_core / reference64:.2f} | "
+                      f"{per_core / reference32:.2f} |")
         if not args.no_cli:
             print("\n| command (all cores, oracle summary included) | wall time | peak memory, all processes |")
             print("|---|---:|---:|")
