@@ -307,7 +307,11 @@ def _parse_stages(text: str | None):
 @click.option("--crop", type=int, help="Baseline: train on random crops of this side, test on whole images.")
 @click.option("--n-train", type=int, default=512, show_default=True, help="Class-balanced training samples.")
 @click.option("--n-test", type=int, default=512, show_default=True, help="Class-balanced test samples, disjoint.")
-@click.option("--test-data", type=click.Path(path_type=Path), help="Draw the test samples from this compatible file.")
+@click.option("--test-data", type=click.Path(path_type=Path),
+              help="Draw the test samples from this compatible file (or preset, or spec .json, generated).")
+@click.option("--generate", type=int, metavar="N",
+              help="Train on N samples generated as they are read, no file: of DATA's description when DATA "
+              "is given, else of `msgp generate`'s defaults.")
 @click.option("--epochs", type=int, default=30, show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Global batch, in images.")
 @click.option("--lr", type=float, default=2e-3, show_default=True, help="Peak AdamW learning rate.")
@@ -325,9 +329,13 @@ def _parse_stages(text: str | None):
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.pass_context
 def train(ctx, data, backdrop, mask_prob, mask_block, topology, augment, crop, n_train, n_test, test_data,
-          epochs, batch_size, lr, warmup, weight_decay, clip_grad, eval_every, device, seed, heads, width, out,
-          resume):
+          generate, epochs, batch_size, lr, warmup, weight_decay, clip_grad, eval_every, device, seed, heads, width,
+          out, resume):
     """Train a multi-scale network (one head per scale) and compare it with the oracle.
+
+    DATA is an msgp file, or a preset (e.g. paper-2scale) or spec .json whose samples are generated
+    as they are read: no file, and the same samples, subsets and results as from the file
+    `msgp generate` writes for it.
 
     Under ``torchrun --nproc-per-node N -m msgp.train ...`` it trains with DistributedDataParallel.
     """
@@ -337,6 +345,9 @@ def train(ctx, data, backdrop, mask_prob, mask_block, topology, augment, crop, n
 
     from backdrop import training
 
+    data_given = ctx.get_parameter_source("data") == ParameterSource.COMMANDLINE
+    data = _train_source(data, generate, data_given)
+    test_data = None if test_data is None else _train_source(test_data, None, True)
     values = {"data": data, "backdrop": backdrop, "mask_prob": _parse_mask_prob(mask_prob),
               "mask_block": _parse_blocks(mask_block), "topology": topology, "augment": augment, "crop": crop,
               "n_train": n_train, "n_test": n_test, "test_data": test_data, "epochs": epochs,
@@ -347,7 +358,7 @@ def train(ctx, data, backdrop, mask_prob, mask_block, topology, augment, crop, n
         if resume:
             if out is None:
                 raise InputError("--resume needs --out, the run directory to continue")
-            names = {"heads": "head_stages"}
+            names = {"heads": "head_stages", "generate": "data"}
             given = {names.get(k, k) for k in ctx.params if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
             saved = training.read_config(out).to_dict()
             values = {**saved, **{k: v for k, v in values.items() if k in given}}
@@ -401,6 +412,22 @@ def train(ctx, data, backdrop, mask_prob, mask_block, topology, augment, crop, n
     if rank == 0:
         click.echo(_accuracy_table(summary["test_accuracy"], summary["oracle_accuracy"], summary["chance"]))
         click.echo(f"wrote {out}")
+
+
+def _train_source(data: Path, generate: int | None, given: bool):
+    """What `msgp train` reads: DATA's path, or the description (a DatasetSpec) whose samples it
+    generates: a preset or spec .json, or with --generate N the file's description (default:
+    `msgp generate`'s) with n = N."""
+    if generate is not None and generate < 1:
+        raise InputError(f"--generate must be a positive number of samples, but got {generate}")
+    try:
+        if data.suffix == ".json" or not (data.suffix or data.exists()):
+            return load_preset(str(data), n=generate)
+        if generate is None:
+            return data
+        return io.read_spec(data).replace(n=generate) if given else DatasetSpec.default(n=generate)
+    except (SpecError, io.MSGPError) as err:
+        _fail(err)
 
 
 def _accuracy_table(network, oracle_accuracy, chance) -> str:

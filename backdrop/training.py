@@ -44,7 +44,7 @@ from msgp.plotting import PlotUnavailable, pyplot
 
 from .functional import draw_mask
 from .layer import Backdrop
-from msgp.dataset import MSGPDataset, split
+from msgp.dataset import GeneratedDataset, MSGPDataset, split
 from msgp.spec import DatasetSpec
 
 from .models import RF_FACTOR, TOPOLOGIES, MultiScaleNet
@@ -80,7 +80,9 @@ class TrainConfig:
 
     Parameters
     ----------
-    data : the msgp file to train on.
+    data : the msgp file to train on, or a dataset description (a :class:`~msgp.spec.DatasetSpec`,
+        kept as the dict of its fields) whose samples are generated as they are read: the same
+        samples, subsets and results as from the file ``msgp generate`` writes for it.
     backdrop : put a Backdrop layer at every scale's depth (off: plain full gradient).
     mask_prob : backdrop mask probability, one value for every scale or one per scale.
     mask_block : side of the square blocks of positions each scale's mask keeps or drops together
@@ -94,7 +96,7 @@ class TrainConfig:
     crop : train on random crops of this side (``(size // crop)**ndim`` crops per image, so a step
         sees as many pixels as with whole images) and test on whole images; ``None`` for whole images.
     n_train, n_test : class-balanced, disjoint train and test subsets drawn from ``data``.
-    test_data : draw the test samples from this compatible file instead of ``data``.
+    test_data : draw the test samples from this compatible file (or description) instead of ``data``.
     epochs : passes over the training subset.
     batch_size : global batch, in images (divided among the processes of a distributed run).
     lr : peak learning rate of AdamW: a linear warm-up from zero over the first ``warmup``
@@ -138,8 +140,8 @@ class TrainConfig:
     eval_batch_size: int = 64
 
     def __post_init__(self):
-        self.data = str(self.data)
-        self.test_data = None if self.test_data is None else str(self.test_data)
+        self.data = _data_source(self.data)
+        self.test_data = None if self.test_data is None else _data_source(self.test_data)
         if isinstance(self.mask_prob, (list, tuple)):
             self.mask_prob = tuple(float(p) for p in self.mask_prob)
         else:
@@ -274,7 +276,7 @@ class _Data:
         return self.choices.numpy() @ powers
 
 
-def _load(dataset: MSGPDataset) -> _Data:
+def _load(dataset: MSGPDataset | GeneratedDataset) -> _Data:
     """All samples of a subset in memory: a few hundred images, read once instead of every epoch.
     The per-scale choices come from the subset's labels, whatever its ``target``."""
     loader = torch.utils.data.DataLoader(dataset, batch_size=256)
@@ -283,10 +285,26 @@ def _load(dataset: MSGPDataset) -> _Data:
     return _Data(dataset.spec, fields, choices, np.asarray(dataset.indices))
 
 
-def _open(path: str) -> MSGPDataset:
-    if not Path(path).exists():
-        raise io.FormatError(f"{path} does not exist; run `msgp generate` first to create a dataset")
-    return MSGPDataset(path, target="scales")
+def _data_source(value) -> str | dict[str, Any]:
+    """A file's path as a string, or a dataset description as the dict of its (checked) fields, the
+    form that config.json stores and a resumed run compares."""
+    if isinstance(value, DatasetSpec):
+        return value.to_dict()
+    if isinstance(value, dict):
+        try:
+            return DatasetSpec(**value).to_dict()
+        except TypeError as err:
+            raise ValueError(f"invalid dataset description: {err}") from None
+    return str(value)
+
+
+def _open(source: str | os.PathLike | dict[str, Any]) -> MSGPDataset | GeneratedDataset:
+    """The dataset a config names: an msgp file, or a description to generate the samples of."""
+    if isinstance(source, dict):
+        return GeneratedDataset(DatasetSpec(**source), target="scales")
+    if not Path(source).exists():
+        raise io.FormatError(f"{source} does not exist; run `msgp generate` first to create a dataset")
+    return MSGPDataset(source, target="scales")
 
 
 def check_compatible(trained, other, what: str = "dataset") -> None:
@@ -298,7 +316,7 @@ def check_compatible(trained, other, what: str = "dataset") -> None:
         raise IncompatibleDataError(f"the {what} has other parameters than the training data: {details}")
 
 
-def _subsets(config: TrainConfig) -> tuple[MSGPDataset, MSGPDataset]:
+def _subsets(config: TrainConfig) -> tuple[MSGPDataset | GeneratedDataset, MSGPDataset | GeneratedDataset]:
     data = _open(config.data)
     if config.test_data is None:
         return split(data, config.n_train, config.n_test, seed=config.seed)
@@ -846,7 +864,8 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
     ----------
     run_dir : a directory written by :func:`train` (its ``checkpoint.pt`` is scored, finished or not).
     data : an msgp file with the training data's statistics (``spec.statistics()``; seed and n may
-        differ). ``None``, or the training file itself: the run's own test samples.
+        differ). ``None``, or the training file itself: the run's own test samples (generated
+        again for a run on a dataset description).
     n : class-balanced samples drawn from ``data`` (default: the run's ``n_test``); ignored when the
         run's own test samples are used.
     device : ``auto``, ``cpu`` or ``cuda``.
@@ -867,13 +886,14 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
     own_file = config.test_data or config.data
     if data is None:
         data = own_file
-    dataset = _open(str(data))
+    dataset = _open(data)
     check_compatible(trained, dataset.spec)
     if n is not None and n < 1:
         raise ValueError(f"n must be a positive integer, but got {n}")
     same_samples = dataset.spec.seed == trained.seed or config.test_data is not None
-    if Path(data).resolve() == Path(own_file).resolve() and same_samples:
-        test_set = MSGPDataset(str(data), target="scales", indices=_run_test_indices(run_dir))
+    own_samples = data == own_file if isinstance(own_file, dict) else Path(data).resolve() == Path(own_file).resolve()
+    if own_samples and same_samples:
+        test_set = dataset.subset(_run_test_indices(run_dir))
     else:
         _, test_set = split(dataset, 0, config.n_test if n is None else n, seed=config.seed)
     test_data = _load(test_set)
@@ -887,7 +907,8 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
                                 scale_confidence=log_marginals.max(-1).values.exp().numpy())
     truth = test_data.labels
     oracle_prediction = oracle.predict(test_data.fields[:, 0].numpy(), test_data.spec)
-    result = {"data": str(data), "n": len(truth), "epoch": ckpt["epoch"], "network": None, "oracle": None}
+    name = f"the generated dataset (seed {data['seed']})" if isinstance(data, dict) else str(data)
+    result = {"data": name, "n": len(truth), "epoch": ckpt["epoch"], "network": None, "oracle": None}
     for key, prediction in (("network", network), ("oracle", oracle_prediction)):
         confusion = np.zeros((trained.n_classes, trained.n_classes), dtype=np.int64)
         np.add.at(confusion, (truth, prediction.labels), 1)

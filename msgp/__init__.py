@@ -3,13 +3,13 @@ __version__ = "0.1.0"
 
 from .spec import DatasetSpec  # noqa: E402  (io reads __version__ above)
 
-__all__ = ["DatasetSpec", "MSGPDataset", "split", "__version__"]
+__all__ = ["DatasetSpec", "GeneratedDataset", "MSGPDataset", "split", "__version__"]
 
 
 def __getattr__(name):
     # The dataset needs torch; importing it only when asked keeps `msgp generate` and its worker
     # processes from paying for torch.
-    if name in ("MSGPDataset", "split"):
+    if name in ("GeneratedDataset", "MSGPDataset", "split"):
         from . import dataset
 
         return getattr(dataset, name)

@@ -1,6 +1,9 @@
-"""A PyTorch view of an msgp file, and a class-balanced train/test split of it."""
+"""PyTorch views of an msgp dataset: read from a file (:class:`MSGPDataset`) or generated on the
+fly from its description (:class:`GeneratedDataset`), item for item the same; and a
+class-balanced train/test split of either."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -10,11 +13,35 @@ import torch
 from torch.utils.data import Dataset
 
 from . import io
+from .generate import Sampler, labels_of
+from .spec import DatasetSpec
 
 TARGETS = ("class", "scales", "both")
 
 
-class MSGPDataset(Dataset):
+class _Samples(Dataset):
+    """What the file and the generated dataset share: the target, the transform, the item format."""
+
+    def __init__(self, spec: DatasetSpec, target: str, transform):
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {', '.join(map(repr, TARGETS))}, but got {target!r}")
+        self.spec = spec
+        self.target = target
+        self.transform = transform
+
+    def _item(self, field: np.ndarray, label):
+        """``(field, target)`` from a stored field and its class label."""
+        field = torch.from_numpy(field.astype(np.float32, copy=False)).unsqueeze(0)
+        if self.transform is not None:
+            field = self.transform(field)
+        label = int(label)
+        if self.target == "class":
+            return field, label
+        choices = torch.from_numpy(self.spec.choices(label).astype(np.int64))
+        return field, (choices if self.target == "scales" else (label, choices))
+
+
+class MSGPDataset(_Samples):
     """Samples of a complete msgp file as ``(field, target)`` pairs.
 
     Parameters
@@ -40,19 +67,15 @@ class MSGPDataset(Dataset):
     """
 
     def __init__(self, path, target: str = "class", transform=None, indices=None):
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {', '.join(map(repr, TARGETS))}, but got {target!r}")
         self.path = Path(path)
         with io.open_file(self.path) as (f, spec):
             if io.shard_of(f) is not None:
                 raise io.FormatError(f"{self.path} is shard {'{}/{}'.format(*io.shard_of(f))} of a dataset; "
                                      "merge the shards first (msgp merge)")
             labels = f["labels"][:]
-        self.spec = spec
+        super().__init__(spec, target, transform)
         self.indices = _check_indices(indices, spec.n)
         self.labels = labels[self.indices]
-        self.target = target
-        self.transform = transform
         self._file = None
         self._pid = None
 
@@ -60,14 +83,7 @@ class MSGPDataset(Dataset):
         return len(self.indices)
 
     def __getitem__(self, item: int):
-        field = torch.from_numpy(self._read(int(self.indices[item])).astype(np.float32, copy=False)).unsqueeze(0)
-        if self.transform is not None:
-            field = self.transform(field)
-        label = int(self.labels[item])
-        if self.target == "class":
-            return field, label
-        choices = torch.from_numpy(self.spec.choices(label).astype(np.int64))
-        return field, (choices if self.target == "scales" else (label, choices))
+        return self._item(self._read(int(self.indices[item])), self.labels[item])
 
     def _read(self, index: int) -> np.ndarray:
         # A handle inherited through fork belongs to the parent's HDF5 state: open our own.
@@ -91,20 +107,130 @@ class MSGPDataset(Dataset):
     def subset(self, indices) -> "MSGPDataset":
         """The samples ``indices`` (positions in this dataset), with the same target and transform."""
         positions = _check_indices(indices, len(self))
-        return MSGPDataset(self.path, self.target, self.transform, self.indices[positions])
+        return self._select(self.indices[positions], self.target, self.transform)
+
+    def _select(self, indices, target, transform) -> "MSGPDataset":
+        """The samples ``indices`` of the file."""
+        return MSGPDataset(self.path, target, transform, indices)
 
     def __repr__(self) -> str:
         return (f"MSGPDataset({str(self.path)!r}, target={self.target!r}, {len(self)} of {self.spec.n} samples, "
                 f"{self.spec.n_classes} classes)")
 
 
-def split(source, n_train: int, n_test: int, seed: int = 0, **options) -> tuple[MSGPDataset, MSGPDataset]:
-    """Disjoint, class-balanced train and test subsets of an msgp file or dataset.
+class GeneratedDataset(_Samples):
+    """The samples of a dataset description, drawn when they are read: no file.
+
+    Item ``i`` is bit for bit item ``i`` of :class:`MSGPDataset` on the file ``msgp generate``
+    writes for ``spec`` (sample i is a function of the spec and i alone), with the same targets.
 
     Parameters
     ----------
-    source : a path, or an :class:`MSGPDataset` (split within its samples, keeping its target and
-        transform unless ``options`` say otherwise).
+    spec : the dataset description; ``len`` is ``spec.n`` (which may be far more than would fit
+        on a disk). Its storage settings matter only as they would in a file: ``dtype`` rounds the
+        fields, ``compression`` and ``save_components`` are ignored.
+    target : ``"class"``, ``"scales"`` or ``"both"``, as for :class:`MSGPDataset`.
+    transform : a function applied to each field tensor.
+    indices : sample indices of the dataset this one shows (default: all, in order).
+
+    Attributes
+    ----------
+    spec : the :class:`~msgp.spec.DatasetSpec`.
+    labels : (len(self),) int64 class labels of the samples shown, computed at first use (about
+        1 s per million samples; :func:`split` needs them, reading items does not).
+    indices : (len(self),) int64 their indices in the dataset.
+
+    Notes
+    -----
+    Reading a batch (``__getitems__``, which a ``DataLoader`` with a ``batch_size`` or a
+    ``batch_sampler`` calls) draws the batch's fields with batched inverse FFTs, at most
+    :data:`msgp.io.BATCH_PIXELS` pixels at a time, so each item costs about what ``msgp generate``
+    spends on one. The sampler is built at the first item read in each process and not pickled,
+    so ``DataLoader`` workers build their own.
+
+    Examples
+    --------
+    >>> from torch.utils.data import DataLoader
+    >>> spec = DatasetSpec.default(3, 128, n=10**9)
+    >>> loader = DataLoader(GeneratedDataset(spec), batch_size=64, num_workers=2)
+    >>> fields, labels = next(iter(loader))  # samples 0 to 63 of the file it would write
+    """
+
+    def __init__(self, spec: DatasetSpec, target: str = "class", transform=None, indices=None):
+        if not isinstance(spec, DatasetSpec):
+            raise TypeError(f"spec must be a DatasetSpec, but got {type(spec).__name__}")
+        super().__init__(spec, target, transform)
+        # None stands for all samples, so that a dataset of 10**9 samples costs nothing until read.
+        self._indices = None if indices is None else _check_indices(indices, spec.n)
+        self._labels = None
+        self._sampler = None
+
+    @property
+    def indices(self) -> np.ndarray:
+        return np.arange(self.spec.n, dtype=np.int64) if self._indices is None else self._indices
+
+    @property
+    def labels(self) -> np.ndarray:
+        if self._labels is None:
+            self._labels = labels_of(self.spec, self.indices)
+        return self._labels
+
+    def __len__(self) -> int:
+        return self.spec.n if self._indices is None else len(self._indices)
+
+    def __getitem__(self, item: int):
+        return self.__getitems__([item])[0]
+
+    def __getitems__(self, items) -> list:
+        """The items at positions ``items``, their fields drawn together."""
+        indices = self._at(items)
+        labels = labels_of(self.spec, indices)
+        if self._sampler is None:
+            self._sampler = Sampler(self.spec)
+        step = max(1, io.BATCH_PIXELS // math.prod(self.spec.shape))
+        out = []
+        for a in range(0, len(indices), step):
+            fields = self._sampler.fields(indices[a:a + step], labels[a:a + step])
+            out += [self._item(field, label) for field, label in zip(fields, labels[a:a + step])]
+        return out
+
+    def _at(self, positions) -> np.ndarray:
+        """Dataset indices of ``positions`` in this one (negative ones count from the end)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        n = len(self)
+        if positions.size and not (-n <= positions.min() and positions.max() < n):
+            bad = positions.min() if positions.min() < -n else positions.max()
+            raise IndexError(f"index {bad} is out of range for {n} samples")
+        positions = np.where(positions < 0, positions + n, positions)
+        return positions if self._indices is None else self._indices[positions]
+
+    def __getstate__(self):
+        # The sampler's spectra are larger than the dataset and quick to rebuild in a worker.
+        return {**self.__dict__, "_sampler": None}
+
+    def subset(self, indices) -> "GeneratedDataset":
+        """The samples ``indices`` (positions in this dataset), with the same target and transform."""
+        return self._select(self._at(_check_indices(indices, len(self))), self.target, self.transform)
+
+    def _select(self, indices, target, transform) -> "GeneratedDataset":
+        """The samples ``indices`` of the dataset."""
+        return GeneratedDataset(self.spec, target, transform, indices)
+
+    def __repr__(self) -> str:
+        spec = self.spec
+        return (f"GeneratedDataset({spec.ndim}-D, {spec.size} px, seed={spec.seed}, target={self.target!r}, "
+                f"{len(self)} of {spec.n} samples, {spec.n_classes} classes)")
+
+
+def split(source, n_train: int, n_test: int, seed: int = 0, **options) -> tuple[_Samples, _Samples]:
+    """Disjoint, class-balanced train and test subsets of an msgp file, description or dataset.
+
+    Parameters
+    ----------
+    source : a path (read with :class:`MSGPDataset`), a :class:`~msgp.spec.DatasetSpec`
+        (generated with :class:`GeneratedDataset`: the same subsets as from its file), or a
+        dataset of either kind (split within its samples, keeping its target and transform
+        unless ``options`` say otherwise).
     n_train, n_test : sizes of the two subsets; each must be a multiple of the number of classes,
         so that every class has exactly ``n / n_classes`` samples in it.
     seed : which samples of each class go where.
@@ -112,9 +238,14 @@ def split(source, n_train: int, n_test: int, seed: int = 0, **options) -> tuple[
 
     Returns
     -------
-    (train, test) : two :class:`MSGPDataset`, their indices sorted.
+    (train, test) : two datasets of the kind ``source`` gives, their indices sorted.
     """
-    dataset = source if isinstance(source, MSGPDataset) else MSGPDataset(source)
+    if isinstance(source, _Samples):
+        dataset = source
+    elif isinstance(source, DatasetSpec):
+        dataset = GeneratedDataset(source)
+    else:
+        dataset = MSGPDataset(source)
     C = dataset.spec.n_classes
     for name, count in (("n_train", n_train), ("n_test", n_test)):
         if not isinstance(count, (int, np.integer)) or count < 0:
@@ -137,8 +268,7 @@ def split(source, n_train: int, n_test: int, seed: int = 0, **options) -> tuple[
         train.append(members[:per_train])
         test.append(members[per_train:per_train + per_test])
     options = {"target": dataset.target, "transform": dataset.transform, **options}
-    return tuple(MSGPDataset(dataset.path, indices=dataset.indices[np.sort(np.concatenate(part))], **options)
-                 for part in (train, test))
+    return tuple(dataset._select(dataset.indices[np.sort(np.concatenate(part))], **options) for part in (train, test))
 
 
 def _check_indices(indices, n: int) -> np.ndarray:

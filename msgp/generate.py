@@ -31,6 +31,18 @@ def rng_for(seed: int, stream: int, index: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(stream, index))))
 
 
+def labels_of(spec: DatasetSpec, indices) -> np.ndarray:
+    """Class labels (int64) of the samples ``indices``, in any order: each comes from the shuffle
+    of its block of ``n_classes`` samples, drawn once per block asked for."""
+    indices = np.asarray(indices, dtype=np.int64)
+    C = spec.n_classes
+    blocks, where = np.unique(indices // C, return_inverse=True)
+    shuffles = np.zeros((len(blocks), C), dtype=np.int64)
+    for row, block in zip(shuffles, blocks):
+        row[:] = rng_for(spec.seed, LABEL_STREAM, int(block)).permutation(C)
+    return shuffles[where.reshape(indices.shape), indices % C]
+
+
 @dataclass
 class Batch:
     """Samples ``start`` to ``start + len(labels)`` of a dataset, as stored."""
@@ -63,11 +75,7 @@ class Sampler:
     # Labels ---------------------------------------------------------------------------------------
     def labels(self, start: int, stop: int) -> np.ndarray:
         """Class labels of samples ``start`` to ``stop`` (int64)."""
-        C = self.spec.n_classes
-        first, last = start // C, (stop - 1) // C
-        blocks = [rng_for(self.spec.seed, LABEL_STREAM, b).permutation(C) for b in range(first, last + 1)]
-        labels = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int64)
-        return labels[start - first * C: stop - first * C].astype(np.int64)
+        return labels_of(self.spec, np.arange(start, stop))
 
     # Fields ---------------------------------------------------------------------------------------
     def spectrum_sqrt(self, label: int) -> np.ndarray:
@@ -87,30 +95,41 @@ class Sampler:
         """Samples ``start`` to ``stop``, rounded once to the storage dtype."""
         spec = self.spec
         labels = self.labels(start, stop)
-        choices = spec.choices(labels)
-        if spec.normalize == "theory":
-            spectra = np.empty((stop - start,) + spectral.half_shape(spec.size, spec.ndim), np.complex128)
-            for j, i in enumerate(range(start, stop)):
-                z = spectral.white_spectrum(rng_for(spec.seed, FIELD_STREAM, i), spec.size, spec.ndim)
-                spectra[j] = self.spectrum_sqrt(int(labels[j])) * z
-            fields = self._synthesize(spectra)
-            components = self._conditional_components(start, spectra, choices) if spec.save_components else None
-        else:
-            fields, components = self._standardised_sums(start, stop, choices)
+        fields, components = self._draw(np.arange(start, stop), labels, spec.save_components)
         dtype = np.dtype(spec.dtype)
         return Batch(
             start=start,
             fields=fields.astype(dtype),
             labels=labels,
-            scale_labels=choices.astype(np.uint8),
+            scale_labels=spec.choices(labels).astype(np.uint8),
             components=None if components is None else components.astype(dtype),
         )
+
+    def fields(self, indices, labels) -> np.ndarray:
+        """The fields of samples ``indices`` (any order), whose labels are ``labels``, rounded once to
+        the storage dtype: bit for bit the rows :meth:`batch` gives them, whatever the batch."""
+        fields, _ = self._draw(np.asarray(indices, dtype=np.int64), np.asarray(labels), components=False)
+        return fields.astype(self.spec.dtype)
+
+    def _draw(self, indices: np.ndarray, labels: np.ndarray, components: bool):
+        """float64 fields, and the components if ``components``, of samples ``indices``."""
+        spec = self.spec
+        choices = spec.choices(labels)
+        if spec.normalize == "sample":
+            fields, parts = self._standardised_sums(indices, choices)
+            return fields, (parts if components else None)
+        spectra = np.empty((len(indices),) + spectral.half_shape(spec.size, spec.ndim), np.complex128)
+        for j, i in enumerate(indices):
+            z = spectral.white_spectrum(rng_for(spec.seed, FIELD_STREAM, int(i)), spec.size, spec.ndim)
+            spectra[j] = self.spectrum_sqrt(int(labels[j])) * z
+        fields = self._synthesize(spectra)
+        return fields, (self._conditional_components(indices, spectra, choices) if components else None)
 
     def _synthesize(self, spectra: np.ndarray) -> np.ndarray:
         """Real float64 fields from half-grid spectra (the one step a device sampler replaces)."""
         return spectral.synthesize(spectra, self.spec.size, self.spec.ndim, self.fft_workers)
 
-    def _conditional_components(self, start, spectra, choices) -> np.ndarray:
+    def _conditional_components(self, indices, spectra, choices) -> np.ndarray:
         """Unit-variance components f_s with sum_s a_s f_s + noise equal to the drawn field.
 
         Matheron's rule per Fourier mode: with parts ``b_s W_s`` (independent, ``b_s`` the part's
@@ -121,7 +140,7 @@ class Sampler:
         K = spec.n_scales
         out = np.empty((len(spectra), K) + spectral.half_shape(spec.size, spec.ndim), np.complex128)
         for j, x in enumerate(spectra):
-            rng = rng_for(spec.seed, COMPONENT_STREAM, start + j)
+            rng = rng_for(spec.seed, COMPONENT_STREAM, int(indices[j]))
             parts = [spec.amplitudes[s] * self._sqrt_lam[s][c] for s, c in enumerate(choices[j])]
             parts.append(np.full_like(parts[0], spec.noise))
             draws = [b * spectral.white_spectrum(rng, spec.size, spec.ndim) for b in parts]
@@ -131,14 +150,15 @@ class Sampler:
                 out[j, s] = (draws[s] + parts[s] ** 2 * residual) / spec.amplitudes[s]
         return self._synthesize(out)
 
-    def _standardised_sums(self, start, stop, choices):
+    def _standardised_sums(self, indices, choices):
+        """The fields, and the standardised components they sum, of samples ``indices``."""
         spec = self.spec
         K = spec.n_scales
         half = spectral.half_shape(spec.size, spec.ndim)
-        spectra = np.empty((stop - start, K) + half, np.complex128)
-        noise = np.empty((stop - start,) + spec.shape)
-        for j, i in enumerate(range(start, stop)):
-            rng = rng_for(spec.seed, FIELD_STREAM, i)
+        spectra = np.empty((len(indices), K) + half, np.complex128)
+        noise = np.empty((len(indices),) + spec.shape)
+        for j, i in enumerate(indices):
+            rng = rng_for(spec.seed, FIELD_STREAM, int(i))
             for s, c in enumerate(choices[j]):
                 spectra[j, s] = self._sqrt_lam[s][c] * spectral.white_spectrum(rng, spec.size, spec.ndim)
             noise[j] = rng.standard_normal(spec.shape)
@@ -148,4 +168,4 @@ class Sampler:
         components /= components.std(axis=axes, keepdims=True)
         amplitudes = np.asarray(spec.amplitudes).reshape((1, K) + (1,) * spec.ndim)
         fields = (amplitudes * components).sum(axis=1) + spec.noise * noise
-        return fields, (components if spec.save_components else None)
+        return fields, components

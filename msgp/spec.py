@@ -246,14 +246,18 @@ def preset_names() -> list[str]:
 def load_preset(name: str, **overrides) -> DatasetSpec:
     """The preset ``name`` from ``data/presets/`` (or a path to a JSON file), with overrides."""
     path = Path(name)
-    if not path.suffix == ".json":
+    if path.suffix != ".json":
         path = PRESET_DIR / f"{name}.json"
-    if not path.is_file():
-        raise SpecError(f"unknown preset {name!r}; choose one of {', '.join(preset_names())} or give a .json path")
+        if not path.is_file():
+            raise SpecError(f"unknown preset {name!r}; choose one of {', '.join(preset_names())} or give a .json path")
+    elif not path.is_file():
+        raise SpecError(f"{path} does not exist")
     try:
         values = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise SpecError(f"preset {path} is not valid JSON: {err}") from None
+    if not isinstance(values, dict):
+        raise SpecError(f"preset {path} must hold a JSON object of dataset parameters")
     values.pop("description", None)
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
