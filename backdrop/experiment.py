@@ -175,8 +175,9 @@ def paper128_plan() -> ExperimentPlan:
     return ExperimentPlan(spec=spec, sizes=(2, 4, 8, 16, 32, 64), small_max=8, device="cpu",
                           backdrop=masks("heads", (0.5, 0.9)), series=masks("series", (0.3, 0.95)),
                           seeds=5, sweep_size=4,
-                          sweep=(masks("heads", (0.5, 0.9)), masks("heads", (0.5, 0.97)),
-                                 masks("heads", (0.5, 0.97), (1, 2)), masks("series", (0.3, 0.95))))
+                          sweep=(masks("heads", (0.25, 0.25)), masks("heads", (0.5, 0.5)), masks("heads", (0.5, 0.9)),
+                                 masks("heads", (0.5, 0.97)), masks("heads", (0.5, 0.97), (1, 2)),
+                                 masks("series", (0.3, 0.95))))
 
 
 def default3_plan() -> ExperimentPlan:
