@@ -181,10 +181,11 @@ def paper128_plan() -> ExperimentPlan:
 
 
 def default3_plan() -> ExperimentPlan:
-    """The default three-scale dataset (``msgp generate``: 128², normalize=theory), 2 to 64 images per
-    class; 10 seeds at 2 and 4 per class, 3 above."""
+    """The default three-scale dataset (``msgp generate``: 128², normalize=theory) at 2, 8 and 32
+    images per class (10 seeds at 2, 3 above): the full gradient, backdrop and augmentation."""
     spec = DatasetSpec.default(3, 128, n=8, seed=0)
-    return ExperimentPlan(spec=spec, sizes=(2, 4, 8, 16, 32, 64), small_max=4, seeds=3, device="cpu",
+    return ExperimentPlan(spec=spec, sizes=(2, 8, 32), small_max=2, seeds=3, device="cpu",
+                          methods=("no-backdrop", "backdrop", "augment"),
                           backdrop=masks("heads", (0.5, 0.5, 0.9)), series=masks("series", (0.3, 0.5, 0.95)))
 
 
