@@ -322,6 +322,10 @@ def _subsets(config: TrainConfig) -> tuple[MSGPDataset | GeneratedDataset, MSGPD
         return split(data, config.n_train, config.n_test, seed=config.seed)
     test_file = _open(config.test_data)
     check_compatible(data.spec, test_file.spec, "test data")
+    if test_file.spec.seed == data.spec.seed:
+        raise IncompatibleDataError(
+            f"the test data have the training data's seed ({data.spec.seed}), so sample i is the same image in "
+            "both and the test would score training samples; generate the test data with another --seed")
     train_set, _ = split(data, config.n_train, 0, seed=config.seed)
     _, test_set = split(test_file, 0, config.n_test, seed=config.seed)
     return train_set, test_set
@@ -894,6 +898,11 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
     own_samples = data == own_file if isinstance(own_file, dict) else Path(data).resolve() == Path(own_file).resolve()
     if own_samples and same_samples:
         test_set = dataset.subset(_run_test_indices(run_dir))
+    elif dataset.spec.seed == trained.seed:
+        raise IncompatibleDataError(
+            f"{data if not isinstance(data, dict) else 'the generated data'} has the training data's seed "
+            f"({trained.seed}), so its samples are the training samples; score the run on its own test samples "
+            "(no DATA) or on data generated with another --seed")
     else:
         _, test_set = split(dataset, 0, config.n_test if n is None else n, seed=config.seed)
     test_data = _load(test_set)

@@ -219,9 +219,10 @@ def test_cli_spec_json_and_file_description_as_data(tmp_path, monkeypatch):
     spec = small_spec(n=32)
     io.write(spec, tmp_path / "d.h5")
     (tmp_path / "spec.json").write_text(json.dumps({"description": "two scales", **spec.to_dict()}))
+    (tmp_path / "test.json").write_text(json.dumps(spec.replace(seed=7).to_dict()))
     runner = CliRunner()
     for args, out in [(["d.h5"], "file"), (["spec.json"], "json"), (["d.h5", "--generate", "32"], "regenerated"),
-                      (["spec.json", "--test-data", "spec.json"], "json-test")]:
+                      (["spec.json", "--test-data", "test.json"], "json-test")]:
         result = runner.invoke(cli.main, ["train", *args, *TRAIN, "--out", out])
         assert result.exit_code == 0, (args, result.output)
     reference = run_results(tmp_path / "file")
@@ -229,7 +230,7 @@ def test_cli_spec_json_and_file_description_as_data(tmp_path, monkeypatch):
         assert_same_results(run_results(tmp_path / out), reference)
     # --generate N draws N samples of DATA's description: more than the file holds, same first ones.
     config = training.read_config(tmp_path / "json-test")
-    assert config.data == config.test_data == spec.to_dict()
+    assert config.data == spec.to_dict() and config.test_data == spec.replace(seed=7).to_dict()
     result = runner.invoke(cli.main, ["train", "d.h5", "--generate", "400", *TRAIN, "--out", "more"])
     assert result.exit_code == 0, result.output
     assert training.read_config(tmp_path / "more").data == spec.replace(n=400).to_dict()

@@ -346,6 +346,16 @@ def test_cli_train_evaluate_and_compatibility(data, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["n"] == 32 and len(report["network"]["joint_confusion"]) == 4
+    # Same statistics and the training seed: its samples are the training samples, so it is refused
+    # for evaluation and as --test-data.
+    same_seed = tmp_path / "same-seed.h5"
+    io.write(tiny_spec(n=400), same_seed)
+    result = runner.invoke(cli.main, ["evaluate", str(run), str(same_seed)])
+    assert result.exit_code == 2 and "training data's seed" in result.output
+    result = runner.invoke(cli.main, ["train", str(data), "--test-data", str(same_seed), "--epochs", "1",
+                                      "--n-train", "32", "--n-test", "32", "--out", str(tmp_path / "leak")])
+    assert result.exit_code == 2 and "training data's seed" in result.output
+    assert not (tmp_path / "leak").exists()
     other = tmp_path / "other.h5"
     io.write(tiny_spec(amplitudes=[1.0, 2.0], n=16), other)
     result = runner.invoke(cli.main, ["evaluate", str(run), str(other)])
