@@ -14,10 +14,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
+
+from msgp.spec import choices_of
 
 from .layer import Backdrop
 
@@ -257,7 +260,7 @@ class MultiScaleNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-        choices = (torch.arange(n_choices**n_heads)[:, None] // n_choices ** torch.arange(n_heads)) % n_choices
+        choices = torch.from_numpy(choices_of(np.arange(n_choices**n_heads), n_heads, n_choices))
         self.register_buffer("_choices", choices, persistent=False)
 
     @classmethod

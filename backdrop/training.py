@@ -272,8 +272,7 @@ class _Data:
 
     @property
     def labels(self) -> np.ndarray:
-        powers = self.spec.n_choices ** np.arange(self.spec.n_scales)
-        return self.choices.numpy() @ powers
+        return self.spec.labels(self.choices.numpy())
 
 
 def _load(dataset: MSGPDataset | GeneratedDataset) -> _Data:

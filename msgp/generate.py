@@ -82,11 +82,7 @@ class Sampler:
         """``sqrt(sum_s a_s^2 lam_s + noise^2)`` for class ``label``: the field's spectral amplitude."""
         if label in self._class_sqrt:
             return self._class_sqrt[label]
-        spec = self.spec
-        power = np.full(spectral.half_shape(spec.size, spec.ndim), spec.noise**2)
-        for s, c in enumerate(spec.choices(label)):
-            power += (spec.amplitudes[s] * self._sqrt_lam[s][c]) ** 2
-        root = np.sqrt(power)
+        root = np.sqrt(spectral.class_power(self.spec, label, self._sqrt_lam))
         if self._cache_classes:
             self._class_sqrt[label] = root
         return root

@@ -105,12 +105,8 @@ def _component_eigenvalues(spec: DatasetSpec, scale: int, choice: int) -> np.nda
 def class_signal(spec: DatasetSpec) -> np.ndarray:
     """Eigenvalues ``S_c = sum_s a_s^2 lam_s`` of the components' sum for every class,
     ``(C, *half_shape)`` (field units squared), without noise or floor."""
-    lam = [[_component_eigenvalues(spec, s, m) for m in range(spec.n_choices)] for s in range(spec.n_scales)]
-    signal = np.zeros((spec.n_classes,) + spectral.half_shape(spec.size, spec.ndim))
-    for c, choices in enumerate(spec.choices(np.arange(spec.n_classes))):
-        for s, m in enumerate(choices):
-            signal[c] += spec.amplitudes[s] ** 2 * lam[s][m]
-    return signal
+    roots = [[np.sqrt(_component_eigenvalues(spec, s, m)) for m in range(spec.n_choices)] for s in range(spec.n_scales)]
+    return np.stack([spectral.class_power(spec, c, roots, noise=False) for c in range(spec.n_classes)])
 
 
 def _profile_log_likelihood(power: np.ndarray, signal: np.ndarray, white: float, weights: np.ndarray,

@@ -88,18 +88,15 @@ def draw(path: str | Path, output: str | Path, per_class: int = 3) -> Path:
 
 def _plot_scale_spectrum(ax, spec: DatasetSpec, scale: int, spectra: np.ndarray, choices: np.ndarray) -> None:
     all_choices = spec.choices(np.arange(spec.n_classes))
+    roots = [[np.sqrt(spectral.eigenvalues(spec.kernel, length, spec.size, spec.ndim)) for length in row]
+             for row in spec.length_scales]
     for c, length in enumerate(spec.length_scales[scale]):
         members = choices[:, scale] == c
         if not members.any():
             continue
         freq, empirical = radial_power(spectra[members], spec.size, spec.ndim)
-        expected = np.zeros(spectral.half_shape(spec.size, spec.ndim))
         classes = np.flatnonzero(all_choices[:, scale] == c)
-        for label in classes:
-            for s, choice in enumerate(all_choices[label]):
-                lam = spectral.eigenvalues(spec.kernel, spec.length_scales[s][choice], spec.size, spec.ndim)
-                expected += spec.amplitudes[s] ** 2 * lam / len(classes)
-        expected += spec.noise**2
+        expected = np.mean([spectral.class_power(spec, label, roots) for label in classes], axis=0)
         _, theory = radial_power(np.sqrt(expected), spec.size, spec.ndim)
         line, = ax.semilogy(freq, theory, lw=1, label=f"ℓ={length:g} px ({members.sum()} samples)")
         ax.semilogy(freq, empirical.mean(axis=0), "o", ms=2, color=line.get_color())

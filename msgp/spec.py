@@ -29,6 +29,20 @@ PAPER_LENGTHS = {2: ((9.5, 10.0), (80.0, 140.0)), 3: ((9.5, 10.0), (60.0, 80.0),
 PAPER_AMPLITUDES = {2: (0.75, 1.25), 3: (0.5, 1.0, 2.0)}
 
 
+def choices_of(labels, n_scales: int, n_choices: int) -> np.ndarray:
+    """Per-scale choices ``(..., K)`` of class labels: ``label = sum_s choice_s * M**s``, scale 0
+    (the finest) the fastest-varying digit. The one place this encoding is written, with
+    :func:`label_of`."""
+    labels = np.asarray(labels)
+    return (labels[..., None] // n_choices ** np.arange(n_scales)) % n_choices
+
+
+def label_of(choices, n_choices: int) -> np.ndarray:
+    """Class labels of per-scale choices ``(..., K)``; the inverse of :func:`choices_of`."""
+    choices = np.asarray(choices)
+    return choices @ (n_choices ** np.arange(choices.shape[-1]))
+
+
 class SpecError(ValueError):
     """A dataset description that cannot be generated; the message is one line for the user."""
 
@@ -161,10 +175,12 @@ class DatasetSpec:
         return (self.size,) * self.ndim
 
     def choices(self, labels) -> np.ndarray:
-        """Per-scale choices (..., K) of class labels: ``label = sum_s choice_s * M**s``."""
-        labels = np.asarray(labels)
-        powers = self.n_choices ** np.arange(self.n_scales)
-        return (labels[..., None] // powers) % self.n_choices
+        """Per-scale choices (..., K) of class labels (:func:`choices_of`)."""
+        return choices_of(labels, self.n_scales, self.n_choices)
+
+    def labels(self, choices) -> np.ndarray:
+        """Class labels of per-scale choices (..., K) (:func:`label_of`)."""
+        return label_of(choices, self.n_choices)
 
     @property
     def class_names(self) -> tuple[str, ...]:

@@ -69,6 +69,19 @@ def eigenvalues(kernel: str, length_scale: float, size: int, ndim: int) -> np.nd
     return lam
 
 
+def class_power(spec, label: int, root_eigenvalues, noise: bool = True) -> np.ndarray:
+    """Eigenvalues of class ``label``'s field: ``sum_s (a_s * sqrt(lam_s))**2 + noise**2``, where
+    ``lam_s`` is scale ``s``'s candidate picked by the label and ``root_eigenvalues[s][m]`` holds
+    ``sqrt(lam)`` of scale ``s``, candidate ``m`` (the square roots, as the generator keeps them,
+    so its spectra are bit for bit those of this sum). ``noise=False`` leaves out the white noise.
+    The one place the per-class spectrum is written: the generator, the oracle and the preview use it.
+    """
+    power = np.full(np.shape(root_eigenvalues[0][0]), spec.noise**2 if noise else 0.0)
+    for s, c in enumerate(spec.choices(label)):
+        power += (spec.amplitudes[s] * root_eigenvalues[s][c]) ** 2
+    return power
+
+
 @functools.lru_cache(maxsize=16)
 def _conjugate_planes(size: int, ndim: int):
     """Last-axis indices of the self-conjugate planes, the flat index of each plane entry's
