@@ -322,6 +322,9 @@ def _parse_stages(text: str | None):
 @click.option("--eval-every", type=int, default=1, show_default=True,
               help="Score the test set every K epochs and after the last (0: after the last only).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--precision", default="fp32", show_default=True,
+              help="Arithmetic of the training steps: fp32, tf32 (CUDA matmuls and convolutions in TensorFloat-32) "
+              "or bf16 (autocast); calibration and scoring run in float32.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Root of every random stream.")
 @click.option("--heads", help="Backbone stage of each scale's head, like '1,2,3' (default: by receptive field).")
 @click.option("--width", type=int, default=16, show_default=True, help="Channels of the network's stem.")
@@ -329,8 +332,8 @@ def _parse_stages(text: str | None):
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.pass_context
 def train(ctx, data, backdrop, mask_prob, mask_block, topology, augment, crop, n_train, n_test, test_data,
-          generate, epochs, batch_size, lr, warmup, weight_decay, clip_grad, eval_every, device, seed, heads, width,
-          out, resume):
+          generate, epochs, batch_size, lr, warmup, weight_decay, clip_grad, eval_every, device, precision, seed, heads,
+          width, out, resume):
     """Train a multi-scale network (one head per scale) and compare it with the oracle.
 
     DATA is an msgp file, or a preset (e.g. paper-2scale) or spec .json whose samples are generated
@@ -352,7 +355,8 @@ def train(ctx, data, backdrop, mask_prob, mask_block, topology, augment, crop, n
               "mask_block": _parse_blocks(mask_block), "topology": topology, "augment": augment, "crop": crop,
               "n_train": n_train, "n_test": n_test, "test_data": test_data, "epochs": epochs,
               "batch_size": batch_size, "lr": lr, "warmup": warmup, "weight_decay": weight_decay,
-              "clip_grad": clip_grad, "eval_every": eval_every, "device": device, "seed": seed,
+              "clip_grad": clip_grad, "eval_every": eval_every, "device": device,
+              "precision": precision, "seed": seed,
               "head_stages": _parse_stages(heads), "width": width}
     try:
         if resume:
@@ -504,7 +508,9 @@ def merge(shards, output, overwrite):
 @click.option("--jobs", type=int, help="Runs trained at once, one thread each (default: all cores on CPU, 1 on a GPU).")
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory (default experiments/<plan>).")
 @click.option("--report", is_flag=True, help="Train nothing: write the tables and figures of the runs finished so far.")
-def experiment(plan_name, jobs, out, report):
+@click.option("--dry-run", is_flag=True, help="Train nothing: print the plan (runs, epochs, training images) and its "
+              "estimated time on this machine, from a few seconds of timed steps.")
+def experiment(plan_name, jobs, out, report, dry_run):
     """Backdrop against the full gradient, augmentation and crops, by training-set size, as a
     fraction of the oracle's accuracy, with paired 95% intervals.
 
@@ -516,10 +522,18 @@ def experiment(plan_name, jobs, out, report):
     from backdrop import experiment as exp
     from backdrop import training
 
+    if dry_run and report:
+        raise InputError("--dry-run and --report contradict each other; pass one")
     out = out or Path("experiments") / plan_name
     plan = exp.PLANS[plan_name]()
     if jobs is None:
         jobs = (os.cpu_count() or 1) if plan.device == "cpu" else 1
+    if dry_run:
+        try:
+            click.echo(f"Plan {plan_name} into {out}.\n\n" + exp.dry_run(plan, out, jobs), nl=False)
+        except ValueError as err:
+            _fail(err)
+        return
     bar = None
 
     def progress(event, info):

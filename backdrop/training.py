@@ -21,6 +21,7 @@ every rank (the masks are per sample, so this is the one-process mask) and keeps
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -52,6 +53,7 @@ from .models import RF_FACTOR, TOPOLOGIES, MultiScaleNet
 CHECKPOINT_FORMAT = "msgp-train-checkpoint"
 CHECKPOINT_VERSION = 1
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "tf32", "bf16")
 # Spawn keys of the random streams derived from the seed.
 _INIT, _SHUFFLE, _CROP, _BACKDROP, _AUGMENT = range(5)
 
@@ -107,6 +109,8 @@ class TrainConfig:
     eval_every : score the test set after every ``eval_every`` epochs, and always after the last;
         0: after the last epoch only.
     device : ``auto`` (CUDA if available), ``cpu`` or ``cuda``.
+    precision : arithmetic of the training steps, ``fp32``, ``tf32`` or ``bf16`` (see
+        :func:`precision_context`); calibration and test scoring always run in float32.
     seed : root of every random stream (subsets, initialisation, shuffling, crops, masks).
     width : channels of the network's stem (see :class:`MultiScaleNet`).
     head_stages : the backbone stage of each scale's head; ``None`` places them by
@@ -133,6 +137,7 @@ class TrainConfig:
     clip_grad: float | None = 1.0
     eval_every: int = 1
     device: str = "auto"
+    precision: str = "fp32"
     seed: int = 0
     width: int = 16
     head_stages: tuple[int, ...] | None = None
@@ -182,6 +187,8 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number, but got {self.lr}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, but got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, but got {self.precision!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, but got {self.seed}")
         if not (self.rf_factor > 0 and math.isfinite(self.rf_factor)):
@@ -235,6 +242,50 @@ def resolve_device(device: str) -> torch.device:
             raise ValueError("device 'cuda' was asked for, but CUDA is not available")
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def precision_context(precision: str, device: torch.device, autocast: bool = True):
+    """Run the enclosed operations on ``device`` at ``precision``.
+
+    Parameters
+    ----------
+    precision : ``fp32``: IEEE float32 throughout (on CUDA this also turns off the TF32
+        convolutions torch allows by default); ``tf32``: CUDA matrix products and convolutions in
+        TensorFloat-32 (10-bit mantissa), everything else in float32, so on CPU it is ``fp32``;
+        ``bf16``: ``torch.autocast`` to bfloat16 (the weights, the optimiser and the operations
+        autocast keeps in float32 stay float32; bfloat16's range needs no loss scaling).
+    device : where the operations run.
+    autocast : enter ``torch.autocast`` for ``bf16``; false around a backward pass, which runs
+        each operation in the dtype its forward used.
+
+    The TF32 switches are process-wide in torch: they are set on entry and restored on exit.
+    """
+    switches = _tf32_switches() if device.type == "cuda" else []
+    saved = [getattr(owner, name) for owner, name, _ in switches]
+    try:
+        for owner, name, values in switches:
+            setattr(owner, name, values[precision == "tf32"])
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast and precision == "bf16"):
+            yield
+    finally:
+        for (owner, name, _), value in zip(switches, saved):
+            setattr(owner, name, value)
+
+
+def _tf32_switches() -> list[tuple[Any, str, tuple[Any, Any]]]:
+    """``(owner, attribute, (off, on))`` of torch's TF32 switches for CUDA matmuls and cuDNN.
+
+    Torch 2.9 added per-backend ``fp32_precision`` settings and deprecated ``allow_tf32``; it
+    refuses to read a switch whose two APIs disagree, so only one API is ever written: the new
+    one where it exists, for convolutions and RNNs alike (torch also checks those two agree).
+    """
+    cuda, cudnn = torch.backends.cuda, torch.backends.cudnn
+    if hasattr(cudnn, "conv") and hasattr(cudnn.conv, "fp32_precision"):
+        return [(cuda.matmul, "fp32_precision", ("ieee", "tf32")),
+                (cudnn.conv, "fp32_precision", ("ieee", "tf32")),
+                (cudnn.rnn, "fp32_precision", ("ieee", "tf32"))]
+    return [(cuda.matmul, "allow_tf32", (False, True)), (cudnn, "allow_tf32", (False, True))]
 
 
 def init_distributed(device: str = "auto") -> bool:
@@ -669,8 +720,9 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
             lr = learning_rate(epoch * steps_per_epoch + step, total_steps, config.lr, config.warmup)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            logits = net(x)
-            losses = model.scale_losses(logits, y)
+            with precision_context(config.precision, device):
+                logits = net(x).float()
+                losses = model.scale_losses(logits, y)
             stats = torch.cat([losses.detach().double(), _correct(model, logits.detach(), y),
                                torch.tensor([len(y), len(idx)], dtype=torch.float64, device=device),
                                torch.tensor([float(should_stop is not None and should_stop())],
@@ -683,7 +735,8 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
                 raise TrainingError(f"the loss became {stats[:n_scales].sum().item()} at epoch {epoch + 1}, "
                                     f"step {step + 1}; training stopped and {kept}; try a smaller --lr")
             optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
+            with precision_context(config.precision, device, autocast=False):
+                losses.sum().backward()
             if config.clip_grad is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
             optimizer.step()
@@ -701,8 +754,9 @@ def train(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False,
         scored = epoch + 1 == config.epochs or (config.eval_every and (epoch + 1) % config.eval_every == 0)
         test = {"loss": None, "joint": None, "scales": None}
         if scored:
-            calibrate(model, train_data, device, config.eval_batch_size, config.crop)
-            test = _test_metrics(model, test_data, device, config.eval_batch_size, config.crop)
+            with precision_context("fp32", device):
+                calibrate(model, train_data, device, config.eval_batch_size, config.crop)
+                test = _test_metrics(model, test_data, device, config.eval_batch_size, config.crop)
         count, images = sums[-2].item(), sums[-1].item()
         record = {"epoch": epoch + 1,
                   "lr": learning_rate((epoch + 1) * steps_per_epoch - 1, total_steps, config.lr, config.warmup),
@@ -800,11 +854,20 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
+def _oracle_predict(data: _Data, pixels: int = io.BATCH_PIXELS) -> oracle.Prediction:
+    """The Bayes-optimal decisions on the samples of ``data``, about ``pixels`` pixels at a time as
+    ``msgp oracle`` reads them: a whole test set at 1024² would take GBs of float64 spectra."""
+    model = oracle.FourierModel(data.spec)
+    batch = max(1, pixels // math.prod(data.spec.shape))
+    fields = data.fields[:, 0]
+    log_lik = np.concatenate([model.log_likelihoods(fields[i:i + batch].numpy())
+                              for i in range(0, len(fields), batch)])
+    return oracle.decide(oracle.posterior_from_log_likelihoods(log_lik, data.spec))
+
+
 def _oracle_accuracy(data: _Data) -> dict[str, Any]:
     """The Bayes-optimal classifier's accuracy on the same samples."""
-    fields = data.fields[:, 0].numpy()
-    prediction = oracle.predict(fields, data.spec)
-    return oracle.score(prediction, data.labels, data.spec)
+    return oracle.score(_oracle_predict(data), data.labels, data.spec)
 
 
 def _summary(config: TrainConfig, spec, test_data: _Data, last: dict[str, Any], world: int) -> dict[str, Any]:
@@ -914,7 +977,7 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
                                 confidence=log_joint.max(1).values.exp().numpy(),
                                 scale_confidence=log_marginals.max(-1).values.exp().numpy())
     truth = test_data.labels
-    oracle_prediction = oracle.predict(test_data.fields[:, 0].numpy(), test_data.spec)
+    oracle_prediction = _oracle_predict(test_data)
     name = f"the generated dataset (seed {data['seed']})" if isinstance(data, dict) else str(data)
     result = {"data": name, "n": len(truth), "epoch": ckpt["epoch"], "network": None, "oracle": None}
     for key, prediction in (("network", network), ("oracle", oracle_prediction)):
