@@ -397,3 +397,15 @@ def test_missing_default_dataset_says_to_generate(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "run `msgp generate` first" in result.output
     result = CliRunner().invoke(cli.main, ["evaluate", str(tmp_path)])
     assert result.exit_code == 2 and "no config.json" in result.output
+
+
+def test_the_oracle_scores_a_set_of_samples_once_per_process(data, tmp_path, monkeypatch):
+    calls = []
+    original = training._oracle_predict
+    monkeypatch.setattr(training, "_oracle_predict", lambda d, *a: calls.append(len(d.fields)) or original(d, *a))
+    monkeypatch.setattr(training, "_ORACLE_SCORES", {})
+    first = training.train(config(data, epochs=1, seed=3), tmp_path / "a")
+    second = training.train(config(data, epochs=1, seed=3, backdrop=False), tmp_path / "b")
+    assert calls == [64] and first["oracle_accuracy"] == second["oracle_accuracy"]  # same test samples
+    training.train(config(data, epochs=1, seed=4), tmp_path / "c")  # another split: scored anew
+    assert calls == [64, 64]
