@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import click
-import numpy as np
 from click.core import ParameterSource
 
 from msgp import io

@@ -26,7 +26,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -46,7 +45,6 @@ from msgp.spec import DatasetSpec, load_preset
 
 from . import training
 from .layer import Backdrop
-from .models import MultiScaleNet
 
 METHODS = ("no-backdrop", "backdrop", "series", "augment", "augment+backdrop", "crop")
 REFERENCES = ("no-backdrop", "augment")  # what every other method is compared with
@@ -401,15 +399,8 @@ class StepTimer:
         self.batch = config.batch_size if batch is None else batch
         self.device = training.resolve_device(config.device)
         K = spec.n_scales
-        probs = config.mask_prob if isinstance(config.mask_prob, tuple) else (config.mask_prob,) * K
         generators = [torch.Generator(self.device).manual_seed(config.seed + s) for s in range(K)]
-        masked = {"mask_prob": probs, "generators": generators, "mask_block": config.mask_block} if config.backdrop else {}
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            self.model = MultiScaleNet.from_spec(
-                spec, rf_factor=config.rf_factor, head_stages=config.head_stages, width=config.width,
-                topology=config.topology, padding="circular" if config.crop is None else "zeros", **masked,
-            ).to(self.device)
+        self.model = training.build_model(config, spec, generators).to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.fields = torch.randn(self.batch, 1, *spec.shape, generator=self.generator)

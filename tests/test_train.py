@@ -402,8 +402,8 @@ def test_missing_default_dataset_says_to_generate(tmp_path, monkeypatch):
 def test_the_oracle_scores_a_set_of_samples_once_per_process(data, tmp_path, monkeypatch):
     calls = []
     original = training._oracle_predict
-    monkeypatch.setattr(training, "_oracle_predict", lambda d, *a: calls.append(len(d.fields)) or original(d, *a))
-    monkeypatch.setattr(training, "_ORACLE_SCORES", {})
+    monkeypatch.setattr(training.evaluation, "_oracle_predict", lambda d, *a: calls.append(len(d.fields)) or original(d, *a))
+    monkeypatch.setattr(training.evaluation, "_ORACLE_SCORES", {})
     first = training.train(config(data, epochs=1, seed=3), tmp_path / "a")
     second = training.train(config(data, epochs=1, seed=3, backdrop=False), tmp_path / "b")
     assert calls == [64] and first["oracle_accuracy"] == second["oracle_accuracy"]  # same test samples

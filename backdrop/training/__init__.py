@@ -1,0 +1,28 @@
+"""Training and evaluating :class:`~backdrop.models.MultiScaleNet` on an msgp dataset.
+
+One function trains (:func:`train`), one evaluates a finished run (:func:`evaluate`). Both work in
+one process or under ``torch.distributed`` (DistributedDataParallel with a DistributedSampler;
+rank 0 alone writes files). They never print: progress goes to a callback.
+
+Where things are: :mod:`.config` (the settings and the errors), :mod:`.loop` (the training loop
+and its set-up), :mod:`.data` (the samples in memory, crops, symmetries), :mod:`.evaluation`
+(scoring beside the oracle), :mod:`.checkpoints`, :mod:`.outputs` (the run directory's other
+files) and :mod:`.devices` (device, precision, distributed helpers).
+"""
+import torch.distributed as dist
+
+from .checkpoints import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_checkpoint
+from .config import (DEVICES, PRECISIONS, CheckpointError, IncompatibleDataError, Interrupted, Progress, TrainConfig,
+                     TrainingError, default_run_dir, read_config)
+from .data import _Data, apply_symmetries, check_compatible, draw_symmetries, take_crops
+from .devices import _tf32_switches, init_distributed, precision_context, resolve_device
+from .evaluation import _oracle_accuracy, _oracle_predict, _predict, calibrate, evaluate
+from .loop import build_model, end_epoch, learning_rate, save_checkpoint, train, train_one_epoch
+from .outputs import plot_curves, read_metrics
+
+__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "DEVICES", "PRECISIONS", "CheckpointError",
+           "IncompatibleDataError", "Interrupted", "Progress", "TrainConfig", "TrainingError", "apply_symmetries",
+           "build_model", "calibrate", "check_compatible", "default_run_dir", "dist", "draw_symmetries", "end_epoch",
+           "evaluate", "init_distributed", "learning_rate", "load_checkpoint", "plot_curves", "precision_context",
+           "read_config", "read_metrics", "resolve_device", "save_checkpoint", "take_crops", "train",
+           "train_one_epoch"]

@@ -1,0 +1,210 @@
+"""The settings of a training run (:class:`TrainConfig`), its errors, and reading a run's settings back."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from msgp import io
+from msgp.spec import DatasetSpec
+
+from ..models import RF_FACTOR, TOPOLOGIES
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+Progress = Callable[[str, dict], None]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a NaN or infinite loss); the message is one line for the user."""
+
+
+class Interrupted(RuntimeError):
+    """Training stopped on request after saving a checkpoint to resume from."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or run directory that cannot be used; the message is one line for the user."""
+
+
+class IncompatibleDataError(ValueError):
+    """A dataset whose distribution differs from the one a network was trained on."""
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run.
+
+    Parameters
+    ----------
+    data : the msgp file to train on, or a dataset description (a :class:`~msgp.spec.DatasetSpec`,
+        kept as the dict of its fields) whose samples are generated as they are read: the same
+        samples, subsets and results as from the file ``msgp generate`` writes for it.
+    backdrop : put a Backdrop layer at every scale's depth (off: plain full gradient).
+    mask_prob : backdrop mask probability, one value for every scale or one per scale.
+    mask_block : side of the square blocks of positions each scale's mask keeps or drops together
+        (one value, or one per scale; 1: single positions).
+    topology : ``heads`` (one head per scale, each behind its own mask) or ``series`` (the masks
+        in series along one trunk, one classifier at the end); see :class:`MultiScaleNet`.
+    augment : apply a random symmetry of the data to every training image at every step: a
+        periodic shift and one of the ``2**ndim * ndim!`` axis permutations and flips (the eight
+        rotations and reflections of a square in 2-D). The fields are stationary and isotropic
+        on a torus, so each is an exact symmetry of the distribution.
+    crop : train on random crops of this side (``(size // crop)**ndim`` crops per image, so a step
+        sees as many pixels as with whole images) and test on whole images; ``None`` for whole images.
+    n_train, n_test : class-balanced, disjoint train and test subsets drawn from ``data``.
+    test_data : draw the test samples from this compatible file (or description) instead of ``data``.
+    epochs : passes over the training subset.
+    batch_size : global batch, in images (divided among the processes of a distributed run).
+    lr : peak learning rate of AdamW: a linear warm-up from zero over the first ``warmup``
+        fraction of the steps, then a cosine decay to zero (:func:`learning_rate`).
+    warmup : fraction of the steps spent warming up, in [0, 1).
+    weight_decay : AdamW's decoupled weight decay.
+    clip_grad : clip the gradient's global norm to this before each step; ``None``: no clipping.
+    eval_every : score the test set after every ``eval_every`` epochs, and always after the last;
+        0: after the last epoch only.
+    device : ``auto`` (CUDA if available), ``cpu`` or ``cuda``.
+    precision : arithmetic of the training steps, ``fp32``, ``tf32`` or ``bf16`` (see
+        :func:`precision_context`); calibration and test scoring always run in float32.
+    seed : root of every random stream (subsets, initialisation, shuffling, crops, masks).
+    width : channels of the network's stem (see :class:`MultiScaleNet`).
+    head_stages : the backbone stage of each scale's head; ``None`` places them by
+        :func:`~backdrop.models.place_heads` with ``rf_factor``.
+    rf_factor : receptive field wanted for a head, in units of its scale's length scale.
+    eval_batch_size : images per forward pass at test time.
+    """
+
+    data: str = str(io.DEFAULT_PATH)
+    backdrop: bool = True
+    mask_prob: float | tuple[float, ...] = 0.5
+    mask_block: int | tuple[int, ...] = 1
+    topology: str = "heads"
+    augment: bool = False
+    crop: int | None = None
+    n_train: int = 512
+    n_test: int = 512
+    test_data: str | None = None
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 2e-3
+    warmup: float = 0.1
+    weight_decay: float = 0.0
+    clip_grad: float | None = 1.0
+    eval_every: int = 1
+    device: str = "auto"
+    precision: str = "fp32"
+    seed: int = 0
+    width: int = 16
+    head_stages: tuple[int, ...] | None = None
+    rf_factor: float = RF_FACTOR
+    eval_batch_size: int = 64
+
+    def __post_init__(self):
+        self.data = _data_source(self.data)
+        self.test_data = None if self.test_data is None else _data_source(self.test_data)
+        if isinstance(self.mask_prob, (list, tuple)):
+            self.mask_prob = tuple(float(p) for p in self.mask_prob)
+        else:
+            self.mask_prob = float(self.mask_prob)
+        if isinstance(self.mask_block, (list, tuple)):
+            self.mask_block = tuple(self.mask_block)
+        if self.head_stages is not None:
+            self.head_stages = tuple(int(k) for k in self.head_stages)
+        blocks = self.mask_block if isinstance(self.mask_block, tuple) else (self.mask_block,)
+        for b in blocks:
+            if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+                raise ValueError(f"mask_block must be a positive integer, but got {b}")
+        if self.topology not in TOPOLOGIES:
+            raise ValueError(f"topology must be one of {', '.join(TOPOLOGIES)}, but got {self.topology!r}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"warmup must be a fraction of the steps in [0, 1), but got {self.warmup:g}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f"weight_decay must be a non-negative number, but got {self.weight_decay}")
+        if self.clip_grad is not None and not (self.clip_grad > 0 and math.isfinite(self.clip_grad)):
+            raise ValueError(f"clip_grad must be a positive number, but got {self.clip_grad}")
+        if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int) or self.eval_every < 0:
+            raise ValueError(f"eval_every must be a non-negative integer, but got {self.eval_every}")
+        probs = self.mask_prob if isinstance(self.mask_prob, tuple) else (self.mask_prob,)
+        for p in probs:
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"mask_prob must be in [0, 1), but got {p:g}")
+        for name in ("n_train", "epochs", "batch_size", "width", "eval_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, but got {value}")
+        if not isinstance(self.n_test, int) or self.n_test < 1:
+            raise ValueError(f"n_test must be a positive integer, but got {self.n_test}")
+        if self.batch_size > self.n_train:
+            raise ValueError(f"batch_size ({self.batch_size}) must not exceed n_train ({self.n_train})")
+        if self.crop is not None and (not isinstance(self.crop, int) or self.crop < 2):
+            raise ValueError(f"crop must be an integer of at least 2 pixels, but got {self.crop}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, but got {self.lr}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, but got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, but got {self.precision!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, but got {self.seed}")
+        if not (self.rf_factor > 0 and math.isfinite(self.rf_factor)):
+            raise ValueError(f"rf_factor must be a positive number, but got {self.rf_factor}")
+
+    @property
+    def method(self) -> str:
+        """``backdrop``, ``backdrop-series``, ``no-backdrop``, ``augment`` or ``crop-<side>``, joined
+        by ``+`` where several apply (``augment+backdrop``)."""
+        parts = [f"crop-{self.crop}"] if self.crop is not None else []
+        if self.augment:
+            parts.append("augment")
+        if self.backdrop:
+            parts.append("backdrop" + ("-series" if self.topology == "series" else ""))
+        elif not parts:
+            parts.append("no-backdrop" if self.topology == "heads" else "series")
+        return "+".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for key in ("mask_prob", "mask_block", "head_stages"):
+            if isinstance(d[key], tuple):
+                d[key] = list(d[key])
+        return d
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def _data_source(value) -> str | dict[str, Any]:
+    """A file's path as a string, or a dataset description as the dict of its (checked) fields, the
+    form that config.json stores and a resumed run compares."""
+    if isinstance(value, DatasetSpec):
+        return value.to_dict()
+    if isinstance(value, dict):
+        try:
+            return DatasetSpec(**value).to_dict()
+        except TypeError as err:
+            raise ValueError(f"invalid dataset description: {err}") from None
+    return str(value)
+
+
+def default_run_dir() -> Path:
+    return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+
+
+def read_config(run_dir: str | os.PathLike) -> TrainConfig:
+    """The configuration of the run in ``run_dir`` (its ``config.json``)."""
+    path = Path(run_dir) / "config.json"
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text())["train"])
+    except FileNotFoundError:
+        raise CheckpointError(f"{run_dir} is not a training run (no config.json)") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path} is damaged: {err}") from None

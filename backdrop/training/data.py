@@ -1,0 +1,118 @@
+"""The samples a run trains and tests on, held in memory, and what a training step does to them:
+crops, and the symmetries of the torus used for augmentation."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from msgp import io
+from msgp.dataset import GeneratedDataset, MSGPDataset, split
+from msgp.spec import DatasetSpec
+
+from .config import CheckpointError, IncompatibleDataError, TrainConfig
+
+@dataclass
+class _Data:
+    spec: Any
+    fields: torch.Tensor  # (n, 1, *shape) float32
+    choices: torch.Tensor  # (n, K) int64
+    indices: np.ndarray  # sample numbers in the file
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.spec.labels(self.choices.numpy())
+
+
+def _load(dataset: MSGPDataset | GeneratedDataset) -> _Data:
+    """All samples of a subset in memory: a few hundred images, read once instead of every epoch.
+    The per-scale choices come from the subset's labels, whatever its ``target``."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=256)
+    fields = torch.cat([x.float() for x, _ in loader])
+    choices = torch.from_numpy(dataset.spec.choices(np.asarray(dataset.labels)).astype(np.int64))
+    return _Data(dataset.spec, fields, choices, np.asarray(dataset.indices))
+
+
+def _open(source: str | os.PathLike | dict[str, Any]) -> MSGPDataset | GeneratedDataset:
+    """The dataset a config names: an msgp file, or a description to generate the samples of."""
+    if isinstance(source, dict):
+        return GeneratedDataset(DatasetSpec(**source), target="scales")
+    if not Path(source).exists():
+        raise io.FormatError(f"{source} does not exist; run `msgp generate` first to create a dataset")
+    return MSGPDataset(source, target="scales")
+
+
+def check_compatible(trained, other, what: str = "dataset") -> None:
+    """Refuse data whose distribution differs from the training data's (seed and n may differ)."""
+    a, b = trained.statistics(), other.statistics()
+    different = [k for k in a if a[k] != b.get(k)]
+    if different:
+        details = ", ".join(f"{k} {b.get(k)} (trained on {a[k]})" for k in different)
+        raise IncompatibleDataError(f"the {what} has other parameters than the training data: {details}")
+
+
+def _subsets(config: TrainConfig) -> tuple[MSGPDataset | GeneratedDataset, MSGPDataset | GeneratedDataset]:
+    data = _open(config.data)
+    if config.test_data is None:
+        return split(data, config.n_train, config.n_test, seed=config.seed)
+    test_file = _open(config.test_data)
+    check_compatible(data.spec, test_file.spec, "test data")
+    if test_file.spec.seed == data.spec.seed:
+        raise IncompatibleDataError(
+            f"the test data have the training data's seed ({data.spec.seed}), so sample i is the same image in "
+            "both and the test would score training samples; generate the test data with another --seed")
+    train_set, _ = split(data, config.n_train, 0, seed=config.seed)
+    _, test_set = split(test_file, 0, config.n_test, seed=config.seed)
+    return train_set, test_set
+
+
+def _spec_from_dict(values: dict[str, Any]) -> DatasetSpec:
+    """The dataset description stored (as a dict) in a checkpoint."""
+    try:
+        return DatasetSpec(**values)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"the checkpoint's dataset description is damaged: {err}") from None
+
+
+def take_crops(x: torch.Tensor, offsets: torch.Tensor, crop: int) -> torch.Tensor:
+    """Crops ``(B * n, 1, crop, ...)`` of images ``(B, 1, *shape)`` at ``offsets`` ``(B, n, ndim)``,
+    wrapping around the torus the fields live on."""
+    batch, n, ndim = offsets.shape
+    size = x.shape[-1]
+    offsets = offsets.reshape(batch * n, ndim)
+    steps = torch.arange(crop)
+    index = [torch.arange(batch).repeat_interleave(n).view(-1, *[1] * ndim)]
+    for d in range(ndim):
+        shape = [batch * n] + [1] * ndim
+        shape[1 + d] = crop
+        index.append(((offsets[:, d].view(-1, *[1] * ndim) + steps.view(shape[1:]).unsqueeze(0)) % size).view(shape))
+    return x[:, 0][tuple(index)].unsqueeze(1)
+
+
+def draw_symmetries(batch: int, ndim: int, size: int, generator: torch.Generator
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``batch`` random symmetries of a stationary, isotropic field on a ``size**ndim`` torus:
+    an axis permutation ``(batch, ndim)``, a flip of each axis with probability 1/2 ``(batch,
+    ndim)`` and a periodic shift uniform over the grid ``(batch, ndim)``; see :func:`apply_symmetries`."""
+    axes = torch.argsort(torch.rand(batch, ndim, generator=generator), dim=1)
+    flips = torch.rand(batch, ndim, generator=generator) < 0.5
+    shifts = torch.randint(0, size, (batch, ndim), generator=generator)
+    return axes, flips, shifts
+
+
+def apply_symmetries(x: torch.Tensor, axes: torch.Tensor, flips: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Image ``i`` of ``x`` ``(B, 1, *shape)`` (square) with its axes permuted by ``axes[i]``, the
+    axes where ``flips[i]`` is true reversed, then rolled by ``shifts[i]`` pixels."""
+    ndim = x.ndim - 2
+    out = torch.empty_like(x)
+    for i in range(len(x)):
+        y = x[i, 0].permute(*axes[i].tolist())
+        flipped = [d for d in range(ndim) if flips[i, d]]
+        if flipped:
+            y = y.flip(flipped)
+        out[i, 0] = torch.roll(y, shifts[i].tolist(), dims=tuple(range(ndim)))
+    return out

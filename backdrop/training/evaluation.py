@@ -1,0 +1,214 @@
+"""Scoring: the network on whole test images (or their tiles), beside the oracle on the same samples."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from msgp import io, oracle
+from msgp.dataset import split
+
+from ..models import MultiScaleNet
+from .checkpoints import _build_model, load_checkpoint
+from .config import CheckpointError, TrainConfig, read_config
+from .data import _Data, _load, _open, _spec_from_dict, check_compatible, take_crops, IncompatibleDataError
+from .devices import _all_sum, _world, resolve_device
+
+def _accuracies(correct: torch.Tensor, count: float) -> dict[str, Any]:
+    """``{"joint": p, "scales": [p_0, ...]}`` from counts ``(K + 1,)``: per scale, then joint."""
+    values = (correct / max(count, 1.0)).tolist()
+    return {"joint": values[-1], "scales": values[:-1]}
+
+
+def _correct(model: MultiScaleNet, logits: torch.Tensor, choices: torch.Tensor) -> torch.Tensor:
+    """Correct predictions per scale and joint, ``(K + 1,)`` float64."""
+    per_scale = logits.argmax(-1) == choices
+    return torch.cat([per_scale.sum(0), per_scale.all(1).sum()[None]]).double()
+
+
+@torch.no_grad()
+def _predict(model: MultiScaleNet, fields: torch.Tensor, device: torch.device, batch_size: int,
+             crop: int | None = None) -> torch.Tensor:
+    """Logits ``(n, K, M)`` of whole images, in eval mode (no masks).
+
+    A network trained on crops (``crop``) scores a whole image as the mean of the per-scale
+    log-probabilities of its ``(size // crop)**ndim`` tiles: fed the whole image at once, its zero
+    padding would cover a smaller fraction of the field than in training and shift the pooled
+    features past its standardisation statistics (measured: every test image of the default
+    dataset given one class at scale 0, against 0.60 train accuracy on crops).
+    """
+    was_training = model.training
+    model.eval()
+    out = []
+    for x in _eval_inputs(fields, device, batch_size, crop):
+        if crop is None:
+            out.append(model(x).float().cpu())
+            continue
+        log_probs = F.log_softmax(model(x).float().cpu(), dim=-1)
+        tiles = (fields.shape[-1] // crop) ** (fields.ndim - 2)
+        out.append(log_probs.view(-1, tiles, *log_probs.shape[1:]).mean(1))
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, model.n_scales, model.n_choices)
+
+
+def _eval_inputs(fields: torch.Tensor, device: torch.device, batch_size: int, crop: int | None = None):
+    """The network's inputs at test time, ``batch_size`` images at a time: whole images, or the
+    ``(size // crop)**ndim`` tiles of each image for a network trained on crops."""
+    if crop is not None:
+        size, ndim = fields.shape[-1], fields.ndim - 2
+        corners = torch.cartesian_prod(*[torch.arange(0, size - crop + 1, crop)] * ndim).view(1, -1, ndim)
+    for i in range(0, len(fields), batch_size):
+        x = fields[i:i + batch_size]
+        if crop is not None:
+            x = take_crops(x, corners.expand(len(x), -1, -1), crop)
+        yield x.to(device)
+
+
+def calibrate(model: MultiScaleNet, data: _Data, device: torch.device, batch_size: int,
+              crop: int | None = None) -> None:
+    """Fit the logit standardisation to the current weights on the training images (each rank
+    its own slice), as :meth:`MultiScaleNet.calibrate` explains; called before every evaluation."""
+    rank, world = _world()
+    model.calibrate(_eval_inputs(data.fields[rank::world], device, batch_size, crop))
+
+
+def _test_metrics(model: MultiScaleNet, data: _Data, device: torch.device, batch_size: int,
+                  crop: int | None = None) -> dict[str, Any]:
+    """Test loss per scale and accuracy; each rank scores a slice and the counts are summed."""
+    rank, world = _world()
+    part = slice(rank, None, world)
+    logits = _predict(model, data.fields[part], device, batch_size, crop)
+    choices = data.choices[part]
+    totals = torch.zeros(2 * model.n_scales + 2, dtype=torch.float64)
+    if len(logits):
+        losses = F.cross_entropy(logits.transpose(1, 2), choices, reduction="none").sum(0)
+        totals[:model.n_scales] = losses.double()
+        totals[model.n_scales:-1] = _correct(model, logits, choices)
+    totals[-1] = len(logits)
+    totals = _all_sum(totals.to(device)).cpu()
+    n = totals[-1].item()
+    return {"loss": (totals[:model.n_scales] / n).tolist(), **_accuracies(totals[model.n_scales:-1], n)}
+
+
+def _oracle_predict(data: _Data, pixels: int = io.BATCH_PIXELS) -> oracle.Prediction:
+    """The Bayes-optimal decisions on the samples of ``data``, about ``pixels`` pixels at a time as
+    ``msgp oracle`` reads them: a whole test set at 1024² would take GBs of float64 spectra."""
+    model = oracle.FourierModel(data.spec)
+    batch = max(1, pixels // math.prod(data.spec.shape))
+    fields = data.fields[:, 0]
+    log_lik = np.concatenate([model.log_likelihoods(fields[i:i + batch].numpy())
+                              for i in range(0, len(fields), batch)])
+    return oracle.decide(oracle.posterior_from_log_likelihoods(log_lik, data.spec))
+
+
+_ORACLE_SCORES: dict[tuple[str, bytes], dict[str, Any]] = {}
+
+
+def _oracle_accuracy(data: _Data) -> dict[str, Any]:
+    """The Bayes-optimal classifier's accuracy on the same samples.
+
+    Sample i is a function of the description and i alone, so the score of a set of samples is
+    kept for the life of the process: an experiment's runs share one test file, and at 1024² its
+    oracle costs more than a run's training on a GPU.
+    """
+    key = (json.dumps(data.spec.to_dict(), sort_keys=True), np.asarray(data.indices, dtype=np.int64).tobytes())
+    if key not in _ORACLE_SCORES:
+        if len(_ORACLE_SCORES) >= 8:
+            _ORACLE_SCORES.pop(next(iter(_ORACLE_SCORES)))
+        _ORACLE_SCORES[key] = oracle.score(_oracle_predict(data), data.labels, data.spec)
+    return _ORACLE_SCORES[key]
+
+
+def _summary(config: TrainConfig, spec, test_data: _Data, last: dict[str, Any], world: int) -> dict[str, Any]:
+    scored = _oracle_accuracy(test_data)
+    return {
+        "method": config.method,
+        "epochs": last["epoch"],
+        "n_train": config.n_train,
+        "n_test": len(test_data.fields),
+        "test_accuracy": last["test_accuracy"],
+        "oracle_accuracy": {"joint": scored["joint"]["accuracy"],
+                            "scales": [s["accuracy"] for s in scored["scales"]]},
+        "chance": {"joint": 1.0 / spec.n_classes, "scales": [1.0 / spec.n_choices] * spec.n_scales},
+        "train_accuracy": last["train_accuracy"],
+        "images_per_s": last["images_per_s"],
+        "world_size": world,
+    }
+
+
+def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, *, n: int | None = None,
+             device: str = "auto", batch_size: int = 64) -> dict[str, Any]:
+    """Score the network of a run beside the oracle, on the same samples.
+
+    Parameters
+    ----------
+    run_dir : a directory written by :func:`train` (its ``checkpoint.pt`` is scored, finished or not).
+    data : an msgp file with the training data's statistics (``spec.statistics()``; seed and n may
+        differ). ``None``, or the training file itself: the run's own test samples (generated
+        again for a run on a dataset description).
+    n : class-balanced samples drawn from ``data`` (default: the run's ``n_test``); ignored when the
+        run's own test samples are used.
+    device : ``auto``, ``cpu`` or ``cuda``.
+    batch_size : images per forward pass.
+
+    Returns
+    -------
+    ``{"data", "n", "epoch", "network", "oracle"}``; ``network`` and ``oracle`` each hold
+    :func:`msgp.oracle.score` (joint and per-scale accuracy with standard errors, per-scale
+    confusion matrices, mean confidence) plus ``joint_confusion`` (rows: true class, columns:
+    predicted, label order).
+    """
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    ckpt = load_checkpoint(run_dir / "checkpoint.pt")
+    model = _build_model(ckpt)
+    trained = _spec_from_dict(ckpt["spec"])
+    own_file = config.test_data or config.data
+    if data is None:
+        data = own_file
+    dataset = _open(data)
+    check_compatible(trained, dataset.spec)
+    if n is not None and n < 1:
+        raise ValueError(f"n must be a positive integer, but got {n}")
+    same_samples = dataset.spec.seed == trained.seed or config.test_data is not None
+    own_samples = data == own_file if isinstance(own_file, dict) else Path(data).resolve() == Path(own_file).resolve()
+    if own_samples and same_samples:
+        test_set = dataset.subset(_run_test_indices(run_dir))
+    elif dataset.spec.seed == trained.seed:
+        raise IncompatibleDataError(
+            f"{data if not isinstance(data, dict) else 'the generated data'} has the training data's seed "
+            f"({trained.seed}), so its samples are the training samples; score the run on its own test samples "
+            "(no DATA) or on data generated with another --seed")
+    else:
+        _, test_set = split(dataset, 0, config.n_test if n is None else n, seed=config.seed)
+    test_data = _load(test_set)
+    device = resolve_device(device)
+    model.to(device)
+    logits = _predict(model, test_data.fields, device, batch_size, config.crop)
+    log_joint = model.cpu().joint_log_probs(logits)
+    log_marginals = F.log_softmax(logits, dim=-1)
+    network = oracle.Prediction(labels=log_joint.argmax(1).numpy(), choices=logits.argmax(-1).numpy(),
+                                confidence=log_joint.max(1).values.exp().numpy(),
+                                scale_confidence=log_marginals.max(-1).values.exp().numpy())
+    truth = test_data.labels
+    oracle_prediction = _oracle_predict(test_data)
+    name = f"the generated dataset (seed {data['seed']})" if isinstance(data, dict) else str(data)
+    result = {"data": name, "n": len(truth), "epoch": ckpt["epoch"], "network": None, "oracle": None}
+    for key, prediction in (("network", network), ("oracle", oracle_prediction)):
+        confusion = np.zeros((trained.n_classes, trained.n_classes), dtype=np.int64)
+        np.add.at(confusion, (truth, prediction.labels), 1)
+        result[key] = {**oracle.score(prediction, truth, test_data.spec), "joint_confusion": confusion.tolist()}
+    return result
+
+
+def _run_test_indices(run_dir: Path) -> list[int]:
+    try:
+        return json.loads((run_dir / "config.json").read_text())["test_indices"]
+    except (KeyError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{run_dir / 'config.json'} is damaged: {err}") from None

@@ -1,0 +1,367 @@
+"""The training loop. :func:`train` sets a run up (:func:`_set_up`: data, network, optimiser,
+random streams, or the state a checkpoint saved), then alternates :func:`train_one_epoch` and
+:func:`end_epoch` (scoring, metrics, checkpoint) up to the last epoch, and writes the summary.
+
+Determinism. Every random stream is explicit and derived from ``config.seed`` with
+:class:`numpy.random.SeedSequence` spawn keys: the weight initialisation, the shuffling (a
+DistributedSampler whose order is a function of ``(seed, epoch)``), the crop offsets and the
+symmetries (one ``torch.Generator`` each, drawing for the whole global batch on every rank, each
+rank keeping its own samples' rows) and the backdrop masks (one ``torch.Generator`` per scale, the
+same on every rank). The checkpoint stores the generator states, the position inside the epoch and
+the running sums, so a resumed run repeats an uninterrupted one exactly on CPU.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+
+from msgp.spec import DatasetSpec
+
+from ..models import MultiScaleNet
+from .checkpoints import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, _restore_rng_states, _rng_states, _save_atomic,
+                          load_checkpoint)
+from .config import CheckpointError, Interrupted, Progress, TrainConfig, TrainingError
+from .data import _Data, _load, _spec_from_dict, _subsets, apply_symmetries, check_compatible, draw_symmetries, take_crops
+from .devices import _all_sum, _GlobalMasks, _world, precision_context, resolve_device
+from .evaluation import _accuracies, _correct, _summary, _test_metrics, calibrate
+from .outputs import _truncate_metrics, _write_config, plot_curves, read_metrics
+
+# Spawn keys of the random streams derived from the seed.
+_INIT, _SHUFFLE, _CROP, _BACKDROP, _AUGMENT = range(5)
+
+
+def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
+          progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Train a :class:`MultiScaleNet` and write the run directory ``out``.
+
+    Parameters
+    ----------
+    config : the settings. With ``resume`` they must equal the saved run's except ``epochs`` and
+        ``device``.
+    out : run directory: ``config.json``, ``metrics.jsonl``, ``checkpoint.pt`` (after every epoch
+        and on interruption), ``summary.json`` and ``curves.png`` (if matplotlib is installed).
+    resume : continue the run saved in ``out`` from its checkpoint.
+    progress : ``progress(event, info)`` with events ``"start"`` (``total_steps``, ``done_steps``,
+        ``steps_per_epoch``, ``device``, ``head_stages``), ``"step"`` (``loss``, ``images_per_s``)
+        and ``"epoch"`` (the epoch's metrics); called on rank 0 only.
+    should_stop : polled after every step; when it returns true (on any rank) a checkpoint is
+        saved and :class:`Interrupted` is raised.
+
+    Returns
+    -------
+    The summary written to ``summary.json``: test accuracies beside the oracle's on the same test
+    samples (``{"joint": p, "scales": [p_0, ...]}`` each), the chance levels, the run settings.
+
+    Raises
+    ------
+    TrainingError : a non-finite loss; the checkpoint of the last finished epoch is kept.
+    Interrupted : ``should_stop`` asked to stop; the checkpoint allows resuming.
+    CheckpointError, IncompatibleDataError, msgp.io.MSGPError, ValueError : bad input.
+    """
+    run = _set_up(config, Path(out), resume)
+    notify = progress if (progress is not None and run.rank == 0) else (lambda event, info: None)
+    notify("start", {"total_steps": run.total_steps, "done_steps": run.epoch * run.steps_per_epoch + run.step,
+                     "steps_per_epoch": run.steps_per_epoch, "device": str(run.device), "world_size": run.world,
+                     "head_stages": list(run.model.head_stages), "method": config.method})
+    while run.epoch < config.epochs:
+        train_one_epoch(run, notify, should_stop)
+        notify("epoch", end_epoch(run))
+    return _finish(run)
+
+
+def train_one_epoch(run: _Run, notify: Progress, should_stop: Callable[[], bool] | None = None) -> None:
+    """The remaining steps of the current epoch; checkpoints and raises :class:`Interrupted` when
+    ``should_stop`` asks, :class:`TrainingError` on a non-finite loss."""
+    config, K = run.config, run.spec.n_scales
+    run.net.train()
+    run.sampler.set_epoch(run.epoch)
+    order = torch.as_tensor(list(iter(run.sampler)))
+    local_batch = config.batch_size // run.world
+    while run.step < run.steps_per_epoch:
+        started = time.perf_counter()
+        idx = order[run.step * local_batch:(run.step + 1) * local_batch]
+        x, y = _batch(run, idx)
+        lr = learning_rate(run.epoch * run.steps_per_epoch + run.step, run.total_steps, config.lr, config.warmup)
+        for group in run.optimizer.param_groups:
+            group["lr"] = lr
+        with precision_context(config.precision, run.device):
+            logits = run.net(x).float()
+            losses = run.model.scale_losses(logits, y)
+        # Per-scale losses, correct counts, samples, images and the stop request, summed over ranks.
+        stats = torch.cat([losses.detach().double(), _correct(run.model, logits.detach(), y),
+                           torch.tensor([len(y), len(idx)], dtype=torch.float64, device=run.device),
+                           torch.tensor([float(should_stop is not None and should_stop())],
+                                        dtype=torch.float64, device=run.device)])
+        stats = _all_sum(stats).cpu()
+        stats[:K] /= run.world
+        if not torch.isfinite(stats[:K]).all():
+            kept = (f"{run.out / 'checkpoint.pt'} keeps the last good epoch ({run.epoch})" if run.epoch
+                    else "no epoch had finished, so there is no checkpoint")
+            raise TrainingError(f"the loss became {stats[:K].sum().item()} at epoch {run.epoch + 1}, "
+                                f"step {run.step + 1}; training stopped and {kept}; try a smaller --lr")
+        run.optimizer.zero_grad(set_to_none=True)
+        with precision_context(config.precision, run.device, autocast=False):
+            losses.sum().backward()
+        if config.clip_grad is not None:
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.clip_grad)
+        run.optimizer.step()
+        run.sums[:K] += stats[:K]
+        run.sums[K:] += stats[K:-1]
+        run.step += 1
+        seconds = time.perf_counter() - started
+        run.train_seconds += seconds
+        notify("step", {"epoch": run.epoch, "step": run.step, "loss": stats[:K].sum().item(),
+                        "images_per_s": stats[-2].item() / seconds})
+        if stats[-1] > 0:
+            save_checkpoint(run)
+            raise Interrupted(f"stopped at epoch {run.epoch + 1}, step {run.step}; the checkpoint in {run.out} "
+                              "resumes the run (--resume)")
+
+
+def end_epoch(run: _Run) -> dict[str, Any]:
+    """Score the test set if this epoch is due, append the epoch's record to ``metrics.jsonl``,
+    move to the next epoch and checkpoint; returns the record."""
+    config, K = run.config, run.spec.n_scales
+    epoch = run.epoch + 1
+    test = {"loss": None, "joint": None, "scales": None}
+    if epoch == config.epochs or (config.eval_every and epoch % config.eval_every == 0):
+        with precision_context("fp32", run.device):
+            calibrate(run.model, run.train_data, run.device, config.eval_batch_size, config.crop)
+            test = _test_metrics(run.model, run.test_data, run.device, config.eval_batch_size, config.crop)
+    count, images = run.sums[-2].item(), run.sums[-1].item()
+    record = {"epoch": epoch,
+              "lr": learning_rate(epoch * run.steps_per_epoch - 1, run.total_steps, config.lr, config.warmup),
+              "train_loss": (run.sums[:K] / run.steps_per_epoch).tolist(),
+              "train_accuracy": _accuracies(run.sums[K:-2], count),
+              "test_loss": test["loss"],
+              "test_accuracy": None if test["joint"] is None else {"joint": test["joint"], "scales": test["scales"]},
+              "images_per_s": images / run.train_seconds if run.train_seconds > 0 else float("nan")}
+    run.epoch, run.step, run.train_seconds = epoch, 0, 0.0
+    run.sums.zero_()
+    if run.rank == 0:
+        with open(run.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+    save_checkpoint(run)
+    return record
+
+
+def learning_rate(step: int, total_steps: int, peak: float, warmup: float) -> float:
+    """The learning rate of step ``step`` (from 0) of ``total_steps``: a linear warm-up from
+    ``peak / w`` to ``peak`` over the first ``w = round(warmup * total_steps)`` steps, then a cosine
+    decay from ``peak`` towards zero over the rest (a one-cycle schedule).
+
+    A function of the step alone, so a resumed run needs nothing saved; resumed with another
+    ``--epochs`` the schedule stretches over the new total.
+    """
+    warm = round(warmup * total_steps)
+    if step < warm:
+        return peak * (step + 1) / warm
+    return 0.5 * peak * (1.0 + math.cos(math.pi * (step - warm) / max(total_steps - warm, 1)))
+
+
+# Set-up ---------------------------------------------------------------------------------------------
+
+@dataclass
+class _Run:
+    """A training run between steps: what it trains, with what, and where it is; a checkpoint saves
+    the changing part (weights, optimiser, generators, epoch, step, running sums)."""
+
+    config: TrainConfig
+    out: Path
+    spec: DatasetSpec
+    train_data: _Data
+    test_data: _Data
+    model: MultiScaleNet
+    net: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    rank: int
+    world: int
+    sampler: DistributedSampler
+    mask_generators: list[torch.Generator]
+    crop_generator: torch.Generator
+    augment_generator: torch.Generator
+    epoch: int = 0
+    step: int = 0
+    # Losses (K), correct counts (K + 1), samples and images of the epoch so far.
+    sums: torch.Tensor = field(default=None)
+    train_seconds: float = 0.0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.config.n_train // self.config.batch_size
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.config.epochs
+
+    @property
+    def crops_per_image(self) -> int:
+        return 1 if self.config.crop is None else (self.spec.size // self.config.crop) ** self.spec.ndim
+
+
+def _set_up(config: TrainConfig, out: Path, resume: bool) -> _Run:
+    """The run ``train`` starts from: new, or the one saved in ``out`` (``resume``)."""
+    rank, world = _world()
+    device = resolve_device(config.device)
+    if config.batch_size % world:
+        raise ValueError(f"batch_size ({config.batch_size}) must be divisible by the number of processes ({world})")
+    ckpt = _saved_run(config, out, world) if resume else None
+    if ckpt is None and ((out / "checkpoint.pt").exists() or (out / "config.json").exists()):
+        raise CheckpointError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    train_set, test_set = _subsets(config)
+    spec = train_set.spec
+    if ckpt is not None:
+        check_compatible(_spec_from_dict(ckpt["spec"]), spec, "data")
+    mask_generators = [_generator(_seed(config.seed, _BACKDROP, s), device) for s in range(spec.n_scales)]
+    model = build_model(config, spec, mask_generators)
+    crops_per_image = 1 if config.crop is None else (spec.size // config.crop) ** spec.ndim
+    if world > 1 and config.backdrop:
+        _GlobalMasks(model, rank, world, crops_per_image)
+    model.to(device)
+    net = (DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+           if dist.is_initialized() else model)
+    train_data = _load(train_set)
+    run = _Run(config=config, out=out, spec=spec, train_data=train_data, test_data=_load(test_set), model=model,
+               net=net, optimizer=torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay),
+               device=device, rank=rank, world=world,
+               sampler=DistributedSampler(range(len(train_data.fields)), num_replicas=world, rank=rank, shuffle=True,
+                                          seed=_seed(config.seed, _SHUFFLE) % 2**31, drop_last=False),
+               mask_generators=mask_generators, crop_generator=_generator(_seed(config.seed, _CROP)),
+               augment_generator=_generator(_seed(config.seed, _AUGMENT)),
+               sums=torch.zeros(2 * spec.n_scales + 3, dtype=torch.float64))
+    if ckpt is not None:
+        _restore(run, ckpt)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_config(out / "config.json", config, spec, model, run.train_data, run.test_data, world)
+        _truncate_metrics(out / "metrics.jsonl", run.epoch)
+    return run
+
+
+def build_model(config: TrainConfig, spec: DatasetSpec,
+                mask_generators: list[torch.Generator] | None = None) -> MultiScaleNet:
+    """The network ``config`` describes for data ``spec``, initialised from the config's seed:
+    circular padding on whole images, zeros on crops; backdrop layers drawing from
+    ``mask_generators`` (one per scale) when ``config.backdrop``."""
+    K = spec.n_scales
+    probs = config.mask_prob if isinstance(config.mask_prob, tuple) else (config.mask_prob,) * K
+    if len(probs) != K:
+        raise ValueError(f"got {len(probs)} mask probabilities for {K} scales")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_seed(config.seed, _INIT))
+        model = MultiScaleNet.from_spec(spec, rf_factor=config.rf_factor, head_stages=config.head_stages,
+                                        width=config.width, mask_prob=probs if config.backdrop else None,
+                                        generators=mask_generators if config.backdrop else None,
+                                        topology=config.topology,
+                                        padding="circular" if config.crop is None else "zeros",
+                                        mask_block=config.mask_block if config.backdrop else None)
+    if config.crop is not None:
+        deepest = 2 ** max(model.head_stages)
+        if not deepest <= config.crop <= spec.size:
+            raise ValueError(f"crop must be between {deepest} (one pixel at the deepest head's stage) and the "
+                             f"image size {spec.size}, but got {config.crop}")
+    return model
+
+
+def _batch(run: _Run, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's images and per-scale choices for batch positions ``idx``, with the step's
+    symmetries and crops applied, on the run's device."""
+    config, spec = run.config, run.spec
+    x, y = run.train_data.fields[idx], run.train_data.choices[idx]
+    rows = slice(run.rank, None, run.world)
+    if config.augment:
+        # Symmetries of the whole global batch, so every rank's generator stays in step.
+        drawn = draw_symmetries(config.batch_size, spec.ndim, spec.size, run.augment_generator)
+        x = apply_symmetries(x, *(t[rows] for t in drawn))
+    if config.crop is not None:
+        # Offsets of the whole global batch, so every rank's generator stays in step.
+        offsets = torch.randint(0, spec.size, (config.batch_size, run.crops_per_image, spec.ndim),
+                                generator=run.crop_generator)[rows]
+        x = take_crops(x, offsets, config.crop)
+        y = y.repeat_interleave(run.crops_per_image, dim=0)
+    return x.to(run.device), y.to(run.device)
+
+
+def _finish(run: _Run) -> dict[str, Any]:
+    """Write ``summary.json`` and ``curves.png`` (rank 0) and return the summary on every rank."""
+    summary = None
+    if run.rank == 0:
+        summary = _summary(run.config, run.spec, run.test_data, read_metrics(run.out)[-1], run.world)
+        (run.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        plot_curves(run.out)
+    if dist.is_initialized():
+        holder = [summary]
+        dist.broadcast_object_list(holder, src=0)
+        summary = holder[0]
+    return summary
+
+
+# Random streams and checkpoints ----------------------------------------------------------------------
+
+def _seed(root: int, *key: int) -> int:
+    """A 63-bit seed for the stream ``key`` of the root seed."""
+    return int(np.random.SeedSequence(root, spawn_key=key).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def _generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(seed)
+    return g
+
+
+def _saved_run(config: TrainConfig, out: Path, world: int) -> dict[str, Any]:
+    """The checkpoint in ``out``, refused when its settings differ other than in epochs and device."""
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    saved = TrainConfig.from_dict(ckpt["config"])
+    changed = [k for k, v in saved.to_dict().items() if k not in ("epochs", "device") and config.to_dict()[k] != v]
+    if changed:
+        raise CheckpointError(f"cannot resume {out} with other settings ({', '.join(changed)}); "
+                              "only --epochs and --device may change")
+    if ckpt.get("world_size") != world:
+        raise CheckpointError(f"{out} was trained by {ckpt.get('world_size')} processes; resume it with "
+                              f"{ckpt.get('world_size')}, not {world}")
+    return ckpt
+
+
+def save_checkpoint(run: _Run) -> None:
+    """``checkpoint.pt`` (rank 0): everything a resumed run needs to repeat this one exactly."""
+    if run.rank != 0:
+        return
+    _save_atomic({
+        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+        "config": run.config.to_dict(), "spec": run.spec.to_dict(), "model": run.model.config(),
+        "state": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+        "epoch": run.epoch, "step": run.step, "sums": run.sums, "train_seconds": run.train_seconds,
+        "world_size": run.world,
+        "rng": {**_rng_states(), "crop": run.crop_generator.get_state(), "augment": run.augment_generator.get_state(),
+                "backdrop": [g.get_state() for g in run.mask_generators]},
+    }, run.out / "checkpoint.pt")
+
+
+def _restore(run: _Run, ckpt: dict[str, Any]) -> None:
+    """Put the state ``save_checkpoint`` saved back into ``run``."""
+    try:
+        run.model.load_state_dict(ckpt["state"])
+        run.optimizer.load_state_dict(ckpt["optimizer"])
+        run.crop_generator.set_state(ckpt["rng"]["crop"])
+        run.augment_generator.set_state(ckpt["rng"]["augment"])
+        for g, state in zip(run.mask_generators, ckpt["rng"]["backdrop"], strict=True):
+            g.set_state(state)
+        _restore_rng_states(ckpt["rng"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{run.out / 'checkpoint.pt'} does not fit this run: {str(err).splitlines()[0]}") from None
+    run.epoch, run.step = ckpt["epoch"], ckpt["step"]
+    run.sums = ckpt["sums"].clone()
+    run.train_seconds = ckpt["train_seconds"]
