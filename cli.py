@@ -367,7 +367,7 @@ def train(ctx, data, backdrop, mask_prob, mask_block, topology, augment, crop, n
             values = {**saved, **{k: v for k, v in values.items() if k in given}}
         config = training.TrainConfig(**values)
         distributed = training.init_distributed(config.device)
-    except (ValueError, io.MSGPError) as err:
+    except training.INPUT_ERRORS as err:
         _fail(err)
     rank = training.dist.get_rank() if distributed else 0
     out = out or training.default_run_dir()
@@ -404,7 +404,7 @@ def train(ctx, data, backdrop, mask_prob, mask_block, topology, augment, crop, n
     except training.TrainingError as err:
         bar.close()
         raise click.ClickException(str(err)) from None
-    except (ValueError, io.MSGPError) as err:
+    except training.INPUT_ERRORS as err:
         bar.close()
         _fail(err)
     finally:
@@ -460,7 +460,7 @@ def evaluate(run_dir, data, n, device, as_json):
         raise InputError(f"--device must be one of {', '.join(training.DEVICES)}, but got {device!r}")
     try:
         result = training.evaluate(run_dir, data, n=n, device=device)
-    except (ValueError, io.MSGPError) as err:
+    except training.INPUT_ERRORS as err:
         _fail(err)
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -530,7 +530,7 @@ def experiment(plan_name, jobs, out, report, dry_run):
     if dry_run:
         try:
             click.echo(f"Plan {plan_name} into {out}.\n\n" + exp.dry_run(plan, out, jobs), nl=False)
-        except ValueError as err:
+        except (exp.ExperimentError, *training.INPUT_ERRORS) as err:
             _fail(err)
         return
     bar = None
@@ -551,7 +551,7 @@ def experiment(plan_name, jobs, out, report, dry_run):
         written = exp.run_experiment(plan, out, progress=progress, jobs=jobs, report_only=report)
     except training.TrainingError as err:
         raise click.ClickException(str(err)) from None
-    except (ValueError, io.MSGPError) as err:
+    except (exp.ExperimentError, *training.INPUT_ERRORS) as err:
         _fail(err)
     finally:
         if bar is not None:

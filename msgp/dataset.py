@@ -19,6 +19,10 @@ from .spec import DatasetSpec
 TARGETS = ("class", "scales", "both")
 
 
+
+class SplitError(ValueError):
+    """Sizes a class-balanced split cannot give; the message is one line for the user."""
+
 class _Samples(Dataset):
     """What the file and the generated dataset share: the target, the transform, the item format."""
 
@@ -249,20 +253,20 @@ def split(source, n_train: int, n_test: int, seed: int = 0, **options) -> tuple[
     C = dataset.spec.n_classes
     for name, count in (("n_train", n_train), ("n_test", n_test)):
         if not isinstance(count, (int, np.integer)) or count < 0:
-            raise ValueError(f"{name} must be a non-negative integer, but got {count!r}")
+            raise SplitError(f"{name} must be a non-negative integer, but got {count!r}")
         if count % C:
             below, above = count - count % C, count - count % C + C
-            raise ValueError(f"{name}={count} cannot be balanced over {C} classes; "
+            raise SplitError(f"{name}={count} cannot be balanced over {C} classes; "
                              f"use a multiple of {C}, e.g. {below} or {above}")
     if n_train + n_test > len(dataset):
-        raise ValueError(f"n_train + n_test = {n_train + n_test} is more than the {len(dataset)} samples")
+        raise SplitError(f"n_train + n_test = {n_train + n_test} is more than the {len(dataset)} samples")
     rng = np.random.default_rng(seed)
     train, test = [], []
     per_train, per_test = n_train // C, n_test // C
     for c in range(C):
         members = np.flatnonzero(dataset.labels == c)
         if len(members) < per_train + per_test:
-            raise ValueError(f"class {dataset.spec.class_names[c]} has {len(members)} samples, "
+            raise SplitError(f"class {dataset.spec.class_names[c]} has {len(members)} samples, "
                              f"fewer than the {per_train} + {per_test} a balanced split needs")
         members = rng.permutation(members)
         train.append(members[:per_train])

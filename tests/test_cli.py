@@ -64,6 +64,9 @@ CASES = [
     ("train {good} --eval-every -1 --out {root}/t10", "eval_every"),
     ("train {good} --weight-decay nan --out {root}/t11", "weight_decay"),
     ("train {good} --n-train 0 --out {root}/t12", "n_train"),
+    ("train {good} --batch-size 1 --n-train 8 --n-test 8 --out {root}/t13", "batch_size must be at least 2"),
+    ("train {good} --n-train 7 --n-test 2 --batch-size 2 --out {root}/t14", "cannot be balanced over 2 classes"),
+    ("train {good} --n-train 16 --n-test 16 --batch-size 2 --out {root}/t15", "is more than the 16 samples"),
     ("evaluate {missing}", "not a training run"),
     ("evaluate {run}", "damaged"),
     ("experiment --jobs 0 --out {root}/e", "jobs"),
@@ -81,3 +84,18 @@ def test_bad_input_gets_one_error_line_and_exit_code_2(files, command, message):
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and message in errors[0], result.output
     assert sorted(p.name for p in files["root"].rglob("*")) == before  # nothing written
+
+
+def test_an_internal_error_is_not_reported_as_bad_input(files, monkeypatch):
+    """Only the errors that mean bad input become `Error:` lines with exit code 2."""
+    from backdrop.models import MultiScaleNet
+
+    def broken(self, x):
+        raise ValueError("an internal error")
+
+    monkeypatch.setattr(MultiScaleNet, "forward", broken)
+    out = files["root"] / "internal"
+    result = CliRunner().invoke(cli.main, ["train", files["good"], "--n-train", "8", "--n-test", "8",
+                                           "--batch-size", "4", "--epochs", "1", "--out", str(out)])
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError)
+    assert "Error:" not in result.output

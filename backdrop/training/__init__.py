@@ -11,17 +11,24 @@ files) and :mod:`.devices` (device, precision, distributed helpers).
 """
 import torch.distributed as dist
 
+from msgp.dataset import SplitError
+from msgp.io import MSGPError
+from msgp.spec import SpecError
+
 from .checkpoints import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_checkpoint
-from .config import (DEVICES, PRECISIONS, CheckpointError, IncompatibleDataError, Interrupted, Progress, TrainConfig,
-                     TrainingError, default_run_dir, read_config)
+from .config import (DEVICES, PRECISIONS, CheckpointError, ConfigError, IncompatibleDataError, Interrupted, Progress,
+                     TrainConfig, TrainingError, default_run_dir, read_config)
 from .data import _Data, apply_symmetries, check_compatible, draw_symmetries, take_crops
 from .devices import _tf32_switches, init_distributed, precision_context, resolve_device
 from .evaluation import _oracle_accuracy, _oracle_predict, _predict, calibrate, evaluate
 from .loop import build_model, end_epoch, learning_rate, save_checkpoint, train, train_one_epoch
 from .outputs import plot_curves, read_metrics
 
-__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "DEVICES", "PRECISIONS", "CheckpointError",
-           "IncompatibleDataError", "Interrupted", "Progress", "TrainConfig", "TrainingError", "apply_symmetries",
+# The errors that mean bad input (settings, data, run directories), each with a one-line message.
+INPUT_ERRORS = (ConfigError, CheckpointError, IncompatibleDataError, SplitError, SpecError, MSGPError)
+
+__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "DEVICES", "PRECISIONS", "CheckpointError", "ConfigError",
+           "INPUT_ERRORS", "IncompatibleDataError", "Interrupted", "Progress", "TrainConfig", "TrainingError", "apply_symmetries",
            "build_model", "calibrate", "check_compatible", "default_run_dir", "dist", "draw_symmetries", "end_epoch",
            "evaluate", "init_distributed", "learning_rate", "load_checkpoint", "plot_curves", "precision_context",
            "read_config", "read_metrics", "resolve_device", "save_checkpoint", "take_crops", "train",

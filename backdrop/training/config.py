@@ -30,6 +30,11 @@ class Interrupted(RuntimeError):
     """Training stopped on request after saving a checkpoint to resume from."""
 
 
+class ConfigError(ValueError):
+    """Settings that cannot train (bad values, or values the data or the machine cannot serve);
+    the message is one line for the user."""
+
+
 class CheckpointError(ValueError):
     """A checkpoint or run directory that cannot be used; the message is one line for the user."""
 
@@ -120,41 +125,44 @@ class TrainConfig:
         blocks = self.mask_block if isinstance(self.mask_block, tuple) else (self.mask_block,)
         for b in blocks:
             if isinstance(b, bool) or not isinstance(b, int) or b < 1:
-                raise ValueError(f"mask_block must be a positive integer, but got {b}")
+                raise ConfigError(f"mask_block must be a positive integer, but got {b}")
         if self.topology not in TOPOLOGIES:
-            raise ValueError(f"topology must be one of {', '.join(TOPOLOGIES)}, but got {self.topology!r}")
+            raise ConfigError(f"topology must be one of {', '.join(TOPOLOGIES)}, but got {self.topology!r}")
         if not 0.0 <= self.warmup < 1.0:
-            raise ValueError(f"warmup must be a fraction of the steps in [0, 1), but got {self.warmup:g}")
+            raise ConfigError(f"warmup must be a fraction of the steps in [0, 1), but got {self.warmup:g}")
         if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            raise ValueError(f"weight_decay must be a non-negative number, but got {self.weight_decay}")
+            raise ConfigError(f"weight_decay must be a non-negative number, but got {self.weight_decay}")
         if self.clip_grad is not None and not (self.clip_grad > 0 and math.isfinite(self.clip_grad)):
-            raise ValueError(f"clip_grad must be a positive number, but got {self.clip_grad}")
+            raise ConfigError(f"clip_grad must be a positive number, but got {self.clip_grad}")
         if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int) or self.eval_every < 0:
-            raise ValueError(f"eval_every must be a non-negative integer, but got {self.eval_every}")
+            raise ConfigError(f"eval_every must be a non-negative integer, but got {self.eval_every}")
         probs = self.mask_prob if isinstance(self.mask_prob, tuple) else (self.mask_prob,)
         for p in probs:
             if not 0.0 <= p < 1.0:
-                raise ValueError(f"mask_prob must be in [0, 1), but got {p:g}")
+                raise ConfigError(f"mask_prob must be in [0, 1), but got {p:g}")
         for name in ("n_train", "epochs", "batch_size", "width", "eval_batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, but got {value}")
+                raise ConfigError(f"{name} must be a positive integer, but got {value}")
         if not isinstance(self.n_test, int) or self.n_test < 1:
-            raise ValueError(f"n_test must be a positive integer, but got {self.n_test}")
+            raise ConfigError(f"n_test must be a positive integer, but got {self.n_test}")
+        if self.batch_size < 2:
+            raise ConfigError(f"batch_size must be at least 2 (the logits are standardised over the batch), "
+                              f"but got {self.batch_size}")
         if self.batch_size > self.n_train:
-            raise ValueError(f"batch_size ({self.batch_size}) must not exceed n_train ({self.n_train})")
+            raise ConfigError(f"batch_size ({self.batch_size}) must not exceed n_train ({self.n_train})")
         if self.crop is not None and (not isinstance(self.crop, int) or self.crop < 2):
-            raise ValueError(f"crop must be an integer of at least 2 pixels, but got {self.crop}")
+            raise ConfigError(f"crop must be an integer of at least 2 pixels, but got {self.crop}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, but got {self.lr}")
+            raise ConfigError(f"lr must be a positive number, but got {self.lr}")
         if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {', '.join(DEVICES)}, but got {self.device!r}")
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, but got {self.device!r}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, but got {self.precision!r}")
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, but got {self.precision!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, but got {self.seed}")
+            raise ConfigError(f"seed must be a non-negative integer, but got {self.seed}")
         if not (self.rf_factor > 0 and math.isfinite(self.rf_factor)):
-            raise ValueError(f"rf_factor must be a positive number, but got {self.rf_factor}")
+            raise ConfigError(f"rf_factor must be a positive number, but got {self.rf_factor}")
 
     @property
     def method(self) -> str:
@@ -191,7 +199,7 @@ def _data_source(value) -> str | dict[str, Any]:
         try:
             return DatasetSpec(**value).to_dict()
         except TypeError as err:
-            raise ValueError(f"invalid dataset description: {err}") from None
+            raise ConfigError(f"invalid dataset description: {err}") from None
     return str(value)
 
 

@@ -18,6 +18,7 @@ import torch.distributed as dist
 from ..functional import draw_mask
 from ..layer import Backdrop
 from ..models import MultiScaleNet
+from .config import ConfigError
 
 def resolve_device(device: str) -> torch.device:
     """``auto`` means CUDA when available; ranks of a distributed CUDA run use ``LOCAL_RANK``."""
@@ -25,7 +26,7 @@ def resolve_device(device: str) -> torch.device:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("device 'cuda' was asked for, but CUDA is not available")
+            raise ConfigError("device 'cuda' was asked for, but CUDA is not available")
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device("cpu")
 

@@ -16,7 +16,7 @@ from msgp.dataset import split
 
 from ..models import MultiScaleNet
 from .checkpoints import _build_model, load_checkpoint
-from .config import CheckpointError, TrainConfig, read_config
+from .config import CheckpointError, ConfigError, TrainConfig, read_config
 from .data import _Data, _load, _open, _spec_from_dict, check_compatible, take_crops, IncompatibleDataError
 from .devices import _all_sum, _world, resolve_device
 
@@ -175,7 +175,7 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
     dataset = _open(data)
     check_compatible(trained, dataset.spec)
     if n is not None and n < 1:
-        raise ValueError(f"n must be a positive integer, but got {n}")
+        raise ConfigError(f"n must be a positive integer, but got {n}")
     same_samples = dataset.spec.seed == trained.seed or config.test_data is not None
     own_samples = data == own_file if isinstance(own_file, dict) else Path(data).resolve() == Path(own_file).resolve()
     if own_samples and same_samples:

@@ -31,7 +31,7 @@ from msgp.spec import DatasetSpec
 from ..models import MultiScaleNet
 from .checkpoints import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, _restore_rng_states, _rng_states, _save_atomic,
                           load_checkpoint)
-from .config import CheckpointError, Interrupted, Progress, TrainConfig, TrainingError
+from .config import CheckpointError, ConfigError, Interrupted, Progress, TrainConfig, TrainingError
 from .data import _Data, _load, _spec_from_dict, _subsets, apply_symmetries, check_compatible, draw_symmetries, take_crops
 from .devices import _all_sum, _GlobalMasks, _world, precision_context, resolve_device
 from .evaluation import _accuracies, _correct, _summary, _test_metrics, calibrate
@@ -216,7 +216,7 @@ def _set_up(config: TrainConfig, out: Path, resume: bool) -> _Run:
     rank, world = _world()
     device = resolve_device(config.device)
     if config.batch_size % world:
-        raise ValueError(f"batch_size ({config.batch_size}) must be divisible by the number of processes ({world})")
+        raise ConfigError(f"batch_size ({config.batch_size}) must be divisible by the number of processes ({world})")
     ckpt = _saved_run(config, out, world) if resume else None
     if ckpt is None and ((out / "checkpoint.pt").exists() or (out / "config.json").exists()):
         raise CheckpointError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
@@ -258,7 +258,7 @@ def build_model(config: TrainConfig, spec: DatasetSpec,
     K = spec.n_scales
     probs = config.mask_prob if isinstance(config.mask_prob, tuple) else (config.mask_prob,) * K
     if len(probs) != K:
-        raise ValueError(f"got {len(probs)} mask probabilities for {K} scales")
+        raise ConfigError(f"got {len(probs)} mask probabilities for {K} scales")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_seed(config.seed, _INIT))
         model = MultiScaleNet.from_spec(spec, rf_factor=config.rf_factor, head_stages=config.head_stages,
@@ -270,7 +270,7 @@ def build_model(config: TrainConfig, spec: DatasetSpec,
     if config.crop is not None:
         deepest = 2 ** max(model.head_stages)
         if not deepest <= config.crop <= spec.size:
-            raise ValueError(f"crop must be between {deepest} (one pixel at the deepest head's stage) and the "
+            raise ConfigError(f"crop must be between {deepest} (one pixel at the deepest head's stage) and the "
                              f"image size {spec.size}, but got {config.crop}")
     return model
 
