@@ -293,15 +293,15 @@ def _parse_stages(text: str | None):
 
 @main.command()
 @click.argument("data", type=click.Path(path_type=Path), default=io.DEFAULT_PATH)
-@click.option("--backdrop/--no-backdrop", default=True, show_default=True,
-              help="Backdrop masks at every scale's depth, or the plain full gradient.")
+@click.option("--backdrop/--no-backdrop", default=False, show_default=True,
+              help="Backdrop masks at every scale's depth (off: the full gradient, which measured better).")
 @click.option("--mask-prob", default="0.5", show_default=True,
               help="Backdrop mask probability: one value, or one per scale like '0.5,0.5,0.25'.")
 @click.option("--mask-block", default="1", show_default=True,
               help="Side of the square blocks a mask keeps or drops together: one value, or one per scale.")
 @click.option("--topology", type=click.Choice(["heads", "series"]), default="heads", show_default=True,
               help="heads: one head per scale behind its own mask; series: the masks in series along one trunk, one classifier.")
-@click.option("--augment", is_flag=True,
+@click.option("--augment/--no-augment", default=True, show_default=True,
               help="Random periodic shifts, flips and axis permutations of every training image (exact symmetries of the data).")
 @click.option("--crop", type=int, help="Baseline: train on random crops of this side, test on whole images.")
 @click.option("--n-train", type=int, default=512, show_default=True, help="Class-balanced training samples.")

@@ -230,7 +230,7 @@ def interleaved(steps: dict[Any, Callable[[], float]], rounds: int, round_second
 
 def _config(device: str, batch: int, **values) -> training.TrainConfig:
     """The paper plan's backdrop setting, for timing (no data is read)."""
-    return training.TrainConfig(**{"device": device, "n_train": batch, "batch_size": batch,
+    return training.TrainConfig(**{"device": device, "n_train": batch, "batch_size": batch, "augment": False,
                                    "mask_prob": experiment.paper_plan().backdrop.probs, **values})
 
 
@@ -274,6 +274,7 @@ def check_precision(s: Settings, device: str, work: Path, report: Report) -> Non
         config = training.TrainConfig(data=train_path, test_data=test_path, n_train=s.precision_train,
                                       n_test=s.precision_test, epochs=s.precision_epochs,
                                       batch_size=s.precision_batch, device=device, precision=precision,
+                                      backdrop=True, augment=False,
                                       mask_prob=experiment.paper_plan().backdrop.probs, eval_every=0)
         summary = training.train(config, work / f"precision-{precision}")
         joint[precision] = summary["test_accuracy"]["joint"]

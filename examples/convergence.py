@@ -4,7 +4,8 @@ and without backdrop, and check the targets run by run.
     msgp generate                        # data/msgp.h5, the default dataset
     python examples/convergence.py       # 5 seeds x 2 methods into runs/convergence, resumable
 
-Each run is `msgp train` with its defaults (512 training and 512 test images, 30 epochs, test set
+Each run is `msgp train` with its defaults (512 training and 512 test images, 30 epochs, random
+symmetries of every training image, test set
 scored after every epoch) and `--seed S`, which picks the split and every random stream. The
 targets, per run: every scale's test accuracy at least 95% of the oracle's on the same test
 images, the joint accuracy at least 90% of the oracle's, and over the last third of the epochs no

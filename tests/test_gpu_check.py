@@ -161,7 +161,7 @@ def test_the_experiment_shrinks_down_the_ladder_to_fit_the_time():
 
 def _run(data, tmp_path, precision, **values):
     config = training.TrainConfig(data=data, n_train=32, n_test=32, epochs=1, batch_size=8, device="cpu",
-                                  precision=precision, **values)
+                                  precision=precision, backdrop=True, augment=False, **values)
     summary = training.train(config, tmp_path / precision)
     return summary, training.load_checkpoint(tmp_path / precision / "checkpoint.pt")["state"]
 

@@ -33,7 +33,9 @@ def data(tmp_path_factory):
 
 
 def config(data, **values) -> training.TrainConfig:
-    return training.TrainConfig(**{"data": data, "n_train": 64, "n_test": 64, "epochs": 2, "batch_size": 16,
+    # Backdrop on and no symmetries, the settings these tests were written for (not the defaults).
+    return training.TrainConfig(**{"data": data, "backdrop": True, "augment": False, "n_train": 64, "n_test": 64,
+                                   "epochs": 2, "batch_size": 16,
                                    "device": "cpu", **values})
 
 

@@ -87,11 +87,11 @@ class TrainConfig:
     """
 
     data: str = str(io.DEFAULT_PATH)
-    backdrop: bool = True
+    backdrop: bool = False
     mask_prob: float | tuple[float, ...] = 0.5
     mask_block: int | tuple[int, ...] = 1
     topology: str = "heads"
-    augment: bool = False
+    augment: bool = True
     crop: int | None = None
     n_train: int = 512
     n_test: int = 512
