@@ -790,7 +790,8 @@ def _comparisons(plan: ExperimentPlan, results: Sequence[dict[str, Any]], method
     for n in sizes:
         for reference in REFERENCES:
             for method in methods:
-                if method != reference:
+                # Each pair once: augment - no-backdrop, not also its negative.
+                if method != reference and not (method in REFERENCES and REFERENCES.index(method) < REFERENCES.index(reference)):
                     rows += compare(results, method, reference, n, K, masks_of)
     return rows
 

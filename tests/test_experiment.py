@@ -116,9 +116,10 @@ def test_comparisons_pair_runs_by_seed(finished):
     diffs = [float(results[("series", "1", s)]["test_scale0"]) - float(results[("no-backdrop", "1", s)]["test_scale0"])
              for s in ("0", "1")]
     assert int(row["n"]) == 2 and float(row["mean"]) == pytest.approx(np.mean(diffs))
-    # Every method against both references, at both sizes, joint and per scale; none against itself.
+    # Every method against both references, at both sizes, joint and per scale; none against itself,
+    # and the two references once.
     keys = {(r["method"], r["reference"], r["per_class"], r["accuracy"]) for r in rows}
-    assert len(keys) == len(rows) == (5 + 5) * 2 * 3
+    assert len(keys) == len(rows) == (5 + 4) * 2 * 3  # no-backdrop - augment is augment - no-backdrop's negative
     assert not any(r["method"] == r["reference"] for r in rows)
     table = (out / "comparisons.md").read_text()
     assert "95% t interval" in table and table.count("\n| ") == len(rows) // 3 + 1
