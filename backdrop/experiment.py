@@ -256,7 +256,6 @@ def prepare_data(plan: ExperimentPlan, out: Path, progress: Progress | None = No
     paths = []
     for name, spec in (("train", plan.train_spec), ("test", plan.test_spec)):
         path = out / "data" / f"{name}.h5"
-        reused = False
         if path.exists():
             try:
                 stored = io.read_spec(path)
@@ -265,12 +264,8 @@ def prepare_data(plan: ExperimentPlan, out: Path, progress: Progress | None = No
             if stored != spec:
                 raise ExperimentError(f"{path} holds another dataset than this plan's (another experiment?); "
                                       "remove it or choose another --out")
-            try:
-                io.read_spec(path, require_complete=True)
-                reused = True
-            except io.MSGPError:
-                pass  # incomplete: io.write(resume=True) below finishes it
-        if not reused:
+        # An incomplete file is not reusable as it is: io.write(resume=True) finishes it.
+        if not _reusable(path, spec):
             notify("generate", {"path": str(path), "n": spec.n})
             io.write(spec, path, resume=path.exists())
         else:
