@@ -226,9 +226,6 @@ def _set_up(config: TrainConfig, out: Path, resume: bool) -> _Run:
         check_compatible(_spec_from_dict(ckpt["spec"]), spec, "data")
     mask_generators = [_generator(_seed(config.seed, _BACKDROP, s), device) for s in range(spec.n_scales)]
     model = build_model(config, spec, mask_generators)
-    crops_per_image = 1 if config.crop is None else (spec.size // config.crop) ** spec.ndim
-    if world > 1 and config.backdrop:
-        _GlobalMasks(model, rank, world, crops_per_image)
     model.to(device)
     net = (DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
            if dist.is_initialized() else model)
@@ -241,6 +238,8 @@ def _set_up(config: TrainConfig, out: Path, resume: bool) -> _Run:
                mask_generators=mask_generators, crop_generator=_generator(_seed(config.seed, _CROP)),
                augment_generator=_generator(_seed(config.seed, _AUGMENT)),
                sums=torch.zeros(2 * spec.n_scales + 3, dtype=torch.float64))
+    if world > 1 and config.backdrop:
+        _GlobalMasks(model, rank, world, run.crops_per_image)
     if ckpt is not None:
         _restore(run, ckpt)
     if rank == 0:
