@@ -92,6 +92,9 @@ class ExperimentPlan:
     small_seeds : seeds at sizes up to ``small_max`` per class, where the spread is largest.
     methods : any of :data:`METHODS`.
     images : training images seen per run; ``epochs = max(min_epochs, ceil(images / n_train))``.
+    large_images : training images per run at sizes above ``small_max`` (default ``images``): the
+        finest scale of some statistics needs many more optimiser steps than a tiny training set
+        needs to be fitted.
     min_epochs : the fewest passes over a (large) training set.
     backdrop : the setting of the ``backdrop`` and ``augment+backdrop`` methods (``heads`` topology).
     series : the setting of the ``series`` method.
@@ -112,6 +115,7 @@ class ExperimentPlan:
     small_max: int = 8
     methods: tuple[str, ...] = ("no-backdrop", "backdrop", "series", "augment")
     images: int = 2048
+    large_images: int | None = None
     min_epochs: int = 16
     backdrop: Masks | None = None
     series: Masks | None = None
@@ -139,8 +143,10 @@ class ExperimentPlan:
             raise ExperimentError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
         if not self.sizes or any(not isinstance(n, int) or n < 1 for n in self.sizes):
             raise ExperimentError(f"sizes must be positive integers (samples per class), but got {self.sizes}")
-        for name in ("seeds", "small_seeds", "images", "min_epochs"):
+        for name in ("seeds", "small_seeds", "images", "large_images", "min_epochs"):
             value = getattr(self, name)
+            if name == "large_images" and value is None:
+                continue
             if not isinstance(value, int) or value < 1:
                 raise ExperimentError(f"{name} must be a positive integer, but got {value}")
         if self.n_test < C or self.n_test % C:
@@ -156,8 +162,13 @@ class ExperimentPlan:
     def seeds_at(self, per_class: int) -> range:
         return range(self.small_seeds if per_class <= self.small_max else self.seeds)
 
+    def images_at(self, per_class: int) -> int:
+        """Training images per run at ``per_class`` samples per class."""
+        large = per_class > self.small_max and self.large_images is not None
+        return self.large_images if large else self.images
+
     def epochs(self, n_train: int) -> int:
-        return max(self.min_epochs, math.ceil(self.images / n_train))
+        return max(self.min_epochs, math.ceil(self.images_at(n_train // self.spec.n_classes) / n_train))
 
     @property
     def train_spec(self) -> DatasetSpec:
@@ -184,9 +195,11 @@ def paper128_plan() -> ExperimentPlan:
 
 def default3_plan() -> ExperimentPlan:
     """The default three-scale dataset (``msgp generate``: 128², normalize=theory) at 2, 8 and 32
-    images per class (10 seeds at 2, 3 above): the full gradient, backdrop and augmentation."""
+    images per class (10 seeds at 2, 3 above): the full gradient, backdrop and augmentation. Above
+    2 per class a run sees 15360 images, the default training's 960 steps of 16: the finest scale
+    needs hundreds of steps to leave chance."""
     spec = DatasetSpec.default(3, 128, n=8, seed=0)
-    return ExperimentPlan(spec=spec, sizes=(2, 8, 32), small_max=2, seeds=3, device="cpu",
+    return ExperimentPlan(spec=spec, sizes=(2, 8, 32), small_max=2, seeds=3, large_images=15360, device="cpu",
                           methods=("no-backdrop", "backdrop", "augment"),
                           backdrop=masks("heads", (0.5, 0.5, 0.9)), series=masks("series", (0.3, 0.5, 0.95)))
 
@@ -274,15 +287,36 @@ def prepare_data(plan: ExperimentPlan, out: Path, progress: Progress | None = No
     return paths[0], paths[1]
 
 
+_WHERE = ("data", "test_data", "device")  # where a run reads and runs, not what it is
+
+
+def _check_same_run(run_dir: Path, config: training.TrainConfig) -> None:
+    """Refuse to reuse or resume a run directory whose run had other settings (a plan changed
+    under an old ``--out``): its result would be reported as this plan's."""
+    if not (run_dir / "config.json").exists():
+        return
+    try:
+        stored = training.read_config(run_dir)
+    except training.CheckpointError:
+        return  # damaged: the trainer's own checks report it when it resumes
+    mine, theirs = config.to_dict(), stored.to_dict()
+    changed = [k for k in mine if k not in _WHERE and mine[k] != theirs.get(k)]
+    if changed:
+        k = changed[0]
+        raise ExperimentError(f"{run_dir} holds a run with other settings ({k} {theirs.get(k)!r}, this plan "
+                              f"{mine[k]!r}); remove it or choose another --out")
+
+
 def execute(run: Run, plan: ExperimentPlan, out: Path, train_path: Path, test_path: Path) -> dict[str, Any]:
     """Train ``run`` (resuming an interrupted one) unless its ``result.json`` exists, and return
     the result: the trainer scores the whole test file once, after the last epoch, beside the
     oracle on the same samples."""
     run_dir = out / "runs" / run.name
     result_path = run_dir / "result.json"
+    config = run.config(plan, train_path, test_path)
+    _check_same_run(run_dir, config)
     if result_path.exists():
         return {**json.loads(result_path.read_text()), "skipped": True}
-    config = run.config(plan, train_path, test_path)
     started = time.perf_counter()
     if (run_dir / "summary.json").exists():
         summary = json.loads((run_dir / "summary.json").read_text())
@@ -767,12 +801,19 @@ def comparison_table(rows: Sequence[dict[str, Any]], n_scales: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _epochs_rule(plan: ExperimentPlan) -> str:
+    if plan.large_images is None or plan.large_images == plan.images:
+        return f"Epochs = max({plan.min_epochs}, ceil({plan.images} / n_train))"
+    return (f"Epochs = max({plan.min_epochs}, ceil(B / n_train)), B = {plan.images} training images up to "
+            f"{plan.small_max} per class and {plan.large_images} above")
+
+
 def _describe(plan: ExperimentPlan) -> str:
     s = plan.spec
     lengths = "; ".join(" / ".join(f"{v:g}" for v in row) for row in s.length_scales)
     return (f"Data: {s.size}^{s.ndim} px, {s.n_scales} scales (length scales {lengths} px), "
             f"normalize={s.normalize}; training file seed {s.seed}, test file seed {plan.test_seed} "
-            f"({plan.n_test} images, all scored). Epochs = max({plan.min_epochs}, ceil({plan.images} / n_train)), "
+            f"({plan.n_test} images, all scored). {_epochs_rule(plan)}, "
             f"batch min({plan.batch_size}, n_train), AdamW peak lr {plan.lr:g} with warm-up and cosine decay. "
             f"backdrop: {plan.backdrop.describe()}; series: {plan.series.describe()}; crop: {plan.crop}² crops. "
             f"Seeds: {plan.small_seeds} up to {plan.small_max} images per class, {plan.seeds} above.\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -213,6 +214,21 @@ def test_parallel_jobs_give_the_same_results(finished, tmp_path):
         assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)
 
 
+def test_a_run_with_other_settings_is_refused(finished, tmp_path):
+    """A plan changed under an old --out (here its budget) must not report the old runs as its own."""
+    out, _, _ = finished
+    plan = tiny_plan()
+    run = experiment.main_runs(plan)[0]
+    shutil.copytree(out / "runs" / run.name, tmp_path / "runs" / run.name)
+    data = out / "data" / "train.h5", out / "data" / "test.h5"
+    assert experiment.execute(run, plan, tmp_path, *data)["skipped"]  # same settings, other paths: reused
+    with pytest.raises(experiment.ExperimentError, match=r"other settings \(epochs 1, this plan 2\)"):
+        experiment.execute(run, tiny_plan(min_epochs=2), tmp_path, *data)
+    (tmp_path / "runs" / run.name / "result.json").unlink()  # an unfinished run is not resumed either
+    with pytest.raises(experiment.ExperimentError, match="other settings"):
+        experiment.execute(run, tiny_plan(min_epochs=2), tmp_path, *data)
+
+
 def test_other_data_in_out_is_refused(finished):
     out, _, _ = finished
     with pytest.raises(experiment.ExperimentError, match="another dataset"):
@@ -250,6 +266,11 @@ def test_plan_checks():
     plan = experiment.paper128_plan()
     assert [len(plan.seeds_at(n)) for n in plan.sizes] == [10, 10, 10, 5, 5, 5]
     assert [plan.epochs(n * 4) for n in plan.sizes] == [256, 128, 64, 32, 16, 16]
+    plan = experiment.default3_plan()  # 2048 images a run at 2 per class, 15360 above
+    assert [plan.epochs(n * 8) for n in plan.sizes] == [128, 240, 60]
+    assert "B = 2048 training images up to 2 per class and 15360 above" in experiment._describe(plan)
+    with pytest.raises(experiment.ExperimentError, match="large_images"):
+        tiny_plan(large_images=0)
 
 
 @pytest.mark.parametrize("args, message", [
