@@ -295,7 +295,7 @@ def _parse_stages(text: str | None):
 @click.argument("data", type=click.Path(path_type=Path), default=io.DEFAULT_PATH)
 @click.option("--backdrop/--no-backdrop", default=False, show_default=True,
               help="Backdrop masks at every scale's depth (off: the full gradient, which measured better).")
-@click.option("--mask-prob", default="0.5", show_default=True,
+@click.option("--mask-prob", default="0.25", show_default=True,
               help="Backdrop mask probability: one value, or one per scale like '0.5,0.5,0.25'.")
 @click.option("--mask-block", default="1", show_default=True,
               help="Side of the square blocks a mask keeps or drops together: one value, or one per scale.")

@@ -287,9 +287,6 @@ def prepare_data(plan: ExperimentPlan, out: Path, progress: Progress | None = No
     return paths[0], paths[1]
 
 
-_WHERE = ("data", "test_data", "device")  # where a run reads and runs, not what it is
-
-
 def _check_same_run(run_dir: Path, config: training.TrainConfig) -> None:
     """Refuse to reuse or resume a run directory whose run had other settings (a plan changed
     under an old ``--out``): its result would be reported as this plan's."""
@@ -299,12 +296,11 @@ def _check_same_run(run_dir: Path, config: training.TrainConfig) -> None:
         stored = training.read_config(run_dir)
     except training.CheckpointError:
         return  # damaged: the trainer's own checks report it when it resumes
-    mine, theirs = config.to_dict(), stored.to_dict()
-    changed = [k for k in mine if k not in _WHERE and mine[k] != theirs.get(k)]
+    changed = config.changed_from(stored)
     if changed:
         k = changed[0]
-        raise ExperimentError(f"{run_dir} holds a run with other settings ({k} {theirs.get(k)!r}, this plan "
-                              f"{mine[k]!r}); remove it or choose another --out")
+        raise ExperimentError(f"{run_dir} holds a run with other settings ({k} {getattr(stored, k)!r}, this plan "
+                              f"{getattr(config, k)!r}); remove it or choose another --out")
 
 
 def execute(run: Run, plan: ExperimentPlan, out: Path, train_path: Path, test_path: Path) -> dict[str, Any]:

@@ -32,6 +32,14 @@ METHODS = {"backdrop": ["--backdrop"], "no-backdrop": ["--no-backdrop"]}
 def train(method: str, seed: int, data: Path, out: Path, threads: int) -> float:
     """Train one run (unless finished); its wall time in seconds, 0 when it was already there."""
     run = out / f"{method}-s{seed}"
+    if (run / "config.json").exists():
+        # A run of another default (say an older --mask-prob) is not this command's: refuse it.
+        stored, wanted = training.read_config(run), training.TrainConfig(data=str(data), backdrop=method == "backdrop", seed=seed)
+        changed = wanted.changed_from(stored)
+        if changed:
+            k = changed[0]
+            sys.exit(f"{run} was trained with other settings ({k} {getattr(stored, k)!r}, now {getattr(wanted, k)!r}); "
+                     "move it away or choose another --out")
     if (run / "summary.json").exists():
         return 0.0
     started = time.perf_counter()

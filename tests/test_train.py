@@ -397,6 +397,29 @@ def test_bad_options_get_one_line_errors(data, tmp_path, args, message):
     assert len(result.output.strip().splitlines()) == 1
 
 
+def test_cli_defaults_are_the_api_defaults(data, tmp_path):
+    """`msgp train --backdrop` trains as TrainConfig(backdrop=True) does: the measured defaults
+    (symmetries on, p 0.25, clipping, warm-up, ...) live in one place."""
+    result = CliRunner().invoke(cli.main, ["train", str(data), "--backdrop", "--n-train", "64", "--n-test", "64",
+                                           "--epochs", "1", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    stored = training.read_config(tmp_path / "run")
+    defaults = training.TrainConfig(data=str(data), backdrop=True, n_train=64, n_test=64, epochs=1)
+    assert defaults.changed_from(stored) == []
+    assert (stored.mask_prob, stored.augment, stored.clip_grad) == (0.25, True, 1.0)
+
+
+def test_changed_from_names_the_settings_that_change_a_run():
+    base = training.TrainConfig(data="a.h5", backdrop=True)
+    assert base.changed_from(training.TrainConfig(data="elsewhere/a.h5", device="cpu", backdrop=True)) == []
+    assert base.changed_from(training.TrainConfig(data="a.h5", backdrop=True, mask_prob=0.5, epochs=3)) == \
+        ["mask_prob", "epochs"]
+    # Without backdrop the mask settings train nothing, so they do not count.
+    plain = training.TrainConfig(data="a.h5")
+    assert plain.changed_from(training.TrainConfig(data="a.h5", mask_prob=0.9, mask_block=2)) == []
+    assert plain.changed_from(training.TrainConfig(data="a.h5", topology="series")) == ["topology"]
+
+
 def test_missing_default_dataset_says_to_generate(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli.main, ["train"])

@@ -6,7 +6,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,7 @@ class TrainConfig:
 
     data: str = str(io.DEFAULT_PATH)
     backdrop: bool = False
-    mask_prob: float | tuple[float, ...] = 0.5
+    mask_prob: float | tuple[float, ...] = 0.25
     mask_block: int | tuple[int, ...] = 1
     topology: str = "heads"
     augment: bool = True
@@ -183,6 +183,14 @@ class TrainConfig:
             if isinstance(d[key], tuple):
                 d[key] = list(d[key])
         return d
+
+    def changed_from(self, other: "TrainConfig", ignore: Sequence[str] = ("data", "test_data", "device")) -> list[str]:
+        """The settings in which ``other`` trains differently from this one (field names, in order):
+        the mask settings count only with backdrop, and ``ignore`` (where the data are read and the
+        run runs) not at all. Empty when ``other`` is the same run."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        skip = set(ignore) | (set() if self.backdrop or other.backdrop else {"mask_prob", "mask_block"})
+        return [k for k in mine if k not in skip and mine[k] != theirs[k]]
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
