@@ -24,6 +24,7 @@ its 95% t interval, and an effect is claimed only when the interval excludes zer
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import time
@@ -420,39 +421,28 @@ class StepTimer:
     """
 
     def __init__(self, config: training.TrainConfig, spec: DatasetSpec, batch: int | None = None):
-        self.config, self.spec = config, spec
-        self.batch = config.batch_size if batch is None else batch
+        # The trainer's step on a global batch of ``batch`` images.
+        self.config = config if batch is None else dataclasses.replace(config, batch_size=batch,
+                                                                         n_train=max(config.n_train, batch))
+        self.spec, self.batch = spec, self.config.batch_size
         self.device = training.resolve_device(config.device)
         K = spec.n_scales
         generators = [torch.Generator(self.device).manual_seed(config.seed + s) for s in range(K)]
         self.model = training.build_model(config, spec, generators).to(self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = training.make_optimizer(self.model, config)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.fields = torch.randn(self.batch, 1, *spec.shape, generator=self.generator)
         self.choices = torch.randint(0, spec.n_choices, (self.batch, K), generator=self.generator)
 
     def train_step(self) -> float:
         """Seconds of one training step, the device synchronised at both ends."""
-        config, spec, device = self.config, self.spec, self.device
+        config, device = self.config, self.device
         _synchronize(device)
         started = time.perf_counter()
-        x, y = self.fields, self.choices
-        if config.augment:
-            drawn = training.draw_symmetries(self.batch, spec.ndim, spec.size, self.generator)
-            x = training.apply_symmetries(x, *drawn)
-        if config.crop is not None:
-            per_image = (spec.size // config.crop) ** spec.ndim
-            offsets = torch.randint(0, spec.size, (self.batch, per_image, spec.ndim), generator=self.generator)
-            x, y = training.take_crops(x, offsets, config.crop), y.repeat_interleave(per_image, dim=0)
+        x, y = training.transform_batch(self.fields, self.choices, config, self.spec, self.generator, self.generator)
         x, y = x.to(device), y.to(device)
-        with training.precision_context(config.precision, device):
-            losses = self.model.scale_losses(self.model(x).float(), y)
-        self.optimizer.zero_grad(set_to_none=True)
-        with training.precision_context(config.precision, device, autocast=False):
-            losses.sum().backward()
-        if config.clip_grad is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.clip_grad)
-        self.optimizer.step()
+        _, losses = training.forward_losses(self.model, self.model, x, y, config, device)
+        training.apply_gradients(self.model, self.optimizer, losses, config, device)
         losses.detach().cpu()
         _synchronize(device)
         return time.perf_counter() - started

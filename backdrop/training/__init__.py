@@ -21,15 +21,16 @@ from .config import (DEVICES, PRECISIONS, CheckpointError, ConfigError, Incompat
 from .data import _Data, apply_symmetries, check_compatible, draw_symmetries, take_crops
 from .devices import _tf32_switches, init_distributed, precision_context, resolve_device
 from .evaluation import _oracle_accuracy, _oracle_predict, _predict, calibrate, evaluate
-from .loop import build_model, end_epoch, learning_rate, save_checkpoint, train, train_one_epoch
+from .loop import (apply_gradients, build_model, crops_per_image, end_epoch, forward_losses, learning_rate,
+                   make_optimizer, save_checkpoint, train, train_one_epoch, transform_batch)
 from .outputs import plot_curves, read_metrics
 
 # The errors that mean bad input (settings, data, run directories), each with a one-line message.
 INPUT_ERRORS = (ConfigError, CheckpointError, IncompatibleDataError, SplitError, SpecError, MSGPError)
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "DEVICES", "PRECISIONS", "CheckpointError", "ConfigError",
-           "INPUT_ERRORS", "IncompatibleDataError", "Interrupted", "Progress", "TrainConfig", "TrainingError", "apply_symmetries",
-           "build_model", "calibrate", "check_compatible", "default_run_dir", "dist", "draw_symmetries", "end_epoch",
-           "evaluate", "init_distributed", "learning_rate", "load_checkpoint", "plot_curves", "precision_context",
-           "read_config", "read_metrics", "resolve_device", "save_checkpoint", "take_crops", "train",
-           "train_one_epoch"]
+           "INPUT_ERRORS", "IncompatibleDataError", "Interrupted", "Progress", "TrainConfig", "TrainingError", "apply_gradients",
+           "apply_symmetries", "build_model", "calibrate", "check_compatible", "crops_per_image", "default_run_dir", "dist",
+           "draw_symmetries", "end_epoch", "evaluate", "forward_losses", "init_distributed", "learning_rate",
+           "load_checkpoint", "make_optimizer", "plot_curves", "precision_context", "read_config", "read_metrics",
+           "resolve_device", "save_checkpoint", "take_crops", "train", "train_one_epoch", "transform_batch"]

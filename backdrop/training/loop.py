@@ -95,9 +95,7 @@ def train_one_epoch(run: _Run, notify: Progress, should_stop: Callable[[], bool]
         lr = learning_rate(run.epoch * run.steps_per_epoch + run.step, run.total_steps, config.lr, config.warmup)
         for group in run.optimizer.param_groups:
             group["lr"] = lr
-        with precision_context(config.precision, run.device):
-            logits = run.net(x).float()
-            losses = run.model.scale_losses(logits, y)
+        logits, losses = forward_losses(run.net, run.model, x, y, config, run.device)
         # Per-scale losses, correct counts, samples, images and the stop request, summed over ranks.
         stats = torch.cat([losses.detach().double(), _correct(run.model, logits.detach(), y),
                            torch.tensor([len(y), len(idx)], dtype=torch.float64, device=run.device),
@@ -110,12 +108,7 @@ def train_one_epoch(run: _Run, notify: Progress, should_stop: Callable[[], bool]
                     else "no epoch had finished, so there is no checkpoint")
             raise TrainingError(f"the loss became {stats[:K].sum().item()} at epoch {run.epoch + 1}, "
                                 f"step {run.step + 1}; training stopped and {kept}; try a smaller --lr")
-        run.optimizer.zero_grad(set_to_none=True)
-        with precision_context(config.precision, run.device, autocast=False):
-            losses.sum().backward()
-        if config.clip_grad is not None:
-            torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.clip_grad)
-        run.optimizer.step()
+        apply_gradients(run.model, run.optimizer, losses, config, run.device)
         run.sums[:K] += stats[:K]
         run.sums[K:] += stats[K:-1]
         run.step += 1
@@ -170,6 +163,53 @@ def learning_rate(step: int, total_steps: int, peak: float, warmup: float) -> fl
     return 0.5 * peak * (1.0 + math.cos(math.pi * (step - warm) / max(total_steps - warm, 1)))
 
 
+# One step, shared with the experiment's step timer ------------------------------------------------------
+
+def transform_batch(x: torch.Tensor, y: torch.Tensor, config: TrainConfig, spec: DatasetSpec,
+                    augment_generator: torch.Generator, crop_generator: torch.Generator,
+                    rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
+    """A step's random symmetries (``config.augment``), then crops (``config.crop``), of the images
+    ``x`` and choices ``y``. Both are drawn for the whole global batch of ``config.batch_size``
+    images, so that every rank's generators stay in step, and ``rows`` of it are applied."""
+    if config.augment:
+        drawn = draw_symmetries(config.batch_size, spec.ndim, spec.size, augment_generator)
+        x = apply_symmetries(x, *(t[rows] for t in drawn))
+    if config.crop is not None:
+        per_image = crops_per_image(config, spec)
+        offsets = torch.randint(0, spec.size, (config.batch_size, per_image, spec.ndim), generator=crop_generator)[rows]
+        x = take_crops(x, offsets, config.crop)
+        y = y.repeat_interleave(per_image, dim=0)
+    return x, y
+
+
+def crops_per_image(config: TrainConfig, spec: DatasetSpec) -> int:
+    """Training samples cut from each image per step: (size // crop)^ndim, or 1 without crops."""
+    return 1 if config.crop is None else (spec.size // config.crop) ** spec.ndim
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def forward_losses(net: torch.nn.Module, model: MultiScaleNet, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits (float32) and per-scale losses of a batch, computed at ``config.precision``."""
+    with precision_context(config.precision, device):
+        logits = net(x).float()
+        return logits, model.scale_losses(logits, y)
+
+
+def apply_gradients(model: torch.nn.Module, optimizer: torch.optim.Optimizer, losses: torch.Tensor,
+                    config: TrainConfig, device: torch.device) -> None:
+    """Backward of the summed losses, gradient clipping at ``config.clip_grad``, one AdamW step."""
+    optimizer.zero_grad(set_to_none=True)
+    with precision_context(config.precision, device, autocast=False):
+        losses.sum().backward()
+    if config.clip_grad is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+    optimizer.step()
+
+
 # Set-up ---------------------------------------------------------------------------------------------
 
 @dataclass
@@ -208,7 +248,7 @@ class _Run:
 
     @property
     def crops_per_image(self) -> int:
-        return 1 if self.config.crop is None else (self.spec.size // self.config.crop) ** self.spec.ndim
+        return crops_per_image(self.config, self.spec)
 
 
 def _set_up(config: TrainConfig, out: Path, resume: bool) -> _Run:
@@ -231,7 +271,7 @@ def _set_up(config: TrainConfig, out: Path, resume: bool) -> _Run:
            if dist.is_initialized() else model)
     train_data = _load(train_set)
     run = _Run(config=config, out=out, spec=spec, train_data=train_data, test_data=_load(test_set), model=model,
-               net=net, optimizer=torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay),
+               net=net, optimizer=make_optimizer(model, config),
                device=device, rank=rank, world=world,
                sampler=DistributedSampler(range(len(train_data.fields)), num_replicas=world, rank=rank, shuffle=True,
                                           seed=_seed(config.seed, _SHUFFLE) % 2**31, drop_last=False),
@@ -277,19 +317,8 @@ def build_model(config: TrainConfig, spec: DatasetSpec,
 def _batch(run: _Run, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """This rank's images and per-scale choices for batch positions ``idx``, with the step's
     symmetries and crops applied, on the run's device."""
-    config, spec = run.config, run.spec
-    x, y = run.train_data.fields[idx], run.train_data.choices[idx]
-    rows = slice(run.rank, None, run.world)
-    if config.augment:
-        # Symmetries of the whole global batch, so every rank's generator stays in step.
-        drawn = draw_symmetries(config.batch_size, spec.ndim, spec.size, run.augment_generator)
-        x = apply_symmetries(x, *(t[rows] for t in drawn))
-    if config.crop is not None:
-        # Offsets of the whole global batch, so every rank's generator stays in step.
-        offsets = torch.randint(0, spec.size, (config.batch_size, run.crops_per_image, spec.ndim),
-                                generator=run.crop_generator)[rows]
-        x = take_crops(x, offsets, config.crop)
-        y = y.repeat_interleave(run.crops_per_image, dim=0)
+    x, y = transform_batch(run.train_data.fields[idx], run.train_data.choices[idx], run.config, run.spec,
+                           run.augment_generator, run.crop_generator, rows=slice(run.rank, None, run.world))
     return x.to(run.device), y.to(run.device)
 
 
