@@ -96,6 +96,9 @@ class ExperimentPlan:
     large_images : training images per run at sizes above ``small_max`` (default ``images``): the
         finest scale of some statistics needs many more optimiser steps than a tiny training set
         needs to be fitted.
+    longer : ``(method, per_class, images)``: runs of that method at that size see ``images``
+        training images instead, for a method that needs many more steps to fit its training set
+        than the others (compared only once each has fitted it).
     min_epochs : the fewest passes over a (large) training set.
     backdrop : the setting of the ``backdrop`` and ``augment+backdrop`` methods (``heads`` topology).
     series : the setting of the ``series`` method.
@@ -117,6 +120,7 @@ class ExperimentPlan:
     methods: tuple[str, ...] = ("no-backdrop", "backdrop", "series", "augment")
     images: int = 2048
     large_images: int | None = None
+    longer: tuple[tuple[str, int, int], ...] = ()
     min_epochs: int = 16
     backdrop: Masks | None = None
     series: Masks | None = None
@@ -131,7 +135,7 @@ class ExperimentPlan:
     sweep_size: int | None = None
 
     def __post_init__(self):
-        for name in ("sizes", "methods", "sweep"):
+        for name in ("sizes", "methods", "sweep", "longer"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         K = self.spec.n_scales
         if self.backdrop is None:
@@ -157,19 +161,26 @@ class ExperimentPlan:
         for setting in (self.backdrop, self.series, *self.sweep):
             if len(setting.probs) != K or len(setting.blocks) != K:
                 raise ExperimentError(f"mask setting {setting.describe()} needs one value per scale ({K})")
+        for method, per_class, images in self.longer:
+            if method not in self.methods or per_class not in self.sizes or not isinstance(images, int) or images < 1:
+                raise ExperimentError(f"longer runs ({method}, {per_class}, {images}) need a method and size of the "
+                                      "plan and a positive number of images")
         if self.sweep and self.sweep_size is None:
             raise ExperimentError("a sweep needs its training-set size (sweep_size)")
 
     def seeds_at(self, per_class: int) -> range:
         return range(self.small_seeds if per_class <= self.small_max else self.seeds)
 
-    def images_at(self, per_class: int) -> int:
-        """Training images per run at ``per_class`` samples per class."""
+    def images_at(self, per_class: int, method: str | None = None) -> int:
+        """Training images per run of ``method`` at ``per_class`` samples per class."""
+        for m, n, images in self.longer:
+            if (m, n) == (method, per_class):
+                return images
         large = per_class > self.small_max and self.large_images is not None
         return self.large_images if large else self.images
 
-    def epochs(self, n_train: int) -> int:
-        return max(self.min_epochs, math.ceil(self.images_at(n_train // self.spec.n_classes) / n_train))
+    def epochs(self, n_train: int, method: str | None = None) -> int:
+        return max(self.min_epochs, math.ceil(self.images_at(n_train // self.spec.n_classes, method) / n_train))
 
     @property
     def train_spec(self) -> DatasetSpec:
@@ -184,11 +195,12 @@ class ExperimentPlan:
 def paper128_plan() -> ExperimentPlan:
     """The paper's two-scale statistics at 128² (the ``paper-2scale`` length scales divided by 8, so
     an image holds the paper's number of blobs per scale), 2 to 64 images per class; 10 seeds up to
-    8 per class, 5 above; a sweep of heads and series settings at 4 per class."""
+    8 per class, 5 above; a sweep of heads and series settings at 4 per class. The series topology
+    at 8 per class sees 16384 images (512 epochs), where 2048 left it short of fitting its training set."""
     spec = DatasetSpec.default(2, 128, normalize="sample", n=4, seed=0)
     return ExperimentPlan(spec=spec, sizes=(2, 4, 8, 16, 32, 64), small_max=8, device="cpu",
                           backdrop=masks("heads", (0.5, 0.9)), series=masks("series", (0.3, 0.95)),
-                          seeds=5, sweep_size=4,
+                          seeds=5, sweep_size=4, longer=(("series", 8, 16384),),
                           sweep=(masks("heads", (0.25, 0.25)), masks("heads", (0.5, 0.5)), masks("heads", (0.5, 0.9)),
                                  masks("heads", (0.5, 0.97)), masks("heads", (0.5, 0.97), (1, 2)),
                                  masks("series", (0.3, 0.95))))
@@ -234,7 +246,7 @@ class Run:
             backdrop=setting is not None,
             mask_prob=setting.probs if setting else 0.5, mask_block=setting.blocks if setting else 1,
             topology=setting.topology if setting else "heads", augment=self.method.startswith("augment"),
-            crop=plan.crop if self.method == "crop" else None, epochs=plan.epochs(n_train),
+            crop=plan.crop if self.method == "crop" else None, epochs=plan.epochs(n_train, self.method),
             batch_size=min(plan.batch_size, n_train), lr=plan.lr, device=plan.device, seed=self.seed,
             width=plan.width, eval_every=0)
 
@@ -794,12 +806,16 @@ def _epochs_rule(plan: ExperimentPlan) -> str:
             f"{plan.small_max} per class and {plan.large_images} above")
 
 
+def _longer(plan: ExperimentPlan) -> str:
+    return "".join(f"; {m} at {n} per class: {images} images" for m, n, images in plan.longer)
+
+
 def _describe(plan: ExperimentPlan) -> str:
     s = plan.spec
     lengths = "; ".join(" / ".join(f"{v:g}" for v in row) for row in s.length_scales)
     return (f"Data: {s.size}^{s.ndim} px, {s.n_scales} scales (length scales {lengths} px), "
             f"normalize={s.normalize}; training file seed {s.seed}, test file seed {plan.test_seed} "
-            f"({plan.n_test} images, all scored). {_epochs_rule(plan)}, "
+            f"({plan.n_test} images, all scored). {_epochs_rule(plan)}{_longer(plan)}, "
             f"batch min({plan.batch_size}, n_train), AdamW peak lr {plan.lr:g} with warm-up and cosine decay. "
             f"backdrop: {plan.backdrop.describe()}; series: {plan.series.describe()}; crop: {plan.crop}² crops. "
             f"Seeds: {plan.small_seeds} up to {plan.small_max} images per class, {plan.seeds} above.\n")

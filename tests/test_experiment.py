@@ -266,6 +266,12 @@ def test_plan_checks():
     plan = experiment.paper128_plan()
     assert [len(plan.seeds_at(n)) for n in plan.sizes] == [10, 10, 10, 5, 5, 5]
     assert [plan.epochs(n * 4) for n in plan.sizes] == [256, 128, 64, 32, 16, 16]
+    assert plan.epochs(8 * 4, "series") == 512 and plan.epochs(4 * 4, "series") == 128  # longer at 8 only
+    assert [r.config(plan, "a", "b").epochs for r in experiment.main_runs(plan) if r.per_class == 8][::10] == \
+        [64, 64, 512, 64]  # no-backdrop, backdrop, series, augment
+    assert "series at 8 per class: 16384 images" in experiment._describe(plan)
+    with pytest.raises(experiment.ExperimentError, match="longer runs"):
+        tiny_plan(longer=(("series", 5, 100),))
     plan = experiment.default3_plan()  # 2048 images a run at 2 per class, 15360 above
     assert [plan.epochs(n * 8) for n in plan.sizes] == [128, 240, 60]
     assert "B = 2048 training images up to 2 per class and 15360 above" in experiment._describe(plan)
