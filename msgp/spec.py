@@ -276,10 +276,15 @@ def load_preset(name: str, **overrides) -> DatasetSpec:
         raise SpecError(f"preset {path} must hold a JSON object of dataset parameters")
     values.pop("description", None)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return DatasetSpec(**values)
-    except TypeError as err:
-        raise SpecError(f"preset {path}: {err}") from None
+    fields = [f for f in dataclasses.fields(DatasetSpec) if f.init]
+    unknown = sorted(set(values) - {f.name for f in fields})
+    if unknown:
+        raise SpecError(f"preset {path} has unknown parameters {', '.join(unknown)}; "
+                        f"known: {', '.join(f.name for f in fields)}")
+    missing = [f.name for f in fields if f.default is dataclasses.MISSING and f.name not in values]
+    if missing:
+        raise SpecError(f"preset {path} lacks {', '.join(missing)}, required dataset parameter(s)")
+    return DatasetSpec(**values)
 
 
 def _check(condition: bool, message: str) -> None:

@@ -18,6 +18,8 @@ def files(tmp_path_factory):
     damaged.write_bytes(b"not an hdf5 file")
     (root / "run").mkdir()
     (root / "run" / "config.json").write_text("{not json")
+    (root / "no_n.json").write_text('{"length_scales": [[1.5, 4.0]], "amplitudes": [1.0], "size": 16}')
+    (root / "typo.json").write_text('{"n": 8, "length_scales": [[1.5, 4.0]], "amplitudes": [1.0], "sise": 16}')
     return {"good": str(good), "damaged": str(damaged), "run": str(root / "run"), "missing": str(root / "missing.h5"),
             "nodir": str(root / "no" / "such" / "dir" / "out.h5"), "root": root}
 
@@ -67,6 +69,9 @@ CASES = [
     ("train {good} --batch-size 1 --n-train 8 --n-test 8 --out {root}/t13", "batch_size must be at least 2"),
     ("train {good} --n-train 7 --n-test 2 --batch-size 2 --out {root}/t14", "cannot be balanced over 2 classes"),
     ("train {good} --n-train 16 --n-test 16 --batch-size 2 --out {root}/t15", "is more than the 16 samples"),
+    ("train {root}/no_n.json --out {root}/t16", "lacks n, required dataset parameter"),
+    ("train {root}/typo.json --out {root}/t17", "unknown parameters sise; known: n, length_scales"),
+    ("generate --preset {root}/typo.json -o {root}/a.h5", "unknown parameters sise"),
     ("evaluate {missing}", "not a training run"),
     ("evaluate {run}", "damaged"),
     ("experiment --jobs 0 --out {root}/e", "jobs"),
