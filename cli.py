@@ -452,14 +452,21 @@ def evaluate(run_dir, data, n, device, as_json):
     """Per-scale and joint accuracy of a trained run beside the oracle, with confusion matrices.
 
     DATA defaults to the run's own test samples; any file with the training data's parameters
-    (another seed or n) is accepted, others are refused.
+    (another seed or n) is accepted, others are refused. DATA may also be a preset or a spec .json
+    with another seed: its samples are then generated as they are read, with no file.
     """
     from backdrop import training
 
     if device not in training.DEVICES:
         raise InputError(f"--device must be one of {', '.join(training.DEVICES)}, but got {device!r}")
+    source = data
+    if data is not None and (data.suffix == ".json" or not (data.suffix or data.exists())):
+        try:
+            source = load_preset(str(data)).to_dict()
+        except SpecError as err:
+            _fail(err)
     try:
-        result = training.evaluate(run_dir, data, n=n, device=device)
+        result = training.evaluate(run_dir, source, n=n, device=device)
     except training.INPUT_ERRORS as err:
         _fail(err)
     if as_json:

@@ -352,6 +352,17 @@ def test_cli_train_evaluate_and_compatibility(data, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["n"] == 32 and len(report["network"]["joint_confusion"]) == 4
+    # The same description as a spec .json: its samples are generated as they are read, the same bits.
+    described = tmp_path / "seed.json"
+    described.write_text(json.dumps(tiny_spec(seed=5, n=48).to_dict()))
+    result = runner.invoke(cli.main, ["evaluate", str(run), str(described), "--json"])
+    assert result.exit_code == 0, result.output
+    generated = json.loads(result.output)
+    assert generated["data"] == "the generated dataset (seed 5)"
+    assert {k: generated[k] for k in ("network", "oracle")} == {k: report[k] for k in ("network", "oracle")}
+    described.write_text(json.dumps(tiny_spec(n=48).to_dict()))  # the training seed: refused
+    result = runner.invoke(cli.main, ["evaluate", str(run), str(described)])
+    assert result.exit_code == 2 and "training data's seed" in result.output
     # Same statistics and the training seed: its samples are the training samples, so it is refused
     # for evaluation and as --test-data.
     same_seed = tmp_path / "same-seed.h5"

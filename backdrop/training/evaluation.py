@@ -150,7 +150,8 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
     ----------
     run_dir : a directory written by :func:`train` (its ``checkpoint.pt`` is scored, finished or not).
     data : an msgp file with the training data's statistics (``spec.statistics()``; seed and n may
-        differ). ``None``, or the training file itself: the run's own test samples (generated
+        differ), or such a description as the dict of a :class:`~msgp.spec.DatasetSpec` (its samples
+        generated as they are read). ``None``, or the training file itself: the run's own test samples (generated
         again for a run on a dataset description).
     n : class-balanced samples drawn from ``data`` (default: the run's ``n_test``); ignored when the
         run's own test samples are used.
@@ -177,7 +178,8 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
     if n is not None and n < 1:
         raise ConfigError(f"n must be a positive integer, but got {n}")
     same_samples = dataset.spec.seed == trained.seed or config.test_data is not None
-    own_samples = data == own_file if isinstance(own_file, dict) else Path(data).resolve() == Path(own_file).resolve()
+    own_samples = (data == own_file if isinstance(own_file, dict) or isinstance(data, dict)
+                   else Path(data).resolve() == Path(own_file).resolve())
     if own_samples and same_samples:
         test_set = dataset.subset(_run_test_indices(run_dir))
     elif dataset.spec.seed == trained.seed:
