@@ -274,6 +274,7 @@ def test_plan_checks():
         tiny_plan(longer=(("series", 5, 100),))
     plan = experiment.default3_plan()  # 2048 images a run at 2 per class, 15360 above
     assert [plan.epochs(n * 8) for n in plan.sizes] == [128, 240, 60]
+    assert plan.epochs(32 * 8, "backdrop") == 120
     assert "B = 2048 training images up to 2 per class and 15360 above" in experiment._describe(plan)
     with pytest.raises(experiment.ExperimentError, match="large_images"):
         tiny_plan(large_images=0)
