@@ -93,12 +93,11 @@ class ExperimentPlan:
     small_seeds : seeds at sizes up to ``small_max`` per class, where the spread is largest.
     methods : any of :data:`METHODS`.
     images : training images seen per run; ``epochs = max(min_epochs, ceil(images / n_train))``.
-    large_images : training images per run at sizes above ``small_max`` (default ``images``): the
-        finest scale of some statistics needs many more optimiser steps than a tiny training set
-        needs to be fitted.
-    longer : ``(method, per_class, images)``: runs of that method at that size see ``images``
-        training images instead, for a method that needs many more steps to fit its training set
-        than the others (compared only once each has fitted it).
+    budgets : ``(method, per_class, images)``: runs of ``method`` (``"*"``: every method) at
+        ``per_class`` see ``images`` training images instead of ``images``; a method's own entry
+        wins over ``"*"``. For statistics whose finest scale needs many more optimiser steps than
+        a tiny training set needs to be fitted, and for a method slower to fit than the others
+        (methods are compared only once each has fitted its training set).
     min_epochs : the fewest passes over a (large) training set.
     backdrop : the setting of the ``backdrop`` and ``augment+backdrop`` methods (``heads`` topology).
     series : the setting of the ``series`` method.
@@ -119,8 +118,7 @@ class ExperimentPlan:
     small_max: int = 8
     methods: tuple[str, ...] = ("no-backdrop", "backdrop", "series", "augment")
     images: int = 2048
-    large_images: int | None = None
-    longer: tuple[tuple[str, int, int], ...] = ()
+    budgets: tuple[tuple[str, int, int], ...] = ()
     min_epochs: int = 16
     backdrop: Masks | None = None
     series: Masks | None = None
@@ -135,7 +133,7 @@ class ExperimentPlan:
     sweep_size: int | None = None
 
     def __post_init__(self):
-        for name in ("sizes", "methods", "sweep", "longer"):
+        for name in ("sizes", "methods", "sweep", "budgets"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         K = self.spec.n_scales
         if self.backdrop is None:
@@ -148,10 +146,8 @@ class ExperimentPlan:
             raise ExperimentError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
         if not self.sizes or any(not isinstance(n, int) or n < 1 for n in self.sizes):
             raise ExperimentError(f"sizes must be positive integers (samples per class), but got {self.sizes}")
-        for name in ("seeds", "small_seeds", "images", "large_images", "min_epochs"):
+        for name in ("seeds", "small_seeds", "images", "min_epochs"):
             value = getattr(self, name)
-            if name == "large_images" and value is None:
-                continue
             if not isinstance(value, int) or value < 1:
                 raise ExperimentError(f"{name} must be a positive integer, but got {value}")
         if self.n_test < C or self.n_test % C:
@@ -161,10 +157,11 @@ class ExperimentPlan:
         for setting in (self.backdrop, self.series, *self.sweep):
             if len(setting.probs) != K or len(setting.blocks) != K:
                 raise ExperimentError(f"mask setting {setting.describe()} needs one value per scale ({K})")
-        for method, per_class, images in self.longer:
-            if method not in self.methods or per_class not in self.sizes or not isinstance(images, int) or images < 1:
-                raise ExperimentError(f"longer runs ({method}, {per_class}, {images}) need a method and size of the "
-                                      "plan and a positive number of images")
+        for method, per_class, images in self.budgets:
+            if (method != "*" and method not in self.methods) or per_class not in self.sizes \
+                    or not isinstance(images, int) or images < 1:
+                raise ExperimentError(f"budget ({method}, {per_class}, {images}) needs a method (or *) and a size "
+                                      "of the plan and a positive number of images")
         if self.sweep and self.sweep_size is None:
             raise ExperimentError("a sweep needs its training-set size (sweep_size)")
 
@@ -173,11 +170,8 @@ class ExperimentPlan:
 
     def images_at(self, per_class: int, method: str | None = None) -> int:
         """Training images per run of ``method`` at ``per_class`` samples per class."""
-        for m, n, images in self.longer:
-            if (m, n) == (method, per_class):
-                return images
-        large = per_class > self.small_max and self.large_images is not None
-        return self.large_images if large else self.images
+        given = {m: images for m, n, images in self.budgets if n == per_class}
+        return given.get(method, given.get("*", self.images))
 
     def epochs(self, n_train: int, method: str | None = None) -> int:
         return max(self.min_epochs, math.ceil(self.images_at(n_train // self.spec.n_classes, method) / n_train))
@@ -200,7 +194,7 @@ def paper128_plan() -> ExperimentPlan:
     spec = DatasetSpec.default(2, 128, normalize="sample", n=4, seed=0)
     return ExperimentPlan(spec=spec, sizes=(2, 4, 8, 16, 32, 64), small_max=8, device="cpu",
                           backdrop=masks("heads", (0.5, 0.9)), series=masks("series", (0.3, 0.95)),
-                          seeds=5, sweep_size=4, longer=(("series", 8, 16384),),
+                          seeds=5, sweep_size=4, budgets=(("series", 8, 16384),),
                           sweep=(masks("heads", (0.25, 0.25)), masks("heads", (0.5, 0.5)), masks("heads", (0.5, 0.9)),
                                  masks("heads", (0.5, 0.97)), masks("heads", (0.5, 0.97), (1, 2)),
                                  masks("series", (0.3, 0.95))))
@@ -208,13 +202,13 @@ def paper128_plan() -> ExperimentPlan:
 
 def default3_plan() -> ExperimentPlan:
     """The default three-scale dataset (``msgp generate``: 128², normalize=theory) at 2, 8 and 32
-    images per class (10 seeds at 2, 3 above): the full gradient, backdrop and augmentation. Above
-    2 per class a run sees 15360 images, the default training's 960 steps of 16: the finest scale
+    images per class (10 seeds at 2 and 8, 3 at 32): the full gradient, backdrop and augmentation.
+    Above 2 per class a run sees 15360 images, the default training's 960 steps of 16: the finest scale
     needs hundreds of steps to leave chance. Backdrop at 32 per class sees 30720: with 15360 its
     coarse head (p 0.9) was still learning (training accuracy 0.96, loss falling)."""
     spec = DatasetSpec.default(3, 128, n=8, seed=0)
-    return ExperimentPlan(spec=spec, sizes=(2, 8, 32), small_max=2, seeds=3, large_images=15360, device="cpu",
-                          longer=(("backdrop", 32, 30720),),
+    return ExperimentPlan(spec=spec, sizes=(2, 8, 32), small_max=8, seeds=3, device="cpu",
+                          budgets=(("*", 8, 15360), ("*", 32, 15360), ("backdrop", 32, 30720)),
                           methods=("no-backdrop", "backdrop", "augment"),
                           backdrop=masks("heads", (0.5, 0.5, 0.9)), series=masks("series", (0.3, 0.5, 0.95)))
 
@@ -802,14 +796,9 @@ def comparison_table(rows: Sequence[dict[str, Any]], n_scales: int) -> str:
 
 
 def _epochs_rule(plan: ExperimentPlan) -> str:
-    if plan.large_images is None or plan.large_images == plan.images:
-        return f"Epochs = max({plan.min_epochs}, ceil({plan.images} / n_train))"
-    return (f"Epochs = max({plan.min_epochs}, ceil(B / n_train)), B = {plan.images} training images up to "
-            f"{plan.small_max} per class and {plan.large_images} above")
-
-
-def _longer(plan: ExperimentPlan) -> str:
-    return "".join(f"; {m} at {n} per class: {images} images" for m, n, images in plan.longer)
+    rule = f"Epochs = max({plan.min_epochs}, ceil(B / n_train)), B = {plan.images} training images"
+    return rule + "".join(f"; {'every method' if m == '*' else m} at {n} per class: {images}"
+                          for m, n, images in plan.budgets)
 
 
 def _describe(plan: ExperimentPlan) -> str:
@@ -817,7 +806,7 @@ def _describe(plan: ExperimentPlan) -> str:
     lengths = "; ".join(" / ".join(f"{v:g}" for v in row) for row in s.length_scales)
     return (f"Data: {s.size}^{s.ndim} px, {s.n_scales} scales (length scales {lengths} px), "
             f"normalize={s.normalize}; training file seed {s.seed}, test file seed {plan.test_seed} "
-            f"({plan.n_test} images, all scored). {_epochs_rule(plan)}{_longer(plan)}, "
+            f"({plan.n_test} images, all scored). {_epochs_rule(plan)}, "
             f"batch min({plan.batch_size}, n_train), AdamW peak lr {plan.lr:g} with warm-up and cosine decay. "
             f"backdrop: {plan.backdrop.describe()}; series: {plan.series.describe()}; crop: {plan.crop}² crops. "
             f"Seeds: {plan.small_seeds} up to {plan.small_max} images per class, {plan.seeds} above.\n")

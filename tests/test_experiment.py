@@ -269,21 +269,19 @@ def test_plan_checks():
     assert plan.epochs(8 * 4, "series") == 512 and plan.epochs(4 * 4, "series") == 128  # longer at 8 only
     assert [r.config(plan, "a", "b").epochs for r in experiment.main_runs(plan) if r.per_class == 8][::10] == \
         [64, 64, 512, 64]  # no-backdrop, backdrop, series, augment
-    assert "series at 8 per class: 16384 images" in experiment._describe(plan)
-    with pytest.raises(experiment.ExperimentError, match="longer runs"):
-        tiny_plan(longer=(("series", 5, 100),))
-    plan = experiment.default3_plan()  # 2048 images a run at 2 per class, 15360 above
+    assert "series at 8 per class: 16384" in experiment._describe(plan)
+    with pytest.raises(experiment.ExperimentError, match="budget"):
+        tiny_plan(budgets=(("series", 5, 100),))
+    with pytest.raises(experiment.ExperimentError, match="budget"):
+        tiny_plan(budgets=(("*", 1, 0),))
+    plan = experiment.default3_plan()  # 2048 images a run at 2 per class, 15360 above, 30720 for backdrop at 32
     assert [plan.epochs(n * 8) for n in plan.sizes] == [128, 240, 60]
-    assert plan.epochs(32 * 8, "backdrop") == 120
-    assert "B = 2048 training images up to 2 per class and 15360 above" in experiment._describe(plan)
-    with pytest.raises(experiment.ExperimentError, match="large_images"):
-        tiny_plan(large_images=0)
+    assert plan.epochs(32 * 8, "backdrop") == 120 and plan.epochs(8 * 8, "backdrop") == 240
+    assert [len(plan.seeds_at(n)) for n in plan.sizes] == [10, 10, 3]
+    assert ("B = 2048 training images; every method at 8 per class: 15360; every method at 32 per class: 15360; "
+            "backdrop at 32 per class: 30720") in experiment._describe(plan)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--plan", "huge"], "Invalid value for '--plan'"),
-    (["--bogus"], "No such option"),
-])
 def test_cli_bad_options(args, message, tmp_path):
     result = CliRunner().invoke(cli.main, ["experiment", *args, "--out", str(tmp_path / "x")])
     assert result.exit_code == 2
