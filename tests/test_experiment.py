@@ -282,6 +282,10 @@ def test_plan_checks():
             "backdrop at 32 per class: 30720") in experiment._describe(plan)
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--plan", "huge"], "Invalid value for '--plan'"),
+    (["--bogus"], "No such option"),
+])
 def test_cli_bad_options(args, message, tmp_path):
     result = CliRunner().invoke(cli.main, ["experiment", *args, "--out", str(tmp_path / "x")])
     assert result.exit_code == 2
