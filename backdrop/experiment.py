@@ -697,6 +697,16 @@ def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.9
             "effect": bool(mean - half > 0 or mean + half < 0)}
 
 
+# Below this final training accuracy (joint, mean over a cell's seeds) the runs have not fitted
+# their training set: marked † in the tables, hollow in the figure, and not to be compared.
+FITTED = 0.9
+
+
+def fitted(runs: Sequence[dict[str, Any]]) -> bool:
+    """Whether a cell's runs fitted their training set (mean final training accuracy ≥ FITTED)."""
+    return float(np.mean([r["train_accuracy"]["joint"] for r in runs])) >= FITTED
+
+
 def compare(results: Sequence[dict[str, Any]], method: str, reference: str, per_class: int,
             n_scales: int, masks_of: Callable[[dict], Any] = lambda r: None) -> list[dict[str, Any]]:
     """Paired differences ``method - reference`` in accuracy at one size, joint and per scale,
@@ -712,7 +722,8 @@ def compare(results: Sequence[dict[str, Any]], method: str, reference: str, per_
         diff = paired_difference([get(ours[s]["test_accuracy"]) for s in seeds],
                                  [get(theirs[s]["test_accuracy"]) for s in seeds])
         rows.append({"method": method, "masks": ours[seeds[0]]["masks"] or "", "reference": reference,
-                     "per_class": per_class, "accuracy": name, **diff})
+                     "per_class": per_class, "accuracy": name, **diff,
+                     "fitted": fitted([ours[s] for s in seeds]) and fitted([theirs[s] for s in seeds])})
     return rows
 
 
@@ -763,7 +774,7 @@ def summary_table(results: Sequence[dict[str, Any]], key: Callable[[dict], Any],
                   key_cells: Callable[[Any], Sequence[str]], n_scales: int) -> str:
     """A markdown table, one row per group of runs: mean ± std over its seeds of the accuracy as a
     fraction of the oracle's (joint, per scale), the mean oracle accuracy, and the mean final
-    training accuracy (joint; near 1 when a run has fitted its training set)."""
+    training accuracy (joint; near 1 when a run has fitted its training set; † below :data:`FITTED`)."""
     accessors = _accessors(n_scales)
     headers = [*key_headers, "seeds", *[f"{name} / oracle" for name, _ in accessors],
                *[f"oracle {name}" for name, _ in accessors], "train joint"]
@@ -772,7 +783,7 @@ def summary_table(results: Sequence[dict[str, Any]], key: Callable[[dict], Any],
         cells = [*key_cells(k), str(len(group))]
         cells += [_mean_std([ratio(r, get) for r in group]) for _, get in accessors]
         cells += [f"{np.mean([get(r['oracle_accuracy']) for r in group]):.3f}" for _, get in accessors]
-        cells.append(f"{np.mean([r['train_accuracy']['joint'] for r in group]):.3f}")
+        cells.append(f"{np.mean([r['train_accuracy']['joint'] for r in group]):.3f}" + ("" if fitted(group) else " †"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -784,14 +795,15 @@ def _interval(row: dict[str, Any]) -> str:
 
 def comparison_table(rows: Sequence[dict[str, Any]], n_scales: int) -> str:
     """One line per (method, reference, size): mean paired difference [95% interval] per accuracy;
-    ``*`` marks an interval that excludes zero."""
+    ``*`` marks an interval that excludes zero; the last column says whether both cells fitted their
+    training sets (``no †``: the difference is not a result)."""
     names = [name for name, _ in _accessors(n_scales)]
-    headers = ["method", "masks", "minus", "per class", "seeds", *names]
+    headers = ["method", "masks", "minus", "per class", "seeds", *names, "both fitted"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for key, group in _group(rows, lambda r: (r["method"], r["masks"], r["reference"], r["per_class"])).items():
         by_name = {r["accuracy"]: r for r in group}
-        lines.append("| " + " | ".join([*map(str, key), str(group[0]["n"]), *[_interval(by_name[n]) for n in names]])
-                     + " |")
+        lines.append("| " + " | ".join([*map(str, key), str(group[0]["n"]), *[_interval(by_name[n]) for n in names],
+                                        "yes" if group[0]["fitted"] else "no †"]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -825,7 +837,7 @@ def _comparisons(plan: ExperimentPlan, results: Sequence[dict[str, Any]], method
     return rows
 
 
-COMPARISON_COLUMNS = ["method", "masks", "reference", "per_class", "accuracy", "n", "mean", "low", "high", "effect"]
+COMPARISON_COLUMNS = ["method", "masks", "reference", "per_class", "accuracy", "n", "mean", "low", "high", "effect", "fitted"]
 
 
 def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, Any]],
@@ -842,7 +854,9 @@ def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, A
     written["comparisons.csv"] = write_csv(rows, out / "comparisons.csv", COMPARISON_COLUMNS)
     (out / "comparisons.md").write_text(
         "# Paired differences in test accuracy (method minus reference, same seeds)\n\n" + _describe(plan)
-        + "Mean difference [95% t interval]; * marks an interval that excludes zero.\n\n" + comparison_table(rows, K))
+        + "Mean difference [95% t interval]; * marks an interval that excludes zero; no † where the runs of a "
+        f"method or reference did not fit their training set (mean final training accuracy below {FITTED}), "
+        "so the difference is not a result.\n\n" + comparison_table(rows, K))
     written["comparisons.md"] = out / "comparisons.md"
     figures = {"efficiency.png": lambda path: plot_efficiency(results, path, K),
                "input_gradient.png": plot_input_gradient}
@@ -873,9 +887,12 @@ def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, A
 
 # Figures -------------------------------------------------------------------------------------------
 
+
+
 def plot_efficiency(results: Sequence[dict[str, Any]], path: Path, n_scales: int) -> Path:
     """Accuracy as a fraction of the oracle's against training images per class, one panel per
-    scale and one joint, one line per method (mean; bars: 95% t interval of the mean over seeds)."""
+    scale and one joint, one line per method (mean; bars: 95% t interval of the mean over seeds;
+    hollow markers: mean final training accuracy below :data:`FITTED`)."""
     plt = pyplot()
     panels = _accessors(n_scales)
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), constrained_layout=True)
@@ -888,15 +905,18 @@ def plot_efficiency(results: Sequence[dict[str, Any]], path: Path, n_scales: int
             half = [stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else 0
                     for v in values]
             shift = 1.0 + 0.03 * (i - 1.5)  # side by side, so the bars do not hide each other
-            ax.errorbar([n * shift for n in sizes], [v.mean() for v in values], yerr=half, marker="o",
-                        ms=4, capsize=2, label=method)
+            line = ax.errorbar([n * shift for n in sizes], [v.mean() for v in values], yerr=half, marker="o",
+                               ms=4, capsize=2, label=method)
+            unfitted = [(n * shift, v.mean()) for n, v in zip(sizes, values) if not fitted(by_size[n])]
+            if unfitted:  # hollow: the runs did not fit their training set, so the cell is not compared
+                ax.plot(*zip(*unfitted), "o", ms=5, mfc="white", color=line[0].get_color(), zorder=3)
         ax.axhline(1.0, color="k", ls=":", label="oracle")
         ax.set(xscale="log", xlabel="training images per class", title=name)
         ax.set_xticks(sizes_all)
         ax.set_xticklabels([str(n) for n in sizes_all])
         ax.minorticks_off()  # the log axis's minor labels would overprint the sizes
     axes[0].set_ylabel("accuracy / oracle accuracy")
-    axes[-1].legend(fontsize=7)
+    axes[-1].legend(fontsize=7, title=f"hollow: training accuracy < {FITTED}", title_fontsize=6)
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path

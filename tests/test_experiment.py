@@ -124,6 +124,31 @@ def test_comparisons_pair_runs_by_seed(finished):
     assert not any(r["method"] == r["reference"] for r in rows)
     table = (out / "comparisons.md").read_text()
     assert "95% t interval" in table and table.count("\n| ") == len(rows) // 3 + 1
+    # A pair of cells is fitted when both cells' mean final training accuracy reaches FITTED; the
+    # others are marked † in the table.
+    def cell_fitted(method, per_class):
+        train = [float(r["train_joint"]) for r in results.values() if (r["method"], r["per_class"]) == (method, per_class)
+                 and int(r["seed"]) < 2]  # the seeds both cells of a pair have
+        return np.mean(train) >= experiment.FITTED
+    for r in rows:
+        assert (r["fitted"] == "True") == (cell_fitted(r["method"], r["per_class"])
+                                          and cell_fitted(r["reference"], r["per_class"]))
+    unfitted = {(r["method"], r["reference"], r["per_class"]) for r in rows if r["fitted"] == "False"}
+    assert table.count("| no † |") == len(unfitted) and table.count("| yes |") == len(rows) // 3 - len(unfitted)
+
+
+def test_a_pair_is_fitted_only_when_both_cells_fitted_their_training_sets():
+    def run(method, seed, train):
+        acc = {"joint": 0.5 + 0.1 * seed, "scales": [0.7, 0.8]}
+        return {"method": method, "per_class": 4, "seed": seed, "masks": None, "test_accuracy": acc,
+                "oracle_accuracy": {"joint": 1.0, "scales": [1.0, 1.0]}, "train_accuracy": {"joint": train}}
+    results = [run("a", s, 1.0) for s in range(3)] + [run("b", s, 0.95) for s in range(3)]
+    results += [run("c", 0, 0.99), run("c", 1, 0.6), run("c", 2, 0.99)]  # mean 0.86 < FITTED
+    assert [r["fitted"] for r in experiment.compare(results, "a", "b", 4, K)] == [True] * 3
+    assert [r["fitted"] for r in experiment.compare(results, "c", "a", 4, K)] == [False] * 3
+    table = experiment.comparison_table(experiment.compare(results, "a", "b", 4, K)
+                                        + experiment.compare(results, "c", "a", 4, K), K)
+    assert table.count("| yes |") == 1 and table.count("| no † |") == 1
 
 
 def test_paired_difference_interval_agrees_with_the_paired_t_test():
