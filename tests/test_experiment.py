@@ -299,12 +299,15 @@ def test_plan_checks():
         tiny_plan(budgets=(("series", 5, 100),))
     with pytest.raises(experiment.ExperimentError, match="budget"):
         tiny_plan(budgets=(("*", 1, 0),))
-    plan = experiment.default3_plan()  # 2048 images a run at 2 per class, 15360 above, 30720 for backdrop at 32
-    assert [plan.epochs(n * 8) for n in plan.sizes] == [128, 240, 60]
+    plan = experiment.default3_plan()  # 2048 images a run at 2 per class, 15360 at 8, 30720 at 32
+    assert [plan.epochs(n * 8) for n in plan.sizes] == [128, 240, 120]
     assert plan.epochs(32 * 8, "backdrop") == 120 and plan.epochs(8 * 8, "backdrop") == 240
     assert [len(plan.seeds_at(n)) for n in plan.sizes] == [10, 10, 3]
-    assert ("B = 2048 training images; every method at 8 per class: 15360; every method at 32 per class: 15360; "
-            "backdrop at 32 per class: 30720") in experiment._describe(plan)
+    assert ("B = 2048 training images; every method at 8 per class: 15360; every method at 32 per class: 30720"
+            in experiment._describe(plan))
+    # A method's own budget wins over "*".
+    assert tiny_plan(budgets=(("*", 2, 64), ("series", 2, 128))).images_at(2, "series") == 128
+    assert tiny_plan(budgets=(("*", 2, 64), ("series", 2, 128))).images_at(2, "augment") == 64
 
 
 @pytest.mark.parametrize("args, message", [
