@@ -196,6 +196,19 @@ class DatasetSpec:
         return dataclasses.replace(self, **changes)
 
     # Serialisation --------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "DatasetSpec":
+        """The description a dict of its parameters gives (a preset, a stored or given description);
+        a :class:`SpecError` names any unknown or missing parameter in one line."""
+        fields = [f for f in dataclasses.fields(cls) if f.init]
+        unknown = sorted(set(values) - {f.name for f in fields})
+        if unknown:
+            raise SpecError(f"unknown parameters {', '.join(unknown)}; known: {', '.join(f.name for f in fields)}")
+        missing = [f.name for f in fields if f.default is dataclasses.MISSING and f.name not in values]
+        if missing:
+            raise SpecError(f"lacks {', '.join(missing)}, required dataset parameter(s)")
+        return cls(**values)
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["length_scales"] = [list(row) for row in self.length_scales]
@@ -276,15 +289,10 @@ def load_preset(name: str, **overrides) -> DatasetSpec:
         raise SpecError(f"preset {path} must hold a JSON object of dataset parameters")
     values.pop("description", None)
     values.update({k: v for k, v in overrides.items() if v is not None})
-    fields = [f for f in dataclasses.fields(DatasetSpec) if f.init]
-    unknown = sorted(set(values) - {f.name for f in fields})
-    if unknown:
-        raise SpecError(f"preset {path} has unknown parameters {', '.join(unknown)}; "
-                        f"known: {', '.join(f.name for f in fields)}")
-    missing = [f.name for f in fields if f.default is dataclasses.MISSING and f.name not in values]
-    if missing:
-        raise SpecError(f"preset {path} lacks {', '.join(missing)}, required dataset parameter(s)")
-    return DatasetSpec(**values)
+    try:
+        return DatasetSpec.from_dict(values)
+    except SpecError as err:
+        raise SpecError(f"preset {path}: {err}") from None
 
 
 def _check(condition: bool, message: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from msgp import io
-from msgp.spec import DatasetSpec
+from msgp.spec import DatasetSpec, SpecError
 
 from ..models import RF_FACTOR, TOPOLOGIES
 
@@ -205,8 +205,8 @@ def _data_source(value) -> str | dict[str, Any]:
         return value.to_dict()
     if isinstance(value, dict):
         try:
-            return DatasetSpec(**value).to_dict()
-        except TypeError as err:
+            return DatasetSpec.from_dict(value).to_dict()
+        except SpecError as err:
             raise ConfigError(f"invalid dataset description: {err}") from None
     return str(value)
 
