@@ -417,6 +417,12 @@ def train(ctx, data, backdrop, mask_prob, mask_block, topology, augment, crop, n
         click.echo(f"wrote {out}")
 
 
+def _names_description(data: Path) -> bool:
+    """Whether DATA names a dataset description (a spec .json, or a preset: a bare name that is no
+    file) rather than an msgp file."""
+    return data.suffix == ".json" or not (data.suffix or data.exists())
+
+
 def _train_source(data: Path, generate: int | None, given: bool):
     """What `msgp train` reads: DATA's path, or the description (a DatasetSpec) whose samples it
     generates: a preset or spec .json, or with --generate N the file's description (default:
@@ -424,7 +430,7 @@ def _train_source(data: Path, generate: int | None, given: bool):
     if generate is not None and generate < 1:
         raise InputError(f"--generate must be a positive number of samples, but got {generate}")
     try:
-        if data.suffix == ".json" or not (data.suffix or data.exists()):
+        if _names_description(data):
             return load_preset(str(data), n=generate)
         if generate is None:
             return data
@@ -460,7 +466,7 @@ def evaluate(run_dir, data, n, device, as_json):
     if device not in training.DEVICES:
         raise InputError(f"--device must be one of {', '.join(training.DEVICES)}, but got {device!r}")
     source = data
-    if data is not None and (data.suffix == ".json" or not (data.suffix or data.exists())):
+    if data is not None and _names_description(data):
         try:
             source = load_preset(str(data)).to_dict()
         except SpecError as err:
