@@ -717,13 +717,13 @@ def compare(results: Sequence[dict[str, Any]], method: str, reference: str, per_
     seeds = sorted(set(ours) & set(theirs))
     if not seeds:
         return []
+    both_fitted = fitted([ours[s] for s in seeds]) and fitted([theirs[s] for s in seeds])
     rows = []
     for name, get in _accessors(n_scales):
         diff = paired_difference([get(ours[s]["test_accuracy"]) for s in seeds],
                                  [get(theirs[s]["test_accuracy"]) for s in seeds])
         rows.append({"method": method, "masks": ours[seeds[0]]["masks"] or "", "reference": reference,
-                     "per_class": per_class, "accuracy": name, **diff,
-                     "fitted": fitted([ours[s] for s in seeds]) and fitted([theirs[s] for s in seeds])})
+                     "per_class": per_class, "accuracy": name, **diff, "fitted": both_fitted})
     return rows
 
 
@@ -886,8 +886,6 @@ def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, A
 
 
 # Figures -------------------------------------------------------------------------------------------
-
-
 
 def plot_efficiency(results: Sequence[dict[str, Any]], path: Path, n_scales: int) -> Path:
     """Accuracy as a fraction of the oracle's against training images per class, one panel per
