@@ -186,7 +186,7 @@ def test_training_on_a_description_repeats_training_on_its_file(tmp_path):
     training.train(training.TrainConfig(data=spec, **settings), tmp_path / "generated")
     assert_same_results(run_results(tmp_path / "file"), run_results(tmp_path / "generated"))
     assert training.read_config(tmp_path / "generated").data == spec.to_dict()
-    with pytest.raises(ValueError, match="invalid dataset description"):
+    with pytest.raises(ValueError, match="invalid dataset description: unknown parameters colour"):
         training.TrainConfig(data={**spec.to_dict(), "colour": "red"})
 
 
