@@ -45,7 +45,7 @@ def plot_curves(run_dir: str | os.PathLike) -> Path | None:
     scored = [r for r in records if r["test_accuracy"] is not None]  # epochs with a test score
     scored_epochs = [r["epoch"] for r in scored]
     n_scales = len(records[0]["train_loss"])
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True, sharex=True)
     for s in range(n_scales):
         line, = ax_loss.plot(epochs, [r["train_loss"][s] for r in records], label=f"scale {s} train")
         ax_loss.plot(scored_epochs, [r["test_loss"][s] for r in scored], "--", marker=".", color=line.get_color(),
