@@ -298,7 +298,10 @@ class MultiScaleNet(nn.Module):
     @torch.no_grad()
     def calibrate(self, batches) -> None:
         """Set the logit standardisations' running mean and variance to the exact statistics of the
-        images in ``batches`` (an iterable of input tensors), computed in eval mode.
+        images in ``batches`` (an iterable of input tensors), computed in eval mode: the mean and
+        the biased variance (divided by the number of images), the estimator a training batch is
+        normalised with, so that the calibrated network gives those images the logits a training
+        step would give them as one batch.
 
         The running averages trail the weights while they still move (momentum 0.1 over the last
         steps of a high learning rate), which made test accuracy swing from epoch to epoch;
@@ -331,7 +334,7 @@ class MultiScaleNet(nn.Module):
                 dist.all_reduce(total)
             n = total[-1]
             mean = total[:m.num_features] / n
-            var = (total[m.num_features:-1] / n - mean**2) * n / max(n - 1, 1)
+            var = total[m.num_features:-1] / n - mean**2
             m.running_mean.copy_(mean.to(m.running_mean.dtype))
             m.running_var.copy_(var.clamp_min(0).to(m.running_var.dtype))
 

@@ -179,7 +179,7 @@ def test_calibrate_sets_the_exact_statistics_of_the_logits():
         raw = head[:at](features).double()
         standardize = head[at]
         torch.testing.assert_close(standardize.running_mean.double(), raw.mean(0), rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(standardize.running_var.double(), raw.var(0), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(standardize.running_var.double(), raw.var(0, unbiased=False), rtol=1e-5, atol=1e-6)
 
 
 def test_learning_rate_warms_up_then_decays_on_a_cosine():

@@ -13,14 +13,10 @@ from ..models import MultiScaleNet
 from .config import CheckpointError
 
 CHECKPOINT_FORMAT = "msgp-train-checkpoint"
-CHECKPOINT_VERSION = 1
-
-
-def _save_atomic(obj: Any, path: Path) -> None:
-    """Write then rename, so an interruption never leaves a half-written checkpoint."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+# Version 2 stores the identity of the data and the train and test indices, and no backdrop
+# generator states (the masks are reseeded at every step); version 1 is still read for evaluation.
+CHECKPOINT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -36,9 +32,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
                               f"{reason[:200]}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not an msgp train checkpoint")
-    if ckpt.get("version") != CHECKPOINT_VERSION:
+    if ckpt.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(f"{path} is checkpoint version {ckpt.get('version')}; this msgp reads "
-                              f"version {CHECKPOINT_VERSION}")
+                              f"versions {', '.join(map(str, READABLE_VERSIONS))}")
     missing = [k for k in ("config", "model", "state", "spec", "epoch", "step") if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path} is missing {', '.join(missing)}")

@@ -21,6 +21,10 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 
 Progress = Callable[[str, dict], None]
 
+# What a resumed run may change (``TrainConfig.changed_from(..., ignore=RESUMABLE)``): where it
+# runs, and how many epochs it trains; the data, read from the same place, must be the same.
+RESUMABLE = ("epochs", "device")
+
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a NaN or infinite loss); the message is one line for the user."""
@@ -186,8 +190,9 @@ class TrainConfig:
 
     def changed_from(self, other: "TrainConfig", ignore: Sequence[str] = ("data", "test_data", "device")) -> list[str]:
         """The settings in which ``other`` trains differently from this one (field names, in order):
-        the mask settings count only with backdrop, and ``ignore`` (where the data are read and the
-        run runs) not at all. Empty when ``other`` is the same run."""
+        the mask settings count only with backdrop, and ``ignore`` not at all: by default where the
+        data are read and the run runs; :data:`RESUMABLE` for a resumed run. Empty when ``other``
+        is the same run."""
         mine, theirs = self.to_dict(), other.to_dict()
         skip = set(ignore) | (set() if self.backdrop or other.backdrop else {"mask_prob", "mask_block"})
         return [k for k in mine if k not in skip and mine[k] != theirs[k]]

@@ -55,11 +55,20 @@ def check_compatible(trained, other, what: str = "dataset") -> None:
         raise IncompatibleDataError(f"the {what} has other parameters than the training data: {details}")
 
 
-def _subsets(config: TrainConfig) -> tuple[MSGPDataset | GeneratedDataset, MSGPDataset | GeneratedDataset]:
+def _subsets(config: TrainConfig, saved: dict[str, Any] | None = None
+             ) -> tuple[MSGPDataset | GeneratedDataset, MSGPDataset | GeneratedDataset]:
+    """The train and test subsets of a run: drawn from the config's seed for a new run, or, for a
+    resumed one, the ``train_indices`` and ``test_indices`` of the checkpoint ``saved``, after
+    checking that the data are the ones it was trained on (:func:`data_identity`)."""
     data = _open(config.data)
+    test_file = data if config.test_data is None else _open(config.test_data)
+    if saved is not None:
+        for what, source, stored in (("training data", data, saved["data"]["train"]),
+                                     ("test data", test_file, saved["data"]["test"])):
+            _check_same_data(stored, source.spec, what)
+        return data.subset(saved["train_indices"]), test_file.subset(saved["test_indices"])
     if config.test_data is None:
         return split(data, config.n_train, config.n_test, seed=config.seed)
-    test_file = _open(config.test_data)
     check_compatible(data.spec, test_file.spec, "test data")
     if test_file.spec.seed == data.spec.seed:
         raise IncompatibleDataError(
@@ -68,6 +77,23 @@ def _subsets(config: TrainConfig) -> tuple[MSGPDataset | GeneratedDataset, MSGPD
     train_set, _ = split(data, config.n_train, 0, seed=config.seed)
     _, test_set = split(test_file, 0, config.n_test, seed=config.seed)
     return train_set, test_set
+
+
+def data_identity(train_spec: DatasetSpec, test_spec: DatasetSpec) -> dict[str, dict[str, Any]]:
+    """What a run's samples are: the whole description of the training and the test source, seed
+    and n included (sample i is a function of the description and i), stored in the checkpoint."""
+    return {"train": train_spec.to_dict(), "test": test_spec.to_dict()}
+
+
+def _check_same_data(stored: dict[str, Any], spec: DatasetSpec, what: str) -> None:
+    """Refuse data other than those a run was trained on: its stored indices would name other
+    images, and a test index could name an image the run trained on."""
+    now = spec.to_dict()
+    changed = [k for k in sorted(set(stored) | set(now)) if stored.get(k) != now.get(k)]
+    if changed:
+        details = ", ".join(f"{k} {now.get(k)} (trained on {stored.get(k)})" for k in changed)
+        raise IncompatibleDataError(f"the {what} changed since the run was trained: {details}; its sample "
+                                    "indices name images of the data as they were, so use those")
 
 
 def _spec_from_dict(values: dict[str, Any]) -> DatasetSpec:

@@ -17,8 +17,8 @@ from msgp.dataset import split
 from ..models import MultiScaleNet
 from .checkpoints import _build_model, load_checkpoint
 from .config import CheckpointError, ConfigError, TrainConfig, read_config
-from .data import _Data, _load, _open, _spec_from_dict, check_compatible, take_crops, IncompatibleDataError
-from .devices import _all_sum, _world, resolve_device
+from .data import _Data, _check_same_data, _load, _open, _spec_from_dict, check_compatible, take_crops, IncompatibleDataError
+from .devices import _all_sum, _world, precision_context, resolve_device
 
 def _accuracies(correct: torch.Tensor, count: float) -> dict[str, Any]:
     """``{"joint": p, "scales": [p_0, ...]}`` from counts ``(K + 1,)``: per scale, then joint."""
@@ -143,8 +143,13 @@ def _summary(config: TrainConfig, spec, test_data: _Data, last: dict[str, Any], 
 
 
 def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, *, n: int | None = None,
-             device: str = "auto", batch_size: int = 64) -> dict[str, Any]:
+             device: str = "auto", batch_size: int | None = None) -> dict[str, Any]:
     """Score the network of a run beside the oracle, on the same samples.
+
+    The network is calibrated first exactly as the trainer calibrates it before scoring (its logit
+    standardisation set to the statistics of the run's training images under the checkpoint's
+    weights, in float32), so an interrupted run, or an epoch ``eval_every`` skipped, is scored as
+    the trainer would have scored it, not with the running averages. This reads the training data.
 
     Parameters
     ----------
@@ -156,7 +161,7 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
     n : class-balanced samples drawn from ``data`` (default: the run's ``n_test``); ignored when the
         run's own test samples are used.
     device : ``auto``, ``cpu`` or ``cuda``.
-    batch_size : images per forward pass.
+    batch_size : images per forward pass (default: the run's ``eval_batch_size``).
 
     Returns
     -------
@@ -181,7 +186,7 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
     own_samples = (data == own_file if isinstance(own_file, dict) or isinstance(data, dict)
                    else Path(data).resolve() == Path(own_file).resolve())
     if own_samples and same_samples:
-        test_set = dataset.subset(_run_test_indices(run_dir))
+        test_set = dataset.subset(_stored_indices(run_dir, ckpt, "test"))
     elif dataset.spec.seed == trained.seed:
         raise IncompatibleDataError(
             f"{data if not isinstance(data, dict) else 'the generated data'} has the training data's seed "
@@ -190,9 +195,13 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
     else:
         _, test_set = split(dataset, 0, config.n_test if n is None else n, seed=config.seed)
     test_data = _load(test_set)
+    train_data = _training_data(run_dir, config, ckpt)
     device = resolve_device(device)
+    batch_size = config.eval_batch_size if batch_size is None else batch_size
     model.to(device)
-    logits = _predict(model, test_data.fields, device, batch_size, config.crop)
+    with precision_context("fp32", device):
+        calibrate(model, train_data, device, config.eval_batch_size, config.crop)
+        logits = _predict(model, test_data.fields, device, batch_size, config.crop)
     log_joint = model.cpu().joint_log_probs(logits)
     log_marginals = F.log_softmax(logits, dim=-1)
     network = oracle.Prediction(labels=log_joint.argmax(1).numpy(), choices=logits.argmax(-1).numpy(),
@@ -209,8 +218,21 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
     return result
 
 
-def _run_test_indices(run_dir: Path) -> list[int]:
+def _training_data(run_dir: Path, config: TrainConfig, ckpt: dict[str, Any]) -> _Data:
+    """The images the run trained on, to calibrate with: its stored training indices of its
+    training data, refused when those data are not the ones it was trained on."""
+    dataset = _open(config.data)
+    # Checkpoints before version 2 store the training data's description as "spec".
+    _check_same_data(ckpt.get("data", {}).get("train", ckpt["spec"]), dataset.spec, "training data")
+    return _load(dataset.subset(_stored_indices(run_dir, ckpt, "train")))
+
+
+def _stored_indices(run_dir: Path, ckpt: dict[str, Any], part: str) -> list[int]:
+    """The run's ``train`` or ``test`` sample indices: the checkpoint's, or, in checkpoints before
+    version 2, those of ``config.json``."""
+    if f"{part}_indices" in ckpt:
+        return ckpt[f"{part}_indices"]
     try:
-        return json.loads((run_dir / "config.json").read_text())["test_indices"]
+        return json.loads((run_dir / "config.json").read_text())[f"{part}_indices"]
     except (KeyError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{run_dir / 'config.json'} is damaged: {err}") from None

@@ -5,10 +5,11 @@ random streams, or the state a checkpoint saved), then alternates :func:`train_o
 Determinism. Every random stream is explicit and derived from ``config.seed`` with
 :class:`numpy.random.SeedSequence` spawn keys: the weight initialisation, the shuffling (a
 DistributedSampler whose order is a function of ``(seed, epoch)``), the crop offsets and the
-symmetries (one ``torch.Generator`` each, drawing for the whole global batch on every rank, each
-rank keeping its own samples' rows) and the backdrop masks (one ``torch.Generator`` per scale, the
-same on every rank). The checkpoint stores the generator states, the position inside the epoch and
-the running sums, so a resumed run repeats an uninterrupted one exactly on CPU.
+symmetries (one CPU ``torch.Generator`` each, drawing for the whole global batch on every rank,
+each rank keeping its own samples' rows) and the backdrop masks (one ``torch.Generator`` per scale
+on the run's device, reseeded at every step from the seed, the scale and the step). The checkpoint
+stores the CPU generator states, the position inside the epoch and the running sums, so a resumed
+run repeats an uninterrupted one exactly on CPU, and it holds nothing tied to a device.
 """
 from __future__ import annotations
 
@@ -26,16 +27,17 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
+from msgp.atomic import atomic_open, atomic_write
 from msgp.spec import DatasetSpec
 
 from ..models import MultiScaleNet
-from .checkpoints import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, _restore_rng_states, _rng_states, _save_atomic,
-                          load_checkpoint)
-from .config import CheckpointError, ConfigError, Interrupted, Progress, TrainConfig, TrainingError
-from .data import _Data, _load, _spec_from_dict, _subsets, apply_symmetries, check_compatible, draw_symmetries, take_crops
+from .checkpoints import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, _restore_rng_states, _rng_states, load_checkpoint
+from .config import (RESUMABLE, CheckpointError, ConfigError, Interrupted, Progress, TrainConfig, TrainingError,
+                     read_config)
+from .data import _Data, _load, _subsets, apply_symmetries, data_identity, draw_symmetries, take_crops
 from .devices import _all_sum, _GlobalMasks, _world, precision_context, resolve_device
 from .evaluation import _accuracies, _correct, _summary, _test_metrics, calibrate
-from .outputs import _truncate_metrics, _write_config, plot_curves, read_metrics
+from .outputs import _append_metrics, _truncate_metrics, _write_config, plot_curves, read_metrics
 
 # Spawn keys of the random streams derived from the seed.
 _INIT, _SHUFFLE, _CROP, _BACKDROP, _AUGMENT = range(5)
@@ -47,11 +49,13 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
 
     Parameters
     ----------
-    config : the settings. With ``resume`` they must equal the saved run's except ``epochs`` and
-        ``device``.
+    config : the settings. With ``resume`` they must equal the saved run's except ``epochs`` (above
+        the epochs done) and ``device``, and the data must be the ones it was trained on.
     out : run directory: ``config.json``, ``metrics.jsonl``, ``checkpoint.pt`` (after every epoch
-        and on interruption), ``summary.json`` and ``curves.png`` (if matplotlib is installed).
-    resume : continue the run saved in ``out`` from its checkpoint.
+        and on interruption), ``summary.json`` and ``curves.png`` (if matplotlib is installed),
+        each written atomically (whole or not at all).
+    resume : continue the run saved in ``out`` from its checkpoint, on its train and test samples;
+        a run stopped before its first checkpoint (``config.json`` alone) starts afresh.
     progress : ``progress(event, info)`` with events ``"start"`` (``total_steps``, ``done_steps``,
         ``steps_per_epoch``, ``device``, ``head_stages``), ``"step"`` (``loss``, ``images_per_s``)
         and ``"epoch"`` (the epoch's metrics); called on rank 0 only.
@@ -65,7 +69,8 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
 
     Raises
     ------
-    TrainingError : a non-finite loss; the checkpoint of the last finished epoch is kept.
+    TrainingError : a non-finite loss or gradient (no step is taken with it) or non-finite weights;
+        no checkpoint is written then, so the last one written (the last good epoch) is kept.
     Interrupted : ``should_stop`` asked to stop; the checkpoint allows resuming.
     CheckpointError, IncompatibleDataError, msgp.io.MSGPError, ValueError : bad input.
     """
@@ -92,9 +97,15 @@ def train_one_epoch(run: _Run, notify: Progress, should_stop: Callable[[], bool]
         started = time.perf_counter()
         idx = order[run.step * local_batch:(run.step + 1) * local_batch]
         x, y = _batch(run, idx)
-        lr = learning_rate(run.epoch * run.steps_per_epoch + run.step, run.total_steps, config.lr, config.warmup)
+        global_step = run.epoch * run.steps_per_epoch + run.step
+        lr = learning_rate(global_step, run.total_steps, config.lr, config.warmup)
         for group in run.optimizer.param_groups:
             group["lr"] = lr
+        # The masks of a step are a function of (seed, scale, step): a checkpoint needs only the
+        # step, not the generators' states, which are device-specific (a CUDA generator's 16 bytes
+        # do not load into a CPU generator) and would tie a run to the device it started on.
+        for s, g in enumerate(run.mask_generators):
+            g.manual_seed(_seed(config.seed, _BACKDROP, s, global_step))
         logits, losses = forward_losses(run.net, run.model, x, y, config, run.device)
         # Per-scale losses, correct counts, samples, images and the stop request, summed over ranks.
         stats = torch.cat([losses.detach().double(), _correct(run.model, logits.detach(), y),
@@ -104,11 +115,12 @@ def train_one_epoch(run: _Run, notify: Progress, should_stop: Callable[[], bool]
         stats = _all_sum(stats).cpu()
         stats[:K] /= run.world
         if not torch.isfinite(stats[:K]).all():
-            kept = (f"{run.out / 'checkpoint.pt'} keeps the last good epoch ({run.epoch})" if run.epoch
-                    else "no epoch had finished, so there is no checkpoint")
-            raise TrainingError(f"the loss became {stats[:K].sum().item()} at epoch {run.epoch + 1}, "
-                                f"step {run.step + 1}; training stopped and {kept}; try a smaller --lr")
-        apply_gradients(run.model, run.optimizer, losses, config, run.device)
+            raise _diverged(run, "the loss", stats[:K].sum().item())
+        # A finite loss can still have an infinite gradient entry; clipping would turn it into NaN
+        # weights, so no step is taken with it (DDP gives every rank the same gradient norm).
+        norm = apply_gradients(run.model, run.optimizer, losses, config, run.device)
+        if not torch.isfinite(norm):
+            raise _diverged(run, "the gradient norm", norm.item())
         run.sums[:K] += stats[:K]
         run.sums[K:] += stats[K:-1]
         run.step += 1
@@ -123,9 +135,10 @@ def train_one_epoch(run: _Run, notify: Progress, should_stop: Callable[[], bool]
 
 
 def end_epoch(run: _Run) -> dict[str, Any]:
-    """Score the test set if this epoch is due, append the epoch's record to ``metrics.jsonl``,
-    move to the next epoch and checkpoint; returns the record."""
+    """Check the weights are finite, score the test set if this epoch is due, append the epoch's
+    record to ``metrics.jsonl``, move to the next epoch and checkpoint; returns the record."""
     config, K = run.config, run.spec.n_scales
+    check_finite(run)  # before anything of this epoch is written
     epoch = run.epoch + 1
     test = {"loss": None, "joint": None, "scales": None}
     if epoch == config.epochs or (config.eval_every and epoch % config.eval_every == 0):
@@ -143,10 +156,38 @@ def end_epoch(run: _Run) -> dict[str, Any]:
     run.epoch, run.step, run.train_seconds = epoch, 0, 0.0
     run.sums.zero_()
     if run.rank == 0:
-        with open(run.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        _append_metrics(run.out / "metrics.jsonl", record)
     save_checkpoint(run)
     return record
+
+
+def check_finite(run: _Run) -> None:
+    """Raise :class:`TrainingError` if a weight or an optimiser state of ``run`` is not finite;
+    called on every rank (their weights are the same), so that all of them stop."""
+    tensors = [*run.model.state_dict().items(),
+               *((f"optimizer {name}", t) for state in run.optimizer.state.values() for name, t in state.items())]
+    bad = next((name for name, t in tensors if torch.is_tensor(t) and t.is_floating_point()
+                and not torch.isfinite(t).all()), None)
+    if bad is not None:
+        when = f"epoch {run.epoch + 1}, step {run.step}" if run.step else f"the end of epoch {run.epoch}"
+        raise TrainingError(f"{bad} became non-finite by {when}; training stopped and {_kept(run)}; "
+                            "try a smaller --lr")
+
+
+def _diverged(run: _Run, what: str, value: float) -> TrainingError:
+    """The error that stops a run whose ``what`` became ``value`` (not finite) during its current step."""
+    return TrainingError(f"{what} became {value} at epoch {run.epoch + 1}, step {run.step + 1}; training stopped "
+                         f"and {_kept(run)}; try a smaller --lr")
+
+
+def _kept(run: _Run) -> str:
+    """What the run directory keeps of a run that stopped on non-finite numbers."""
+    if run.saved is None:
+        return "no checkpoint had been written"
+    epoch, step = run.saved
+    if step == 0:
+        return f"{run.out / 'checkpoint.pt'} keeps the last good epoch ({epoch})"
+    return f"{run.out / 'checkpoint.pt'} keeps the last good state (epoch {epoch + 1}, step {step})"
 
 
 def learning_rate(step: int, total_steps: int, peak: float, warmup: float) -> float:
@@ -200,14 +241,22 @@ def forward_losses(net: torch.nn.Module, model: MultiScaleNet, x: torch.Tensor, 
 
 
 def apply_gradients(model: torch.nn.Module, optimizer: torch.optim.Optimizer, losses: torch.Tensor,
-                    config: TrainConfig, device: torch.device) -> None:
-    """Backward of the summed losses, gradient clipping at ``config.clip_grad``, one AdamW step."""
+                    config: TrainConfig, device: torch.device) -> torch.Tensor:
+    """Backward of the summed losses, gradient clipping at ``config.clip_grad``, one AdamW step.
+
+    Returns the gradient's global norm before clipping; when it is not finite no step is taken,
+    so the weights stay finite, and the caller decides what to do.
+    """
     optimizer.zero_grad(set_to_none=True)
     with precision_context(config.precision, device, autocast=False):
         losses.sum().backward()
     if config.clip_grad is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
-    optimizer.step()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+    else:
+        norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
+    if torch.isfinite(norm):
+        optimizer.step()
+    return norm
 
 
 # Set-up ---------------------------------------------------------------------------------------------
@@ -237,6 +286,7 @@ class _Run:
     # Losses (K), correct counts (K + 1), samples and images of the epoch so far.
     sums: torch.Tensor = field(default=None)
     train_seconds: float = 0.0
+    saved: tuple[int, int] | None = None  # (epoch, step) of the checkpoint in ``out``, if any
 
     @property
     def steps_per_epoch(self) -> int:
@@ -258,13 +308,13 @@ def _set_up(config: TrainConfig, out: Path, resume: bool) -> _Run:
     if config.batch_size % world:
         raise ConfigError(f"batch_size ({config.batch_size}) must be divisible by the number of processes ({world})")
     ckpt = _saved_run(config, out, world) if resume else None
-    if ckpt is None and ((out / "checkpoint.pt").exists() or (out / "config.json").exists()):
+    if not resume and ((out / "checkpoint.pt").exists() or (out / "config.json").exists()):
         raise CheckpointError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    train_set, test_set = _subsets(config)
+    train_set, test_set = _subsets(config, ckpt)
     spec = train_set.spec
-    if ckpt is not None:
-        check_compatible(_spec_from_dict(ckpt["spec"]), spec, "data")
-    mask_generators = [_generator(_seed(config.seed, _BACKDROP, s), device) for s in range(spec.n_scales)]
+    # Seeded at every step (train_one_epoch); made here so that the model holds them.
+    mask_generators = ([_generator(_seed(config.seed, _BACKDROP, s), device) for s in range(spec.n_scales)]
+                       if config.backdrop else [])
     model = build_model(config, spec, mask_generators)
     model.to(device)
     net = (DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
@@ -327,7 +377,7 @@ def _finish(run: _Run) -> dict[str, Any]:
     summary = None
     if run.rank == 0:
         summary = _summary(run.config, run.spec, run.test_data, read_metrics(run.out)[-1], run.world)
-        (run.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        atomic_write(run.out / "summary.json", json.dumps(summary, indent=2) + "\n")
         plot_curves(run.out)
     if dist.is_initialized():
         holder = [summary]
@@ -349,33 +399,61 @@ def _generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator
     return g
 
 
-def _saved_run(config: TrainConfig, out: Path, world: int) -> dict[str, Any]:
-    """The checkpoint in ``out``, refused when its settings differ other than in epochs and device."""
-    ckpt = load_checkpoint(out / "checkpoint.pt")
+def _saved_run(config: TrainConfig, out: Path, world: int) -> dict[str, Any] | None:
+    """The checkpoint a resumed run continues from, refused when it is not the same run
+    (:meth:`TrainConfig.changed_from` with :data:`RESUMABLE` ignored), was trained by another number
+    of processes, or has done ``config.epochs`` epochs or more; ``None`` for a run stopped before
+    its first checkpoint, which starts afresh."""
+    path = out / "checkpoint.pt"
+    if not path.exists() and (out / "config.json").exists():
+        # Stopped during its first epoch: nothing was trained that a fresh start would not repeat.
+        _check_same_run(read_config(out), config, out)
+        return None
+    ckpt = load_checkpoint(path)
+    if ckpt["version"] != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path} was written by an earlier msgp train (checkpoint version {ckpt['version']}); "
+                              "msgp evaluate scores it, but it cannot be resumed")
     saved = TrainConfig.from_dict(ckpt["config"])
-    changed = [k for k, v in saved.to_dict().items() if k not in ("epochs", "device") and config.to_dict()[k] != v]
-    if changed:
-        raise CheckpointError(f"cannot resume {out} with other settings ({', '.join(changed)}); "
-                              "only --epochs and --device may change")
+    _check_same_run(saved, config, out)
     if ckpt.get("world_size") != world:
         raise CheckpointError(f"{out} was trained by {ckpt.get('world_size')} processes; resume it with "
                               f"{ckpt.get('world_size')}, not {world}")
+    done = ckpt["epoch"]
+    # A run that finished all its epochs resumes to write what a kill after its last checkpoint
+    # left unwritten (summary.json); any other run needs epochs still to train.
+    finished = done == saved.epochs == config.epochs and ckpt["step"] == 0
+    if config.epochs <= done and not finished:
+        raise CheckpointError(f"{out} has done {done} epoch{'s' * (done != 1)}, so --epochs {config.epochs} leaves "
+                              f"nothing to train; resume it with --epochs above {done}")
     return ckpt
 
 
+def _check_same_run(saved: TrainConfig, config: TrainConfig, out: Path) -> None:
+    changed = saved.changed_from(config, ignore=RESUMABLE)
+    if changed:
+        raise CheckpointError(f"cannot resume {out} with other settings ({', '.join(changed)}); "
+                              "only --epochs and --device may change")
+
+
 def save_checkpoint(run: _Run) -> None:
-    """``checkpoint.pt`` (rank 0): everything a resumed run needs to repeat this one exactly."""
+    """``checkpoint.pt`` (rank 0): everything a resumed run needs to repeat this one exactly;
+    :func:`check_finite` first, so that non-finite weights never replace the last good checkpoint."""
+    check_finite(run)
+    run.saved = (run.epoch, run.step)
     if run.rank != 0:
         return
-    _save_atomic({
-        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
-        "config": run.config.to_dict(), "spec": run.spec.to_dict(), "model": run.model.config(),
-        "state": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-        "epoch": run.epoch, "step": run.step, "sums": run.sums, "train_seconds": run.train_seconds,
-        "world_size": run.world,
-        "rng": {**_rng_states(), "crop": run.crop_generator.get_state(), "augment": run.augment_generator.get_state(),
-                "backdrop": [g.get_state() for g in run.mask_generators]},
-    }, run.out / "checkpoint.pt")
+    with atomic_open(run.out / "checkpoint.pt", "wb") as f:
+        torch.save({
+            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+            "config": run.config.to_dict(), "spec": run.spec.to_dict(), "model": run.model.config(),
+            "data": data_identity(run.train_data.spec, run.test_data.spec),
+            "train_indices": run.train_data.indices.tolist(), "test_indices": run.test_data.indices.tolist(),
+            "state": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "epoch": run.epoch, "step": run.step, "sums": run.sums, "train_seconds": run.train_seconds,
+            "world_size": run.world,
+            "rng": {**_rng_states(), "crop": run.crop_generator.get_state(),
+                    "augment": run.augment_generator.get_state()},
+        }, f)
 
 
 def _restore(run: _Run, ckpt: dict[str, Any]) -> None:
@@ -385,11 +463,10 @@ def _restore(run: _Run, ckpt: dict[str, Any]) -> None:
         run.optimizer.load_state_dict(ckpt["optimizer"])
         run.crop_generator.set_state(ckpt["rng"]["crop"])
         run.augment_generator.set_state(ckpt["rng"]["augment"])
-        for g, state in zip(run.mask_generators, ckpt["rng"]["backdrop"], strict=True):
-            g.set_state(state)
         _restore_rng_states(ckpt["rng"])
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{run.out / 'checkpoint.pt'} does not fit this run: {str(err).splitlines()[0]}") from None
     run.epoch, run.step = ckpt["epoch"], ckpt["step"]
+    run.saved = (run.epoch, run.step)
     run.sums = ckpt["sums"].clone()
     run.train_seconds = ckpt["train_seconds"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from msgp.atomic import atomic_open, atomic_write
 from msgp.plotting import PlotUnavailable, pyplot
 
 from ..models import MultiScaleNet
@@ -16,7 +17,7 @@ from .data import _Data
 
 def _write_config(path: Path, config: TrainConfig, spec, model: MultiScaleNet, train_data: _Data,
                   test_data: _Data, world: int) -> None:
-    path.write_text(json.dumps({
+    atomic_write(path, json.dumps({
         "train": config.to_dict(), "method": config.method, "dataset": spec.to_dict(),
         "model": model.config(), "world_size": world, "torch": torch.__version__,
         "train_indices": train_data.indices.tolist(), "test_indices": test_data.indices.tolist(),
@@ -26,7 +27,13 @@ def _write_config(path: Path, config: TrainConfig, spec, model: MultiScaleNet, t
 def _truncate_metrics(path: Path, epochs: int) -> None:
     """Keep the records of the epochs the checkpoint holds (a resumed run rewrites the rest)."""
     lines = path.read_text().splitlines(keepends=True)[:epochs] if path.exists() else []
-    path.write_text("".join(lines))
+    atomic_write(path, "".join(lines))
+
+
+def _append_metrics(path: Path, record: dict[str, Any]) -> None:
+    """Add an epoch's record to ``metrics.jsonl``, rewriting the small file whole so that a kill
+    never leaves half a line."""
+    atomic_write(path, (path.read_text() if path.exists() else "") + json.dumps(record) + "\n")
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
@@ -62,6 +69,7 @@ def plot_curves(run_dir: str | os.PathLike) -> Path | None:
     ax_loss.legend(fontsize=7)
     ax_acc.legend(fontsize=7)
     path = Path(run_dir) / "curves.png"
-    fig.savefig(path, dpi=100)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
     return path
