@@ -297,8 +297,9 @@ def test_two_process_ddp_matches_one_process(data, tmp_path):
     single = training.train(settings, tmp_path / "one")
     mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), settings.to_dict(), str(tmp_path / "two")), nprocs=2)
     a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
-    # Weights are O(1); Adam turns reduction-order differences in tiny gradients into ~1e-5 steps.
-    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
+    # Adam moves a weight by up to about lr per step, and turns reduction-order differences in
+    # near-zero gradients into different steps: measured up to 0.09 lr over seeds 0-2 (4 steps).
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 0.25 * settings.lr
     two = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert two["world_size"] == 2
     assert two["test_accuracy"]["scales"] == pytest.approx(single["test_accuracy"]["scales"], abs=1.5 / 64)
