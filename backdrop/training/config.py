@@ -27,7 +27,7 @@ RESUMABLE = ("epochs", "device")
 
 
 class TrainingError(RuntimeError):
-    """Training cannot go on (a NaN or infinite loss); the message is one line for the user."""
+    """Training cannot go on (a non-finite loss, gradient norm or weight); the message is one line for the user."""
 
 
 class Interrupted(RuntimeError):
