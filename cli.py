@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+import msgp
 from msgp import io
 from msgp.plotting import PlotUnavailable
 from msgp.spec import DTYPES, MAX_SCALES, NORMALIZE, DatasetSpec, SpecError, load_preset
@@ -42,7 +43,8 @@ def _parse_floats(text: str, option: str):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="msgp")
+# From the package itself, so that a checkout run without installing answers too.
+@click.version_option(msgp.__version__, prog_name="msgp")
 def main():
     """Exact multi-scale Gaussian-process texture datasets, and backdrop to learn from them."""
 
@@ -63,7 +65,7 @@ def main():
 @click.option("--dtype", default="float32", show_default=True, help=f"Storage dtype: {', '.join(DTYPES)}.")
 @click.option("--compression", type=click.Choice(["gzip", "lzf"]), default=None, help="HDF5 compression.")
 @click.option("--save-components", is_flag=True, help="Also store each scale's unit-variance component.")
-@click.option("--preset", help="A preset from data/presets/ (e.g. paper-2scale) or a .json path; options given override it.")
+@click.option("--preset", help="A preset shipped with msgp (paper-2scale, paper-3scale) or a .json path; options given override it.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=io.DEFAULT_PATH, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Samples per inverse-FFT batch (capped at 4 Mpixels per batch, to bound memory).")

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ MIN_LENGTH = 1.0  # pixels; below this a length scale is not resolved by the gri
 DTYPES = ("float32", "float16")
 NORMALIZE = ("theory", "sample")
 COMPRESSION = (None, "gzip", "lzf")
-PRESET_DIR = Path(__file__).resolve().parent.parent / "data" / "presets"
+# Package data, so that a checkout, an editable install and a wheel all find them.
+PRESETS = resources.files(__package__) / "presets"
 
 # The 2018 paper's datasets, at 1024 px. `--scales 2` and `--scales 3` use them scaled by size/1024.
 PAPER_LENGTHS = {2: ((9.5, 10.0), (80.0, 140.0)), 3: ((9.5, 10.0), (60.0, 80.0), (140.0, 200.0))}
@@ -269,14 +271,14 @@ class DatasetSpec:
 
 
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.json"))
+    return sorted(p.name.removesuffix(".json") for p in PRESETS.iterdir() if p.name.endswith(".json"))
 
 
 def load_preset(name: str, **overrides) -> DatasetSpec:
-    """The preset ``name`` from ``data/presets/`` (or a path to a JSON file), with overrides."""
+    """The preset ``name`` shipped in ``msgp/presets/`` (or a path to a JSON file), with overrides."""
     path = Path(name)
     if path.suffix != ".json":
-        path = PRESET_DIR / f"{name}.json"
+        path = PRESETS / f"{name}.json"
         if not path.is_file():
             raise SpecError(f"unknown preset {name!r}; choose one of {', '.join(preset_names())} or give a .json path")
     elif not path.is_file():

@@ -353,8 +353,9 @@ def test_torch_compile_gradient_equals_eager():
     net.zero_grad()
     net[1].fixed_mask = mask
     net(x).sum().backward()
+    # Near-zero gradients are known to one float32 step of the largest at best.
     for c, e in zip(compiled, [p.grad for p in net.parameters()]):
-        torch.testing.assert_close(c, e, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(c, e, rtol=1e-6, atol=torch.finfo(torch.float32).eps * e.abs().max().item())
 
     def f(x, w, m):
         return (mask_gradient(torch.tanh(x @ w), m) ** 2).sum()
@@ -363,4 +364,4 @@ def test_torch_compile_gradient_equals_eager():
     x, m = torch.randn(4, 5), torch.rand(4, 1)
     eager, = torch.autograd.grad(f(x, w, m), w)
     compiled, = torch.autograd.grad(torch.compile(f, backend="aot_eager", fullgraph=True)(x, w, m), w)
-    torch.testing.assert_close(compiled, eager, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(compiled, eager, rtol=1e-6, atol=torch.finfo(torch.float32).eps * eager.abs().max().item())

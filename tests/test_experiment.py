@@ -83,6 +83,7 @@ def test_results_csv_has_one_row_per_run_scored_on_the_whole_test_file(finished)
             test, oracle = float(r[f"test_{col}"]), float(r[f"oracle_{col}"])
             # Every run is scored on all 16 test images: accuracies are multiples of 1/16.
             assert 0 <= test <= 1 and test * 16 == pytest.approx(round(test * 16))
+            # The table writes ratios rounded to 4 decimals.
             assert float(r[f"ratio_{col}"]) == pytest.approx(test / oracle, abs=1e-4)
         assert (r["masks"] == "heads, p 0.5/0.5") == (r["method"] in ("backdrop", "augment+backdrop"))
         assert (r["masks"] == "series, p 0.5/0.5") == (r["method"] == "series")

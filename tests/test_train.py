@@ -178,8 +178,12 @@ def test_calibrate_sets_the_exact_statistics_of_the_logits():
         at = next(i for i, m in enumerate(head) if isinstance(m, BatchStandardize))
         raw = head[:at](features).double()
         standardize = head[at]
-        torch.testing.assert_close(standardize.running_mean.double(), raw.mean(0), rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(standardize.running_var.double(), raw.var(0, unbiased=False), rtol=1e-5, atol=1e-6)
+        # A mean (variance) near zero of large features is known to one float32 step of the
+        # largest feature (its square) at best; elsewhere the stored float32 rounds it (rtol).
+        resolution = torch.finfo(torch.float32).eps * raw.abs().max().item()
+        torch.testing.assert_close(standardize.running_mean.double(), raw.mean(0), rtol=1e-5, atol=resolution)
+        torch.testing.assert_close(standardize.running_var.double(), raw.var(0, unbiased=False), rtol=1e-5,
+                                   atol=resolution * raw.abs().max().item())
 
 
 def test_learning_rate_warms_up_then_decays_on_a_cosine():
@@ -297,9 +301,16 @@ def test_two_process_ddp_matches_one_process(data, tmp_path):
     single = training.train(settings, tmp_path / "one")
     mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), settings.to_dict(), str(tmp_path / "two")), nprocs=2)
     a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
-    # Adam moves a weight by up to about lr per step, and turns reduction-order differences in
-    # near-zero gradients into different steps: measured up to 0.09 lr over seeds 0-2 (4 steps).
-    assert max((a[k] - b[k]).abs().max().item() for k in a) < 0.25 * settings.lr
+    # The runs differ only in the order of float32 sums, the longest a weight gradient over
+    # batch x crop^2 terms (split over the ranks, then all-reduced); n * eps bounds the relative
+    # rounding of an n-term sum, and each tensor is compared relative to its own largest entry
+    # (the running variances are about 4). Adam adds a second, absolute difference: it divides a
+    # gradient by its running size, so reordered sums in a near-zero gradient become different
+    # steps of up to about lr (measured up to 0.09 lr over seeds 0-2, 4 steps). With rank-local
+    # batch statistics instead the weights drift by 1e-2 and the running variances by 0.6.
+    tol = settings.batch_size * settings.crop**2 * torch.finfo(torch.float32).eps
+    for name, ref in a.items():
+        assert (ref - b[name]).abs().max().item() <= 0.25 * settings.lr + tol * ref.abs().max().item(), name
     two = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert two["world_size"] == 2
     assert two["test_accuracy"]["scales"] == pytest.approx(single["test_accuracy"]["scales"], abs=1.5 / 64)
