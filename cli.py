@@ -305,6 +305,8 @@ def _parse_stages(text: str | None):
               help="heads: one head per scale behind its own mask; series: the masks in series along one trunk, one classifier.")
 @click.option("--augment/--no-augment", default=True, show_default=True,
               help="Random periodic shifts, flips and axis permutations of every training image (exact symmetries of the data).")
+@click.option("--whiten/--no-whiten", default=True, show_default=True,
+              help="A second input channel: the field whitened by the data's mean power spectrum (whole images only).")
 @click.option("--crop", type=int, help="Baseline: train on random crops of this side, test on whole images.")
 @click.option("--n-train", type=int, default=512, show_default=True, help="Class-balanced training samples.")
 @click.option("--n-test", type=int, default=512, show_default=True, help="Class-balanced test samples, disjoint.")
@@ -332,7 +334,7 @@ def _parse_stages(text: str | None):
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/<date-time>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.pass_context
-def train(ctx, data, backdrop, mask_prob, mask_block, topology, augment, crop, n_train, n_test, test_data,
+def train(ctx, data, backdrop, mask_prob, mask_block, topology, augment, whiten, crop, n_train, n_test, test_data,
           generate, epochs, batch_size, lr, warmup, weight_decay, clip_grad, eval_every, device, precision, seed, heads,
           width, out, resume):
     """Train a multi-scale network (one head per scale) and compare it with the oracle.
@@ -353,7 +355,7 @@ def train(ctx, data, backdrop, mask_prob, mask_block, topology, augment, crop, n
     data = _train_source(data, generate, data_given)
     test_data = None if test_data is None else _train_source(test_data, None, True)
     values = {"data": data, "backdrop": backdrop, "mask_prob": _parse_mask_prob(mask_prob),
-              "mask_block": _parse_blocks(mask_block), "topology": topology, "augment": augment, "crop": crop,
+              "mask_block": _parse_blocks(mask_block), "topology": topology, "augment": augment, "whiten": whiten, "crop": crop,
               "n_train": n_train, "n_test": n_test, "test_data": test_data, "epochs": epochs,
               "batch_size": batch_size, "lr": lr, "warmup": warmup, "weight_decay": weight_decay,
               "clip_grad": clip_grad, "eval_every": eval_every, "device": device,
@@ -416,6 +418,9 @@ def train(ctx, data, backdrop, mask_prob, mask_block, topology, augment, crop, n
     bar.close()
     if rank == 0:
         click.echo(_accuracy_table(summary["test_accuracy"], summary["oracle_accuracy"], summary["chance"]))
+        for s, verdict in enumerate(summary["learned"]):
+            if not verdict["learned"]:
+                click.echo(f"warning: scale {s} has not learned: {verdict['reason']}")
         click.echo(f"wrote {out}")
 
 

@@ -20,6 +20,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
+from msgp import oracle, spectral
 from msgp.spec import choices_of
 
 from .layer import Backdrop
@@ -28,6 +29,7 @@ from .layer import Backdrop
 STEM = ((3, 1),)
 STAGE = ((3, 2), (3, 1))
 RF_FACTOR = 3.0
+MAX_WHITENING_GAIN = 1e3
 TOPOLOGIES = ("heads", "series")
 PADDINGS = ("circular", "zeros")
 
@@ -67,6 +69,44 @@ def place_heads(length_scales: Sequence[Sequence[float]], size: int,
         target = rf_factor * math.exp(sum(math.log(v) for v in row) / len(row))
         stages.append(min(range(1, deepest + 1), key=lambda k: abs(math.log(receptive_field(k) / target))))
     return tuple(stages)
+
+
+def whitening_gain(spec, max_gain: float = MAX_WHITENING_GAIN) -> np.ndarray:
+    """Half-grid gain of the filter that flattens the data's mean power spectrum (over the classes,
+    noise included), capped at ``max_gain`` times the gain of the strongest mode and scaled so that
+    the filtered fields have unit variance.
+
+    The cap keeps the filter from amplifying modes that hold almost no power (down to 1e-6 of the
+    strongest, far above float32 rounding at the defaults) into the whole of the output.
+    """
+    power = oracle.class_signal(spec).mean(0) + spec.noise**2
+    gain = np.minimum(np.sqrt(power.max() / np.maximum(power, power.max() * 1e-300)), max_gain)
+    variance = (spectral.half_weights(spec.size, spec.ndim) * power * gain**2).sum() / spec.size**spec.ndim
+    return gain / math.sqrt(variance)
+
+
+class SpectralWhitening(nn.Module):
+    """A fixed linear filter of periodic fields ``(N, C, *shape)``, applied by FFT: each Fourier mode
+    multiplied by ``gain`` (a buffer on the rfftn half grid of a ``size**ndim`` field, set by
+    :func:`whitening_gain`). Computed in float32 whatever the autocast setting."""
+
+    def __init__(self, ndim: int, size: int):
+        super().__init__()
+        self.ndim, self.size = ndim, size
+        self.register_buffer("gain", torch.ones(spectral.half_shape(size, ndim)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (self.size,) * self.ndim
+        if tuple(x.shape[-self.ndim:]) != shape:
+            raise ValueError(f"the whitening filter is for whole {'x'.join(map(str, shape))} images, "
+                             f"but got {'x'.join(map(str, x.shape[-self.ndim:]))}")
+        dims = tuple(range(-self.ndim, 0))
+        with torch.autocast(x.device.type, enabled=False):
+            modes = torch.fft.rfftn(x.float(), dim=dims, norm="ortho")
+            return torch.fft.irfftn(modes * self.gain, s=shape, dim=dims, norm="ortho")
+
+    def extra_repr(self) -> str:
+        return f"ndim={self.ndim}, size={self.size}"
 
 
 def _all_reduce(x: torch.Tensor) -> torch.Tensor:
@@ -164,6 +204,13 @@ class MultiScaleNet(nn.Module):
     mask_block : side of the square blocks each scale's mask keeps or drops together, in positions
         of its stage's feature map (one int for all, or one per scale; ``None`` or 1: single
         positions); only with ``mask_prob``.
+    whiten_size : ``None`` (the default) feeds the stem the field alone; an image size feeds it two
+        channels, the field and the field whitened by :class:`SpectralWhitening` (whose gain
+        :meth:`from_spec` sets from the data's description; only whole images of that size are
+        accepted then). Each scale's evidence is a ratio of powers in its own band; in the raw field
+        the bands of fine scales hold a tiny fraction of the energy, and the finest head of a 1-D
+        dataset (19 vs 20 px at 2048 px) stayed at chance for 90 epochs whatever the learning rate,
+        width or head depth, while with the whitened field it reached 0.98 (the oracle: 1.00).
     padding : ``circular`` (the default: the fields are periodic, so every position sees a piece
         of the same stationary field) or ``zeros`` (for crops, which are not periodic). With zero
         padding the field's jump to zero at the border is high-frequency energy of the size of the
@@ -182,7 +229,7 @@ class MultiScaleNet(nn.Module):
                  max_width: int = 64, mask_prob: float | Sequence[float] | None = None,
                  input_std: float = 1.0, generators: Sequence[torch.Generator] | None = None,
                  topology: str = "heads", mask_block: int | Sequence[int | None] | None = None,
-                 padding: str = "circular", features: str = "log"):
+                 padding: str = "circular", features: str = "log", whiten_size: int | None = None):
         super().__init__()
         if ndim not in _CONV:
             raise ValueError(f"ndim must be 1, 2 or 3, but got {ndim}")
@@ -227,6 +274,7 @@ class MultiScaleNet(nn.Module):
         self.width, self.max_width, self.input_std = width, max_width, float(input_std)
         self.mask_prob = None if mask_prob is None else probs
         self.topology, self.mask_block, self.padding, self.features = topology, blocks, padding, features
+        self.whitening = None if whiten_size is None else SpectralWhitening(ndim, int(whiten_size))
 
         conv = _CONV[ndim]
 
@@ -247,7 +295,7 @@ class MultiScaleNet(nn.Module):
                     _POOL[ndim](1), nn.Flatten(), BatchStandardize(n_out)]
 
         channels = [width] + [min(width * 2**k, max_width) for k in range(1, max(head_stages) + 1)]
-        self.stem = nn.Sequential(*block(1, width, 1))
+        self.stem = nn.Sequential(*block(1 if whiten_size is None else 2, width, 1))
         self.stages = nn.ModuleList(
             nn.Sequential(*block(channels[k - 1], channels[k], 2), *block(channels[k], channels[k], 1))
             for k in range(1, len(channels)))
@@ -267,13 +315,18 @@ class MultiScaleNet(nn.Module):
 
     @classmethod
     def from_spec(cls, spec, *, rf_factor: float = RF_FACTOR, head_stages: Sequence[int] | None = None,
-                  **kwargs) -> "MultiScaleNet":
+                  whiten: bool = False, **kwargs) -> "MultiScaleNet":
         """The network for an msgp :class:`~msgp.spec.DatasetSpec`: heads placed by
         :func:`place_heads` unless ``head_stages`` is given; inputs scaled by the data's
-        theoretical standard deviation ``sqrt(sum_s a_s**2 + noise**2)``."""
+        theoretical standard deviation ``sqrt(sum_s a_s**2 + noise**2)``; with ``whiten``, a second
+        input channel whitened by the data's mean spectrum (:func:`whitening_gain`)."""
         stages = place_heads(spec.length_scales, spec.size, rf_factor) if head_stages is None else head_stages
         std = math.sqrt(sum(a * a for a in spec.amplitudes) + spec.noise**2)
-        return cls(spec.ndim, spec.n_choices, stages, input_std=std, **kwargs)
+        model = cls(spec.ndim, spec.n_choices, stages, input_std=std, whiten_size=spec.size if whiten else None,
+                    **kwargs)
+        if whiten:
+            model.whitening.gain.copy_(torch.from_numpy(whitening_gain(spec)))
+        return model
 
     @property
     def n_scales(self) -> int:
@@ -281,7 +334,10 @@ class MultiScaleNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, n_scales, n_choices)`` of fields ``(batch, 1, *spatial)``."""
-        x = self.stem(x / self.input_std)
+        inputs = x / self.input_std
+        if self.whitening is not None:
+            inputs = torch.cat([inputs, self.whitening(x).to(inputs.dtype)], dim=1)
+        x = self.stem(inputs)
         if self.topology == "series":
             masks = dict(zip(self.head_stages, self.masks))
             for k, stage in enumerate(self.stages, start=1):
@@ -356,7 +412,7 @@ class MultiScaleNet(nn.Module):
         return (f"ndim={self.ndim}, n_choices={self.n_choices}, topology={self.topology}, padding={self.padding}, "
                 f"head_stages={self.head_stages}, "
                 f"receptive_fields={tuple(receptive_field(k) for k in self.head_stages)}, "
-                f"input_std={self.input_std:.4g}, backdrop {backdrop}")
+                f"input_std={self.input_std:.4g}, whiten={self.whitening is not None}, backdrop {backdrop}")
 
     def config(self) -> dict:
         """The constructor arguments (without generators), to rebuild the network from a checkpoint."""
@@ -364,4 +420,5 @@ class MultiScaleNet(nn.Module):
                 "width": self.width, "max_width": self.max_width, "input_std": self.input_std,
                 "mask_prob": None if self.mask_prob is None else list(self.mask_prob),
                 "topology": self.topology, "padding": self.padding, "features": self.features,
-                "mask_block": None if self.mask_prob is None else list(self.mask_block)}
+                "mask_block": None if self.mask_prob is None else list(self.mask_block),
+                "whiten_size": None if self.whitening is None else self.whitening.size}

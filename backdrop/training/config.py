@@ -66,6 +66,9 @@ class TrainConfig:
         periodic shift and one of the ``2**ndim * ndim!`` axis permutations and flips (the eight
         rotations and reflections of a square in 2-D). The fields are stationary and isotropic
         on a torus, so each is an exact symmetry of the distribution.
+    whiten : give the network a second input channel, the field whitened by the data's mean power
+        spectrum (see :class:`~backdrop.models.MultiScaleNet`); needs whole images, so runs with
+        ``crop`` are not whitened whatever this says.
     crop : train on random crops of this side (``(size // crop)**ndim`` crops per image, so a step
         sees as many pixels as with whole images) and test on whole images; ``None`` for whole images.
     n_train, n_test : class-balanced, disjoint train and test subsets drawn from ``data``.
@@ -96,6 +99,7 @@ class TrainConfig:
     mask_block: int | tuple[int, ...] = 1
     topology: str = "heads"
     augment: bool = True
+    whiten: bool = True
     crop: int | None = None
     n_train: int = 512
     n_test: int = 512
@@ -200,7 +204,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
+        # Settings saved before whitening was an option trained without it.
+        return cls(**{"whiten": False, **{k: v for k, v in values.items() if k in names}})
 
 
 def _data_source(value) -> str | dict[str, Any]:

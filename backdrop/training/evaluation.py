@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -125,18 +126,48 @@ def _oracle_accuracy(data: _Data) -> dict[str, Any]:
     return _ORACLE_SCORES[key]
 
 
+# A scale whose final training loss is above (1 - LOSS_MARGIN) ln M has not left chance on its own
+# training images: a network that learned anything loses at least a few percent of ln M there.
+LOSS_MARGIN = 0.05
+
+
+def learned(train_loss: Sequence[float], test_scales: Sequence[float], oracle_scales: Sequence[float],
+            n_choices: int, n_test: int) -> list[dict[str, Any]]:
+    """Whether each scale was learned, with the reason when it was not: ``{"learned": bool, "reason": str|None}``.
+
+    A scale was not learned when its final training loss is within ``LOSS_MARGIN`` of ln M (chance),
+    or when its test accuracy is within two standard errors of chance, ``1/M + 2 sqrt((1/M)(1 - 1/M)
+    / n_test)``, while the oracle's on the same samples is above that line (so the data could
+    tell the classes apart).
+    """
+    chance = 1.0 / n_choices
+    line = chance + 2.0 * math.sqrt(chance * (1.0 - chance) / max(n_test, 1))
+    verdicts = []
+    for loss, acc, best in zip(train_loss, test_scales, oracle_scales, strict=True):
+        reason = None
+        if loss > (1.0 - LOSS_MARGIN) * math.log(n_choices):
+            reason = f"training loss {loss:.3f} is within {LOSS_MARGIN:.0%} of chance (ln {n_choices} = {math.log(n_choices):.3f})"
+        elif acc < line <= best:
+            reason = (f"test accuracy {acc:.3f} is within two standard errors of chance ({line:.3f} on {n_test} "
+                      f"images) while the oracle's is {best:.3f}")
+        verdicts.append({"learned": reason is None, "reason": reason})
+    return verdicts
+
+
 def _summary(config: TrainConfig, spec, test_data: _Data, last: dict[str, Any], world: int) -> dict[str, Any]:
     scored = _oracle_accuracy(test_data)
+    oracle_scales = [s["accuracy"] for s in scored["scales"]]
     return {
         "method": config.method,
         "epochs": last["epoch"],
         "n_train": config.n_train,
         "n_test": len(test_data.fields),
         "test_accuracy": last["test_accuracy"],
-        "oracle_accuracy": {"joint": scored["joint"]["accuracy"],
-                            "scales": [s["accuracy"] for s in scored["scales"]]},
+        "oracle_accuracy": {"joint": scored["joint"]["accuracy"], "scales": oracle_scales},
         "chance": {"joint": 1.0 / spec.n_classes, "scales": [1.0 / spec.n_choices] * spec.n_scales},
         "train_accuracy": last["train_accuracy"],
+        "learned": learned(last["train_loss"], last["test_accuracy"]["scales"], oracle_scales, spec.n_choices,
+                           len(test_data.fields)),
         "images_per_s": last["images_per_s"],
         "world_size": world,
     }

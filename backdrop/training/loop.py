@@ -355,7 +355,8 @@ def build_model(config: TrainConfig, spec: DatasetSpec,
                                         generators=mask_generators if config.backdrop else None,
                                         topology=config.topology,
                                         padding="circular" if config.crop is None else "zeros",
-                                        mask_block=config.mask_block if config.backdrop else None)
+                                        mask_block=config.mask_block if config.backdrop else None,
+                                        whiten=config.whiten and config.crop is None)
     if config.crop is not None:
         deepest = 2 ** max(model.head_stages)
         if not deepest <= config.crop <= spec.size:
