@@ -55,11 +55,13 @@ def check_compatible(trained, other, what: str = "dataset") -> None:
         raise IncompatibleDataError(f"the {what} has other parameters than the training data: {details}")
 
 
-def _subsets(config: TrainConfig) -> tuple[MSGPDataset | GeneratedDataset, MSGPDataset | GeneratedDataset]:
-    data = _open(config.data)
-    if config.test_data is None:
+def _subsets(config: TrainConfig, data: MSGPDataset | GeneratedDataset,
+             test_file: MSGPDataset | GeneratedDataset | None
+             ) -> tuple[MSGPDataset | GeneratedDataset, MSGPDataset | GeneratedDataset]:
+    """The training and test subsets of ``config``, from ``data`` and ``test_file`` (its ``data`` and
+    ``test_data``, opened)."""
+    if test_file is None:
         return split(data, config.n_train, config.n_test, seed=config.seed)
-    test_file = _open(config.test_data)
     check_compatible(data.spec, test_file.spec, "test data")
     if test_file.spec.seed == data.spec.seed:
         raise IncompatibleDataError(
