@@ -199,6 +199,8 @@ def preview(path, output, per_class, overwrite):
     if per_class < 1:
         raise InputError(f"--per-class must be at least 1, but got {per_class}")
     _check_output_file(output)
+    if not output.parent.is_dir():
+        raise InputError(f"cannot write {output}: the directory {output.parent} does not exist")
     try:
         formats = picture_formats()
     except PlotUnavailable as err:
@@ -207,8 +209,6 @@ def preview(path, output, per_class, overwrite):
         raise InputError(f"cannot write {output}: -o must end in a picture format, one of {', '.join(formats)}")
     if output.exists() and not overwrite:
         raise InputError(f"{output} already exists; pass --overwrite to replace it")
-    if not output.parent.is_dir():
-        raise InputError(f"cannot write {output}: the directory {output.parent} does not exist")
     from msgp import preview as preview_module
 
     try:

@@ -354,3 +354,40 @@ def test_a_bad_value_in_a_process_of_its_own(files):
     assert result.stderr.strip().splitlines() == ["Error: got 3 head stages for 2 scales; give one per scale, "
                                                   "finest first"]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"head_stages": (0, 1)}, "head_stages must be a non-empty list of stages 1 to 5"),
+    ({"head_stages": (1, 2, 3)}, "got 3 head stages for 2 scales"),
+    ({"head_stages": (1, 9)}, r"stages 1 to 5 \(2\*\*stage <= the 32-pixel images\), but got \(1, 9\)"),
+    ({"head_stages": (2, 1), "topology": "series"}, "series topology needs increasing head_stages"),
+    ({"backdrop": True, "mask_block": (1, 1, 2)}, "got 3 mask block sizes for 2 scales"),
+    ({"backdrop": True, "mask_prob": (0.3, 0.5, 0.95)}, "got 3 mask probabilities for 2 scales"),
+    ({"crop": 2, "head_stages": (1, 3)}, "crop must be between 8"),
+    ({"n_train": 30}, "n_train=30 cannot be balanced over 4 classes"),
+    ({"n_train": None, "n_test": 64}, "64 samples leave too few for a class-balanced n_train over 4 classes"),
+])
+def test_the_trainer_refuses_before_it_writes(files, tmp_path, values, message):
+    """`training.train` itself (the API, not only the CLI) checks the settings against the data
+    before the run directory exists."""
+    config = training.TrainConfig(**{"data": str(files["good"]), "n_train": 16, "n_test": 16, "batch_size": 4,
+                                     "epochs": 1, "width": 4, "device": "cpu", **values})
+    with pytest.raises(training.INPUT_ERRORS, match=message):
+        training.train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_mask_settings_count_only_with_backdrop(files):
+    """Without backdrop the masks train nothing, so a mask setting per scale of other data is no error."""
+    spec = io.read_spec(files["good"])
+    training.check_config(training.TrainConfig(data="x.h5", mask_prob=(0.3, 0.5, 0.95), mask_block=(1, 1, 2)), spec)
+    with pytest.raises(training.ConfigError, match="got 3 mask probabilities for 2 scales"):
+        training.check_config(training.TrainConfig(data="x.h5", backdrop=True, mask_prob=(0.3, 0.5, 0.95)), spec)
+
+
+def test_series_heads_placed_on_one_stage_are_refused_in_one_line():
+    """Two scales whose receptive fields pick the same stage cannot be masked in series."""
+    spec = DatasetSpec(n=8, length_scales=[[1.5, 1.6], [1.7, 1.8]], amplitudes=[1.0, 1.0], size=32)
+    with pytest.raises(training.ConfigError, match=r"increasing head_stages .* but got \(1, 1\)"):
+        training.check_config(training.TrainConfig(data="x.h5", topology="series"), spec)
+    training.check_config(training.TrainConfig(data="x.h5", topology="series", head_stages=(1, 2)), spec)

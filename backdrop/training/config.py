@@ -56,7 +56,8 @@ class TrainConfig:
         kept as the dict of its fields) whose samples are generated as they are read: the same
         samples, subsets and results as from the file ``msgp generate`` writes for it.
     backdrop : put a Backdrop layer at every scale's depth (off: plain full gradient).
-    mask_prob : backdrop mask probability, one value for every scale or one per scale.
+    mask_prob : backdrop mask probability, one value for every scale or one per scale (like
+        ``mask_block``, used, and checked against the data's scales, only with ``backdrop``).
     mask_block : side of the square blocks of positions each scale's mask keeps or drops together
         (one value, or one per scale; 1: single positions).
     topology : ``heads`` (one head per scale, each behind its own mask) or ``series`` (the masks
