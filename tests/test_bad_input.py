@@ -365,7 +365,7 @@ def test_a_bad_value_in_a_process_of_its_own(files):
     ({"backdrop": True, "mask_prob": (0.3, 0.5, 0.95)}, "got 3 mask probabilities for 2 scales"),
     ({"crop": 2, "head_stages": (1, 3)}, "crop must be between 8"),
     ({"n_train": 30}, "n_train=30 cannot be balanced over 4 classes"),
-    ({"n_train": None, "n_test": 64}, "64 samples leave too few for a class-balanced n_train over 4 classes"),
+    ({"n_train": None, "n_test": 64}, "n_test=64 is more than the 64 samples can hold beside a class-balanced n_train"),
 ])
 def test_the_trainer_refuses_before_it_writes(files, tmp_path, values, message):
     """`training.train` itself (the API, not only the CLI) checks the settings against the data

@@ -131,7 +131,7 @@ def test_default_sizes_take_what_the_data_hold():
     assert training.resolve_sizes(base, 9, 90, test_available=9000).n_train == 90
     explicit = training.TrainConfig(data="x.h5", n_train=18, n_test=9)
     assert training.resolve_sizes(explicit, 9, 90) is explicit
-    with pytest.raises(training.ConfigError, match="9 samples leave too few for a class-balanced n_train over 9"):
+    with pytest.raises(training.ConfigError, match="9 samples are too few for a class-balanced n_train over 9 classes"):
         training.resolve_sizes(base, 9, 9)
 
 

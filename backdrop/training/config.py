@@ -258,18 +258,21 @@ def resolve_sizes(config: TrainConfig, n_classes: int, available: int, test_avai
     if not missing:
         return config
     wanted = max(1, round(DEFAULT_SIZE / n_classes))
-    if test_available is None:
-        # Both subsets come from the same samples: a given one leaves the rest, else each gets half.
-        given = [getattr(config, name) // n_classes for name in ("n_train", "n_test") if name not in missing]
-        room = available // n_classes - sum(given) if given else available // n_classes // 2
-        rooms = {name: (room, available) for name in missing}
-    else:
-        rooms = {name: (held // n_classes, held)
-                 for name, held in (("n_train", available), ("n_test", test_available)) if name in missing}
+    other = {"n_train": "n_test", "n_test": "n_train"}
     sizes = {}
-    for name, (room, held) in rooms.items():
+    for name in missing:
+        beside = None
+        if test_available is not None:
+            held = available if name == "n_train" else test_available
+            room = held // n_classes
+        else:
+            # Both subsets come from the same samples: a given one leaves the rest, else each gets half.
+            held, beside = available, getattr(config, other[name])
+            room = held // n_classes - beside // n_classes if beside is not None else held // n_classes // 2
         if room < 1:
-            raise ConfigError(f"{held} samples leave too few for a class-balanced {name} over {n_classes} classes")
+            raise ConfigError(f"{other[name]}={beside} is more than the {held} samples can hold beside a "
+                              f"class-balanced {name} over {n_classes} classes" if beside is not None else
+                              f"{held} samples are too few for a class-balanced {name} over {n_classes} classes")
         sizes[name] = min(wanted, room) * n_classes
     return dataclasses.replace(config, **sizes)
 
