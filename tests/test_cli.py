@@ -1,4 +1,5 @@
-"""Every command with bad values: exit code 2, one `Error:` line, no traceback, nothing written."""
+"""The command line: every command with bad values (exit code 2, one `Error:` line, no traceback,
+nothing written; every option is in test_bad_input.py), and the sizes msgp train picks by default."""
 from __future__ import annotations
 
 import pytest
