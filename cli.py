@@ -10,7 +10,7 @@ from click.core import ParameterSource
 
 import msgp
 from msgp import io
-from msgp.plotting import PlotUnavailable
+from msgp.plotting import PlotUnavailable, picture_formats
 from msgp.spec import DTYPES, MAX_SCALES, NORMALIZE, DatasetSpec, SpecError, load_preset
 from msgp.kernels import KERNELS
 
@@ -87,6 +87,7 @@ def generate(ctx, n_scales, n, size, ndim, kernel, lengths, amplitudes, noise, n
         raise InputError(f"--workers must be at least 1, but got {workers}")
     if resume and overwrite:
         raise InputError("--resume and --overwrite contradict each other; pass one")
+    _check_output_file(output)
     shard = _parse_shard(shard)
     spec = _build_spec(given, n_scales=n_scales, n=n, size=size, ndim=ndim, kernel=kernel, lengths=lengths,
                        amplitudes=amplitudes, noise=noise, normalize=normalize, seed=seed, dtype=dtype,
@@ -111,6 +112,12 @@ def generate(ctx, n_scales, n, size, ndim, kernel, lengths, amplitudes, noise, n
     for name, count in zip(spec.class_names, result.class_counts):
         click.echo(f"  class {name:<{width}}  {count}")
     click.echo(_oracle_summary(result.path, min(result.n, 500)))
+
+
+def _check_output_file(output: Path) -> None:
+    """Refuse an output path that names a directory: no file can be written there."""
+    if output.is_dir():
+        raise InputError(f"{output} is a directory; -o names the file to write")
 
 
 def _parse_shard(text: str | None):
@@ -193,10 +200,17 @@ def preview(path, output, per_class, overwrite):
     """Draw a few samples per class and each scale's power spectrum against the kernel's."""
     if per_class < 1:
         raise InputError(f"--per-class must be at least 1, but got {per_class}")
-    if output.exists() and not overwrite:
-        raise InputError(f"{output} already exists; pass --overwrite to replace it")
+    _check_output_file(output)
     if not output.parent.is_dir():
         raise InputError(f"cannot write {output}: the directory {output.parent} does not exist")
+    try:
+        formats = picture_formats()
+    except PlotUnavailable as err:
+        _fail(err)
+    if output.suffix.lstrip(".").lower() not in formats:
+        raise InputError(f"cannot write {output}: -o must end in a picture format, one of {', '.join(formats)}")
+    if output.exists() and not overwrite:
+        raise InputError(f"{output} already exists; pass --overwrite to replace it")
     from msgp import preview as preview_module
 
     try:
@@ -298,9 +312,10 @@ def _parse_stages(text: str | None):
 @click.option("--backdrop/--no-backdrop", default=False, show_default=True,
               help="Backdrop masks at every scale's depth (off: the full gradient, which measured better).")
 @click.option("--mask-prob", default="0.25", show_default=True,
-              help="Backdrop mask probability: one value, or one per scale like '0.5,0.5,0.25'.")
+              help="Backdrop mask probability: one value, or one per scale like '0.5,0.5,0.25'; implies --backdrop.")
 @click.option("--mask-block", default="1", show_default=True,
-              help="Side of the square blocks a mask keeps or drops together: one value, or one per scale.")
+              help="Side of the square blocks a mask keeps or drops together: one value, or one per scale; "
+              "implies --backdrop.")
 @click.option("--topology", type=click.Choice(["heads", "series"]), default="heads", show_default=True,
               help="heads: one head per scale behind its own mask; series: the masks in series along one trunk, one classifier.")
 @click.option("--augment/--no-augment", default=True, show_default=True,
@@ -308,8 +323,10 @@ def _parse_stages(text: str | None):
 @click.option("--whiten/--no-whiten", default=True, show_default=True,
               help="A second input channel: the field whitened by the data's mean power spectrum (whole images only).")
 @click.option("--crop", type=int, help="Baseline: train on random crops of this side, test on whole images.")
-@click.option("--n-train", type=int, default=512, show_default=True, help="Class-balanced training samples.")
-@click.option("--n-test", type=int, default=512, show_default=True, help="Class-balanced test samples, disjoint.")
+@click.option("--n-train", type=int,
+              help="Class-balanced training samples (default: the multiple of the class count nearest 512 that the data hold).")
+@click.option("--n-test", type=int,
+              help="Class-balanced test samples, disjoint (default: as --n-train).")
 @click.option("--test-data", type=click.Path(path_type=Path),
               help="Draw the test samples from this compatible file (or preset, or spec .json, generated).")
 @click.option("--generate", type=int, metavar="N",
@@ -351,8 +368,15 @@ def train(ctx, data, backdrop, mask_prob, mask_block, topology, augment, whiten,
 
     from backdrop import training
 
-    data_given = ctx.get_parameter_source("data") == ParameterSource.COMMANDLINE
-    data = _train_source(data, generate, data_given)
+    given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+    masks = [name for name in ("mask_prob", "mask_block") if name in given]
+    if masks and not backdrop:
+        if "backdrop" in given:
+            raise InputError(f"--{masks[0].replace('_', '-')} sets backdrop's masks, which --no-backdrop turns off; "
+                             "pass one of them")
+        backdrop = True
+        given.add("backdrop")
+    data = _train_source(data, generate, "data" in given)
     test_data = None if test_data is None else _train_source(test_data, None, True)
     values = {"data": data, "backdrop": backdrop, "mask_prob": _parse_mask_prob(mask_prob),
               "mask_block": _parse_blocks(mask_block), "topology": topology, "augment": augment, "whiten": whiten, "crop": crop,
@@ -366,7 +390,7 @@ def train(ctx, data, backdrop, mask_prob, mask_block, topology, augment, whiten,
             if out is None:
                 raise InputError("--resume needs --out, the run directory to continue")
             names = {"heads": "head_stages", "generate": "data"}
-            given = {names.get(k, k) for k in ctx.params if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+            given = {names.get(k, k) for k in given}
             saved = training.read_config(out).to_dict()
             values = {**saved, **{k: v for k, v in values.items() if k in given}}
         config = training.TrainConfig(**values)
@@ -381,7 +405,8 @@ def train(ctx, data, backdrop, mask_prob, mask_block, topology, augment, whiten,
         if event == "start":
             bar.reset(total=info["total_steps"])
             bar.update(info["done_steps"])
-            bar.write(f"{out}: {config.method} on {info['device']} x{info['world_size']}, heads at stages "
+            bar.write(f"{out}: {info['n_train']} train / {info['n_test']} test images ({info['n_classes']} classes), "
+                      f"{config.method} on {info['device']} x{info['world_size']}, heads at stages "
                       f"{info['head_stages']}, {info['steps_per_epoch']} steps per epoch")
         elif event == "step":
             bar.set_postfix({"loss": f"{info['loss']:.3f}", "img/s": f"{info['images_per_s']:.0f}"}, refresh=False)
@@ -509,6 +534,9 @@ def merge(shards, output, overwrite):
 
     The merged file maps the shards by paths relative to its own directory: move them together.
     """
+    _check_output_file(output)
+    if not output.parent.is_dir():
+        raise InputError(f"cannot write {output}: the directory {output.parent} does not exist")
     try:
         io.merge(shards, output, overwrite=overwrite)
         report = io.inspect(output)
@@ -544,6 +572,8 @@ def experiment(plan_name, jobs, out, report, dry_run):
     if dry_run and report:
         raise InputError("--dry-run and --report contradict each other; pass one")
     out = out or Path("experiments") / plan_name
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is not a directory")
     plan = exp.PLANS[plan_name]()
     if jobs is None:
         jobs = (os.cpu_count() or 1) if plan.device == "cpu" else 1

@@ -109,9 +109,19 @@ def check_block(block: int | Sequence[int] | None, dims: Sequence[int]) -> tuple
     if len(sizes) != len(spatial):
         raise ValueError(f"block needs one size per masked non-batch dim {tuple(spatial)}, but got {block}")
     for b in sizes:
-        if isinstance(b, bool) or not isinstance(b, int) or b < 1:
-            raise ValueError(f"block sizes must be positive ints, but got {block}")
+        try:
+            check_block_size(b)
+        except ValueError:
+            raise ValueError(f"block sizes must be positive ints, but got {block}") from None
     return sizes
+
+
+def check_block_size(size: int) -> int:
+    """``size``, the side of a block of positions masked together, or a ValueError if it is not a
+    positive int."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"block sizes must be positive ints, but got {size!r}")
+    return size
 
 
 def _resolve_dims(dims: Sequence[int], ndim: int) -> tuple[int, ...]:

@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from msgp import oracle, spectral
 from msgp.spec import choices_of
 
+from .functional import check_block_size
 from .layer import Backdrop
 
 # (kernel size, stride) of the convolutions: a stem, then each stage = a stride-2 conv and a conv.
@@ -61,7 +62,7 @@ def place_heads(length_scales: Sequence[Sequence[float]], size: int,
     """
     if not (rf_factor > 0 and math.isfinite(rf_factor)):
         raise ValueError(f"rf_factor must be a positive number, but got {rf_factor}")
-    deepest = int(math.floor(math.log2(size)))
+    deepest = deepest_stage(size)
     if deepest < 1:
         raise ValueError(f"size must be at least 2 pixels to hold one stride-2 stage, but got {size}")
     stages = []
@@ -69,6 +70,27 @@ def place_heads(length_scales: Sequence[Sequence[float]], size: int,
         target = rf_factor * math.exp(sum(math.log(v) for v in row) / len(row))
         stages.append(min(range(1, deepest + 1), key=lambda k: abs(math.log(receptive_field(k) / target))))
     return tuple(stages)
+
+
+def deepest_stage(size: int) -> int:
+    """The deepest stage whose feature map keeps at least one pixel of a ``size``-pixel input:
+    ``2**stage <= size``."""
+    return int(math.floor(math.log2(size)))
+
+
+def check_head_stages(head_stages: Sequence[int], topology: str = "heads", size: int | None = None
+                      ) -> tuple[int, ...]:
+    """``head_stages`` as a tuple of ints, or a ValueError: a non-empty list of stages from 1 (to
+    :func:`deepest_stage` of ``size`` when the input size is known), increasing for the series
+    topology (one mask per stage along the trunk)."""
+    stages = tuple(int(k) for k in head_stages)
+    top = None if size is None else deepest_stage(size)
+    if not stages or min(stages) < 1 or (top is not None and max(stages) > top):
+        where = "stages >= 1" if top is None else f"stages 1 to {top} (2**stage <= the {size}-pixel images)"
+        raise ValueError(f"head_stages must be a non-empty list of {where}, but got {stages}")
+    if topology == "series" and any(b <= a for a, b in zip(stages, stages[1:])):
+        raise ValueError(f"the series topology needs increasing head_stages (one mask per stage), but got {stages}")
+    return stages
 
 
 def whitening_gain(spec, max_gain: float = MAX_WHITENING_GAIN) -> np.ndarray:
@@ -235,9 +257,6 @@ class MultiScaleNet(nn.Module):
             raise ValueError(f"ndim must be 1, 2 or 3, but got {ndim}")
         if n_choices < 2:
             raise ValueError(f"n_choices must be at least 2, but got {n_choices}")
-        head_stages = tuple(int(k) for k in head_stages)
-        if not head_stages or min(head_stages) < 1:
-            raise ValueError(f"head_stages must be a non-empty list of stages >= 1, but got {head_stages}")
         if width < 1 or max_width < width:
             raise ValueError(f"need 1 <= width <= max_width, but got width={width}, max_width={max_width}")
         if not (input_std > 0 and math.isfinite(input_std)):
@@ -248,9 +267,7 @@ class MultiScaleNet(nn.Module):
             raise ValueError(f"padding must be one of {', '.join(PADDINGS)}, but got {padding!r}")
         if topology not in TOPOLOGIES:
             raise ValueError(f"topology must be one of {', '.join(TOPOLOGIES)}, but got {topology!r}")
-        if topology == "series" and any(b <= a for a, b in zip(head_stages, head_stages[1:])):
-            raise ValueError(f"the series topology needs increasing head_stages (one mask per stage), "
-                             f"but got {head_stages}")
+        head_stages = check_head_stages(head_stages, topology)
         n_heads = len(head_stages)
         blocks = (None,) * n_heads
         if mask_prob is not None:
@@ -263,9 +280,7 @@ class MultiScaleNet(nn.Module):
                 blocks = (mask_block,) * n_heads if isinstance(mask_block, int) else tuple(mask_block)
                 if len(blocks) != n_heads:
                     raise ValueError(f"got {len(blocks)} mask block sizes for {n_heads} heads")
-                if any(b is not None and (not isinstance(b, int) or b < 1) for b in blocks):
-                    raise ValueError(f"mask block sizes must be positive integers, but got {mask_block}")
-                blocks = tuple(None if b in (None, 1) else int(b) for b in blocks)
+                blocks = tuple(None if b is None or check_block_size(b) == 1 else b for b in blocks)
         elif generators is not None:
             raise ValueError("generators are only used with backdrop (mask_prob is None)")
         elif mask_block is not None:

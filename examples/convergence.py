@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from backdrop import experiment, training
+from msgp import io
 
 METHODS = {"backdrop": ["--backdrop"], "no-backdrop": ["--no-backdrop"]}
 
@@ -34,7 +35,11 @@ def train(method: str, seed: int, data: Path, out: Path, threads: int) -> float:
     run = out / f"{method}-s{seed}"
     if (run / "config.json").exists():
         # A run of another default (say an older --mask-prob) is not this command's: refuse it.
-        stored, wanted = training.read_config(run), training.TrainConfig(data=str(data), backdrop=method == "backdrop", seed=seed)
+        spec = io.read_spec(data)
+        # msgp train's default sizes, resolved for these data as the trainer resolves them.
+        wanted = training.resolve_sizes(training.TrainConfig(data=str(data), backdrop=method == "backdrop", seed=seed),
+                                        spec.n_classes, spec.n)
+        stored = training.read_config(run)
         changed = wanted.changed_from(stored)
         if changed:
             k = changed[0]

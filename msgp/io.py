@@ -365,6 +365,9 @@ def merge(shards, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     path = Path(path)
     if not shards:
         raise MSGPError("no shards to merge")
+    if any(Path(shard).resolve() == path.resolve() for shard in shards):
+        # Overwriting a shard with a map of itself would lose its samples (and crash HDF5 on reading).
+        raise MSGPError(f"{path} is one of the shards to merge; write the merged file elsewhere")
     parts = []
     for shard in map(Path, shards):
         with open_file(shard, require_complete=False) as (f, spec):

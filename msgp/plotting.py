@@ -16,3 +16,11 @@ def pyplot():
     except ImportError:
         raise PlotUnavailable("pictures need matplotlib: pip install 'msgp[plot]'") from None
     return plt
+
+
+def picture_formats() -> tuple[str, ...]:
+    """The file suffixes (without the dot) of the picture formats matplotlib writes: png, pdf, svg, ..."""
+    pyplot()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return tuple(sorted(FigureCanvasBase.get_supported_filetypes()))

@@ -14,10 +14,13 @@ from typing import Any
 from msgp import io
 from msgp.spec import DatasetSpec, SpecError
 
-from ..models import RF_FACTOR, TOPOLOGIES
+from ..functional import check_block_size, check_p
+from ..models import RF_FACTOR, TOPOLOGIES, check_head_stages, place_heads
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "tf32", "bf16")
+# Training and test images when n_train or n_test is not given: the nearest multiple of the class count.
+DEFAULT_SIZE = 512
 
 Progress = Callable[[str, dict], None]
 
@@ -57,7 +60,8 @@ class TrainConfig:
         kept as the dict of its fields) whose samples are generated as they are read: the same
         samples, subsets and results as from the file ``msgp generate`` writes for it.
     backdrop : put a Backdrop layer at every scale's depth (off: plain full gradient).
-    mask_prob : backdrop mask probability, one value for every scale or one per scale.
+    mask_prob : backdrop mask probability, one value for every scale or one per scale (like
+        ``mask_block``, used, and checked against the data's scales, only with ``backdrop``).
     mask_block : side of the square blocks of positions each scale's mask keeps or drops together
         (one value, or one per scale; 1: single positions).
     topology : ``heads`` (one head per scale, each behind its own mask) or ``series`` (the masks
@@ -71,7 +75,9 @@ class TrainConfig:
         ``crop`` are not whitened whatever this says.
     crop : train on random crops of this side (``(size // crop)**ndim`` crops per image, so a step
         sees as many pixels as with whole images) and test on whole images; ``None`` for whole images.
-    n_train, n_test : class-balanced, disjoint train and test subsets drawn from ``data``.
+    n_train, n_test : class-balanced, disjoint train and test subsets drawn from ``data``; ``None``:
+        the multiple of the class count nearest :data:`DEFAULT_SIZE` (512) that the data hold,
+        resolved by :func:`resolve_sizes` when the run starts (``config.json`` stores the numbers).
     test_data : draw the test samples from this compatible file (or description) instead of ``data``.
     epochs : passes over the training subset.
     batch_size : global batch, in images (divided among the processes of a distributed run).
@@ -101,8 +107,8 @@ class TrainConfig:
     augment: bool = True
     whiten: bool = True
     crop: int | None = None
-    n_train: int = 512
-    n_test: int = 512
+    n_train: int | None = None
+    n_test: int | None = None
     test_data: str | None = None
     epochs: int = 30
     batch_size: int = 16
@@ -132,8 +138,7 @@ class TrainConfig:
             self.head_stages = tuple(int(k) for k in self.head_stages)
         blocks = self.mask_block if isinstance(self.mask_block, tuple) else (self.mask_block,)
         for b in blocks:
-            if isinstance(b, bool) or not isinstance(b, int) or b < 1:
-                raise ConfigError(f"mask_block must be a positive integer, but got {b}")
+            _as_config_error("mask_block", check_block_size, b)
         if self.topology not in TOPOLOGIES:
             raise ConfigError(f"topology must be one of {', '.join(TOPOLOGIES)}, but got {self.topology!r}")
         if not 0.0 <= self.warmup < 1.0:
@@ -146,18 +151,17 @@ class TrainConfig:
             raise ConfigError(f"eval_every must be a non-negative integer, but got {self.eval_every}")
         probs = self.mask_prob if isinstance(self.mask_prob, tuple) else (self.mask_prob,)
         for p in probs:
-            if not 0.0 <= p < 1.0:
-                raise ConfigError(f"mask_prob must be in [0, 1), but got {p:g}")
-        for name in ("n_train", "epochs", "batch_size", "width", "eval_batch_size"):
+            _as_config_error("mask_prob", check_p, p)
+        for name in ("n_train", "n_test", "epochs", "batch_size", "width", "eval_batch_size"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if value is None and name in ("n_train", "n_test"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, but got {value}")
-        if not isinstance(self.n_test, int) or self.n_test < 1:
-            raise ConfigError(f"n_test must be a positive integer, but got {self.n_test}")
         if self.batch_size < 2:
             raise ConfigError(f"batch_size must be at least 2 (the logits are standardised over the batch), "
                               f"but got {self.batch_size}")
-        if self.batch_size > self.n_train:
+        if self.n_train is not None and self.batch_size > self.n_train:
             raise ConfigError(f"batch_size ({self.batch_size}) must not exceed n_train ({self.n_train})")
         if self.crop is not None and (not isinstance(self.crop, int) or self.crop < 2):
             raise ConfigError(f"crop must be an integer of at least 2 pixels, but got {self.crop}")
@@ -208,6 +212,81 @@ class TrainConfig:
         return cls(**{"whiten": False, **{k: v for k, v in values.items() if k in names}})
 
 
+def _as_config_error(name: str, check: Callable, value) -> None:
+    """``check(value)`` (a rule of the layer the setting goes to), its ValueError as a ConfigError naming
+    the setting."""
+    try:
+        check(value)
+    except ValueError as err:
+        raise ConfigError(f"{name}: {err}") from None
+
+
+def check_config(config: TrainConfig, spec: DatasetSpec) -> None:
+    """Refuse settings that data described by ``spec`` cannot train, with a one-line :class:`ConfigError`.
+
+    Every rule that needs the data's description is here, so that the trainer can check a run
+    before it writes anything: one head stage per scale, each stage on the images (a feature map of
+    at least one pixel), increasing stages for the series topology, one mask probability and one
+    mask block size per scale (or one for all) with backdrop, and crops no smaller than the deepest
+    head's stage and no larger than the images. Class balance and sample counts are the split's
+    (:func:`msgp.split`).
+    """
+    K = spec.n_scales
+    if config.head_stages is not None and len(config.head_stages) != K:
+        raise ConfigError(f"got {len(config.head_stages)} head stage{'s' * (len(config.head_stages) != 1)} for "
+                          f"{K} scales; give one per scale, finest first")
+    try:
+        stages = check_head_stages(place_heads(spec.length_scales, spec.size, config.rf_factor)
+                                   if config.head_stages is None else config.head_stages, config.topology, spec.size)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if config.backdrop:
+        for what, value in (("mask probabilities", config.mask_prob), ("mask block sizes", config.mask_block)):
+            if isinstance(value, tuple) and len(value) != K:
+                raise ConfigError(f"got {len(value)} {what} for {K} scales; give one per scale, or one for all")
+    if config.crop is not None:
+        deepest = 2 ** max(stages)
+        if not deepest <= config.crop <= spec.size:
+            raise ConfigError(f"crop must be between {deepest} (one pixel at the deepest head's stage) and the "
+                              f"image size {spec.size}, but got {config.crop}")
+
+
+def resolve_sizes(config: TrainConfig, n_classes: int, available: int, test_available: int | None = None
+                  ) -> TrainConfig:
+    """``config`` with ``n_train`` and ``n_test`` given: each one left ``None`` becomes the multiple of
+    ``n_classes`` nearest :data:`DEFAULT_SIZE` that the data hold.
+
+    Parameters
+    ----------
+    config : the settings.
+    n_classes : classes of the data.
+    available : samples of ``config.data``; the training and (without ``test_available``) the
+        test subset are drawn from them, disjoint.
+    test_available : samples of ``config.test_data``, where the test subset comes from.
+    """
+    missing = [name for name in ("n_train", "n_test") if getattr(config, name) is None]
+    if not missing:
+        return config
+    wanted = max(1, round(DEFAULT_SIZE / n_classes))
+    other = {"n_train": "n_test", "n_test": "n_train"}
+    sizes = {}
+    for name in missing:
+        beside = None
+        if test_available is not None:
+            held = available if name == "n_train" else test_available
+            room = held // n_classes
+        else:
+            # Both subsets come from the same samples: a given one leaves the rest, else each gets half.
+            held, beside = available, getattr(config, other[name])
+            room = held // n_classes - beside // n_classes if beside is not None else held // n_classes // 2
+        if room < 1:
+            raise ConfigError(f"{other[name]}={beside} is more than the {held} samples can hold beside a "
+                              f"class-balanced {name} over {n_classes} classes" if beside is not None else
+                              f"{held} samples are too few for a class-balanced {name} over {n_classes} classes")
+        sizes[name] = min(wanted, room) * n_classes
+    return dataclasses.replace(config, **sizes)
+
+
 def _data_source(value) -> str | dict[str, Any]:
     """A file's path as a string, or a dataset description as the dict of its (checked) fields, the
     form that config.json stores and a resumed run compares."""
@@ -230,7 +309,7 @@ def read_config(run_dir: str | os.PathLike) -> TrainConfig:
     path = Path(run_dir) / "config.json"
     try:
         return TrainConfig.from_dict(json.loads(path.read_text())["train"])
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise CheckpointError(f"{run_dir} is not a training run (no config.json)") from None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path} is damaged: {err}") from None

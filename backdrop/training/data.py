@@ -55,19 +55,20 @@ def check_compatible(trained, other, what: str = "dataset") -> None:
         raise IncompatibleDataError(f"the {what} has other parameters than the training data: {details}")
 
 
-def _subsets(config: TrainConfig, saved: dict[str, Any] | None = None
+def _subsets(config: TrainConfig, data: MSGPDataset | GeneratedDataset,
+             test_file: MSGPDataset | GeneratedDataset | None, saved: dict[str, Any] | None = None
              ) -> tuple[MSGPDataset | GeneratedDataset, MSGPDataset | GeneratedDataset]:
-    """The train and test subsets of a run: drawn from the config's seed for a new run, or, for a
-    resumed one, the ``train_indices`` and ``test_indices`` of the checkpoint ``saved``, after
-    checking that the data are the ones it was trained on (:func:`data_identity`)."""
-    data = _open(config.data)
-    test_file = data if config.test_data is None else _open(config.test_data)
+    """The training and test subsets of ``config``, from ``data`` and ``test_file`` (its ``data`` and
+    ``test_data``, opened): drawn from the config's seed for a new run, or, for a resumed one, the
+    ``train_indices`` and ``test_indices`` of the checkpoint ``saved``, after checking that the data
+    are the ones it was trained on (:func:`data_identity`)."""
     if saved is not None:
+        tested = data if test_file is None else test_file
         for what, source, stored in (("training data", data, saved["data"]["train"]),
-                                     ("test data", test_file, saved["data"]["test"])):
+                                     ("test data", tested, saved["data"]["test"])):
             _check_same_data(stored, source.spec, what)
-        return data.subset(saved["train_indices"]), test_file.subset(saved["test_indices"])
-    if config.test_data is None:
+        return data.subset(saved["train_indices"]), tested.subset(saved["test_indices"])
+    if test_file is None:
         return split(data, config.n_train, config.n_test, seed=config.seed)
     check_compatible(data.spec, test_file.spec, "test data")
     if test_file.spec.seed == data.spec.seed:

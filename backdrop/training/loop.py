@@ -33,8 +33,8 @@ from msgp.spec import DatasetSpec
 from ..models import MultiScaleNet
 from .checkpoints import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, _restore_rng_states, _rng_states, load_checkpoint
 from .config import (RESUMABLE, CheckpointError, ConfigError, Interrupted, Progress, TrainConfig, TrainingError,
-                     read_config)
-from .data import _Data, _load, _subsets, apply_symmetries, data_identity, draw_symmetries, take_crops
+                     check_config, read_config, resolve_sizes)
+from .data import _Data, _load, _open, _subsets, apply_symmetries, data_identity, draw_symmetries, take_crops
 from .devices import _all_sum, _GlobalMasks, _world, precision_context, resolve_device
 from .evaluation import _accuracies, _correct, _summary, _test_metrics, calibrate
 from .outputs import _append_metrics, _truncate_metrics, _write_config, plot_curves, read_metrics
@@ -57,7 +57,8 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     resume : continue the run saved in ``out`` from its checkpoint, on its train and test samples;
         a run stopped before its first checkpoint (``config.json`` alone) starts afresh.
     progress : ``progress(event, info)`` with events ``"start"`` (``total_steps``, ``done_steps``,
-        ``steps_per_epoch``, ``device``, ``head_stages``), ``"step"`` (``loss``, ``images_per_s``)
+        ``steps_per_epoch``, ``device``, ``head_stages``, and the sizes used: ``n_train``, ``n_test``,
+        ``n_classes``), ``"step"`` (``loss``, ``images_per_s``)
         and ``"epoch"`` (the epoch's metrics); called on rank 0 only.
     should_stop : polled after every step; when it returns true (on any rank) a checkpoint is
         saved and :class:`Interrupted` is raised.
@@ -75,10 +76,12 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     CheckpointError, IncompatibleDataError, msgp.io.MSGPError, ValueError : bad input.
     """
     run = _set_up(config, Path(out), resume)
+    config = run.config  # with its sizes resolved
     notify = progress if (progress is not None and run.rank == 0) else (lambda event, info: None)
     notify("start", {"total_steps": run.total_steps, "done_steps": run.epoch * run.steps_per_epoch + run.step,
                      "steps_per_epoch": run.steps_per_epoch, "device": str(run.device), "world_size": run.world,
-                     "head_stages": list(run.model.head_stages), "method": config.method})
+                     "head_stages": list(run.model.head_stages), "method": config.method,
+                     "n_train": config.n_train, "n_test": config.n_test, "n_classes": run.spec.n_classes})
     while run.epoch < config.epochs:
         train_one_epoch(run, notify, should_stop)
         notify("epoch", end_epoch(run))
@@ -302,15 +305,22 @@ class _Run:
 
 
 def _set_up(config: TrainConfig, out: Path, resume: bool) -> _Run:
-    """The run ``train`` starts from: new, or the one saved in ``out`` (``resume``)."""
+    """The run ``train`` starts from: new, or the one saved in ``out`` (``resume``). Every check of the
+    settings against the data and the directory comes before anything is written."""
     rank, world = _world()
     device = resolve_device(config.device)
     if config.batch_size % world:
         raise ConfigError(f"batch_size ({config.batch_size}) must be divisible by the number of processes ({world})")
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"{out} is a file, not a run directory")
+    data = _open(config.data)
+    test_file = None if config.test_data is None else _open(config.test_data)
+    config = resolve_sizes(config, data.spec.n_classes, len(data), None if test_file is None else len(test_file))
+    check_config(config, data.spec)
     ckpt = _saved_run(config, out, world) if resume else None
     if not resume and ((out / "checkpoint.pt").exists() or (out / "config.json").exists()):
         raise CheckpointError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    train_set, test_set = _subsets(config, ckpt)
+    train_set, test_set = _subsets(config, data, test_file, ckpt)
     spec = train_set.spec
     # Seeded at every step (train_one_epoch); made here so that the model holds them.
     mask_generators = ([_generator(_seed(config.seed, _BACKDROP, s), device) for s in range(spec.n_scales)]
@@ -343,11 +353,11 @@ def build_model(config: TrainConfig, spec: DatasetSpec,
                 mask_generators: list[torch.Generator] | None = None) -> MultiScaleNet:
     """The network ``config`` describes for data ``spec``, initialised from the config's seed:
     circular padding on whole images, zeros on crops; backdrop layers drawing from
-    ``mask_generators`` (one per scale) when ``config.backdrop``."""
+    ``mask_generators`` (one per scale) when ``config.backdrop``; refused with a ConfigError
+    (:func:`check_config`) when the data cannot take it."""
+    check_config(config, spec)
     K = spec.n_scales
     probs = config.mask_prob if isinstance(config.mask_prob, tuple) else (config.mask_prob,) * K
-    if len(probs) != K:
-        raise ConfigError(f"got {len(probs)} mask probabilities for {K} scales")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_seed(config.seed, _INIT))
         model = MultiScaleNet.from_spec(spec, rf_factor=config.rf_factor, head_stages=config.head_stages,
@@ -357,11 +367,6 @@ def build_model(config: TrainConfig, spec: DatasetSpec,
                                         padding="circular" if config.crop is None else "zeros",
                                         mask_block=config.mask_block if config.backdrop else None,
                                         whiten=config.whiten and config.crop is None)
-    if config.crop is not None:
-        deepest = 2 ** max(model.head_stages)
-        if not deepest <= config.crop <= spec.size:
-            raise ConfigError(f"crop must be between {deepest} (one pixel at the deepest head's stage) and the "
-                             f"image size {spec.size}, but got {config.crop}")
     return model
 
 
