@@ -7,7 +7,8 @@ reuses) a training file and a separate test file with the same statistics, train
 run in its own directory (``jobs`` at a time, one thread each), scores each once at the end on
 every sample of the test file beside the oracle on the same samples, and rebuilds the tables and
 figures from the run directories, so an interrupted experiment rerun with the same plan repeats
-nothing that was finished. :func:`dry_run` describes a plan and estimates its time on this
+nothing that was finished; a run whose loss becomes non-finite is recorded as failed and the
+others go on. Every file it writes is written atomically (:mod:`msgp.atomic`). :func:`dry_run` describes a plan and estimates its time on this
 machine from a few timed training steps, oracle scores and samples (:func:`measure_rates`,
 :func:`estimate`).
 

@@ -3,15 +3,16 @@ check that the result is the uninterrupted one's.
 
 For each part the script first runs the command uninterrupted (the reference, whose wall time T
 sets the range of the moments), then, for each of ``--kills`` moments drawn uniformly in
-``[0, T)`` from ``--seed``, starts the command afresh in its own directory, SIGKILLs its whole
-process group at that moment (the pool's workers too, as a power cut or a job scheduler would),
-checks that every file left behind is readable, resumes, and compares the final result with the
-reference's:
+``[0, T)`` from ``--seed`` (as fractions of T, where T becomes the shortest uninterrupted run seen
+so far: a command that ended before its kill came was one), starts the command afresh in its own
+directory, SIGKILLs its whole process group at that moment (the pool's workers too, as a power cut
+or a job scheduler would), checks that every file left behind is readable, resumes, and compares
+the final result with the reference's:
 
 - ``train``: `msgp train` (backdrop, symmetries, a test score every 2 epochs) on a dataset
   description whose samples are generated as they are read; resumed with
-  ``msgp train --resume --out DIR`` (started again when the kill came before the run directory
-  held anything). Compared: the final checkpoint's weights (state dicts bit-identical), its epoch
+  ``msgp train --resume --out DIR`` (started again when the kill came before its config.json
+  existed: there is no run to resume). Compared: the final checkpoint's weights (state dicts bit-identical), its epoch
   and step, metrics.jsonl and summary.json without their images/s.
 - ``experiment``: ``msgp experiment --plan smoke --jobs 2``; resumed by running the same command
   again. Compared: the same for every run directory, each result.json without wall_s, the data
@@ -85,18 +86,19 @@ def run_to_end(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(msgp(args), cwd=ROOT, env=_environment(), capture_output=True, text=True)
 
 
-def kill_at(args: list[str], moment: float) -> bool:
-    """Start ``msgp args`` and SIGKILL its process group ``moment`` seconds later; returns whether
-    the kill landed (false when the command had already ended)."""
+def kill_at(args: list[str], moment: float) -> float | None:
+    """Start ``msgp args`` and SIGKILL its process group ``moment`` seconds later; returns ``None``
+    when the kill landed, else the seconds the command took (it had ended: an uninterrupted run)."""
+    started = time.perf_counter()
     process = subprocess.Popen(msgp(args), cwd=ROOT, env=_environment(), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         process.wait(timeout=moment)
-        return False
+        return time.perf_counter() - started
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-        return True
+        return None
     finally:
         # The pool's workers may outlive the parent by an instant; wait until the group is gone.
         for _ in range(200):
@@ -242,12 +244,19 @@ def inject(part_name: str, kills: int, seed: int, work: Path, log=print) -> Figu
     duration = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"the uninterrupted {part_name} failed: {done.stderr.strip().splitlines()[-1:]}")
-    moments = np.random.default_rng([seed, PARTS.index(part_name)]).uniform(0, duration, kills)
-    figures = Figures(part_name, kills, duration, sorted(float(t) for t in moments))
-    for i, moment in enumerate(moments):
+    # The moments are seeded fractions of the uninterrupted run's duration: the reference's, or
+    # a shorter one seen since (a command that ended before its kill was an uninterrupted run), so
+    # that a load falling after the reference does not push the moments past the end.
+    fractions = np.random.default_rng([seed, PARTS.index(part_name)]).uniform(0, 1, kills)
+    figures = Figures(part_name, kills, duration)
+    for i, fraction in enumerate(fractions):
         out = work / f"{part_name}-kill{i}"
-        landed = kill_at(part.command(out), float(moment))
+        moment = float(fraction) * duration
+        figures.moments.append(moment)
+        ended = kill_at(part.command(out), moment)
+        landed = ended is None
         figures.landed += landed
+        duration = duration if landed else min(duration, ended)
         problems = unreadable(out) if out.exists() else []
         figures.unreadable += len(problems)
         figures.failures += [f"kill {i} at {moment:.2f} s: unreadable {p}" for p in problems]
@@ -261,7 +270,7 @@ def inject(part_name: str, kills: int, seed: int, work: Path, log=print) -> Figu
             figures.identical += not differences
             figures.failures += [f"kill {i} at {moment:.2f} s: {d}" for d in differences]
             outcome = "identical" if not differences else "; ".join(differences)
-        log(f"{part_name} kill {i + 1}/{kills} at {moment:.2f} s of {duration:.2f}"
+        log(f"{part_name} kill {i + 1}/{kills} at {moment:.2f} s ({fraction:.3f} of the run)"
             f"{'' if landed else ' (ended before)'}: {outcome}" + (f"; unreadable: {problems}" if problems else ""))
         shutil.rmtree(out, ignore_errors=True)
     return figures
