@@ -549,9 +549,10 @@ def merge(shards, output, overwrite):
 
 
 @main.command()
-@click.option("--plan", "plan_name", type=click.Choice(["paper128", "default3", "paper"]), default="paper128",
-              show_default=True, help="paper128: the paper's two-scale statistics at 128²; default3: the default "
-              "three-scale dataset; paper: paper-2scale at 1024², for a GPU.")
+@click.option("--plan", "plan_name", type=click.Choice(["paper128", "default3", "paper", "smoke"]),
+              default="paper128", show_default=True, help="paper128: the paper's two-scale statistics at 128²; "
+              "default3: the default three-scale dataset; paper: paper-2scale at 1024², for a GPU; smoke: four "
+              "runs of seconds, to check the pipeline.")
 @click.option("--jobs", type=int, help="Runs trained at once, one thread each (default: all cores on CPU, 1 on a GPU).")
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory (default experiments/<plan>).")
 @click.option("--report", is_flag=True, help="Train nothing: write the tables and figures of the runs finished so far.")
@@ -593,8 +594,11 @@ def experiment(plan_name, jobs, out, report, dry_run):
         elif event in ("generate", "reuse"):
             click.echo(f"{'generating' if event == 'generate' else 'reusing'} {info['path']} ({info['n']} samples)")
         elif event == "done" and not info.get("skipped"):
-            bar.write(f"  {info['name']}: joint {info['test_accuracy']['joint']:.3f} "
-                      f"(oracle {info['oracle_accuracy']['joint']:.3f}), {info['wall_s']:.0f} s")
+            if info["status"] == "failed":
+                bar.write(f"  {info['name']}: failed ({info['reason']}), {info['wall_s']:.0f} s")
+            else:
+                bar.write(f"  {info['name']}: joint {info['test_accuracy']['joint']:.3f} "
+                          f"(oracle {info['oracle_accuracy']['joint']:.3f}), {info['wall_s']:.0f} s")
             bar.update()
 
     try:

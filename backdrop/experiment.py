@@ -7,7 +7,8 @@ reuses) a training file and a separate test file with the same statistics, train
 run in its own directory (``jobs`` at a time, one thread each), scores each once at the end on
 every sample of the test file beside the oracle on the same samples, and rebuilds the tables and
 figures from the run directories, so an interrupted experiment rerun with the same plan repeats
-nothing that was finished. :func:`dry_run` describes a plan and estimates its time on this
+nothing that was finished; a run whose loss becomes non-finite is recorded as failed and the
+others go on. Every file it writes is written atomically (:mod:`msgp.atomic`). :func:`dry_run` describes a plan and estimates its time on this
 machine from a few timed training steps, oracle scores and samples (:func:`measure_rates`,
 :func:`estimate`).
 
@@ -33,13 +34,14 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 from scipy import stats
 
 from msgp import io, oracle
+from msgp.atomic import atomic_open, atomic_write
 from msgp.generate import Sampler
 from msgp.plotting import PlotUnavailable, pyplot
 from msgp.spec import DatasetSpec, load_preset
@@ -221,7 +223,17 @@ def paper_plan() -> ExperimentPlan:
                           backdrop=masks("heads", (0.5, 0.9)), series=masks("series", (0.3, 0.95)))
 
 
-PLANS = {"paper128": paper128_plan, "default3": default3_plan, "paper": paper_plan}
+def smoke_plan() -> ExperimentPlan:
+    """Four runs of seconds each on 32² images (the full gradient and backdrop, 2 images per class,
+    2 seeds, 8 epochs): checks that the whole pipeline works here, and is what
+    ``benchmarks/fault_injection.py`` kills and resumes. Its numbers mean nothing."""
+    spec = DatasetSpec(n=8, length_scales=[[1.5, 2.0], [5.0, 8.0]], amplitudes=[1.0, 1.0], size=32, seed=0)
+    return ExperimentPlan(spec=spec, sizes=(2,), small_seeds=2, small_max=2, methods=("no-backdrop", "backdrop"),
+                          images=8, min_epochs=8, n_test=32, batch_size=4, width=8, device="cpu",
+                          backdrop=masks("heads", (0.5, 0.5)))
+
+
+PLANS = {"paper128": paper128_plan, "default3": default3_plan, "paper": paper_plan, "smoke": smoke_plan}
 
 
 @dataclass(frozen=True)
@@ -312,34 +324,69 @@ def _check_same_run(run_dir: Path, config: training.TrainConfig) -> None:
                               f"{getattr(config, k)!r}); remove it or choose another --out")
 
 
+def read_result(run_dir: Path) -> dict[str, Any] | None:
+    """The run's ``result.json``, or ``None`` when the run has not finished: no file, or one that
+    cannot be read (cut short by a crash before writes were atomic, or damaged), so the run is
+    finished again rather than stopping the experiment."""
+    try:
+        result = json.loads((run_dir / "result.json").read_text())
+    except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return result if isinstance(result, dict) and "name" in result else None
+
+
+def failed(result: dict[str, Any]) -> bool:
+    """Whether a run's result records a failure (results written before failures were recorded
+    have no status: they finished)."""
+    return result.get("status", "finished") == "failed"
+
+
+def _read_summary(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((run_dir / "summary.json").read_text())
+    except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
 def execute(run: Run, plan: ExperimentPlan, out: Path, train_path: Path, test_path: Path) -> dict[str, Any]:
     """Train ``run`` (resuming an interrupted one) unless its ``result.json`` exists, and return
     the result: the trainer scores the whole test file once, after the last epoch, beside the
-    oracle on the same samples."""
+    oracle on the same samples.
+
+    A run whose training fails (:class:`~backdrop.training.TrainingError`: a non-finite loss) is
+    recorded as failed, with the reason, in its ``result.json``, and the experiment goes on; its
+    training is deterministic, so a rerun keeps the record rather than repeating the failure
+    (remove ``runs/<name>/`` to train it again from the start)."""
     run_dir = out / "runs" / run.name
     result_path = run_dir / "result.json"
     config = run.config(plan, train_path, test_path)
     _check_same_run(run_dir, config)
-    if result_path.exists():
-        return {**json.loads(result_path.read_text()), "skipped": True}
+    recorded = read_result(run_dir)
+    if recorded is not None:
+        return {**recorded, "skipped": True}
     started = time.perf_counter()
-    if (run_dir / "summary.json").exists():
-        summary = json.loads((run_dir / "summary.json").read_text())
-    else:
+    result = {"name": run.name, "method": run.method, "n_train": config.n_train, "per_class": run.per_class,
+              "seed": run.seed, "masks": None if run.masks is None else run.masks.describe(), "epochs": config.epochs}
+    summary = _read_summary(run_dir)
+    if summary is None:
         resume = (run_dir / "checkpoint.pt").exists()
         if not resume and (run_dir / "config.json").exists():
             (run_dir / "config.json").unlink()  # died before its first checkpoint: start it again
-        summary = training.train(config, run_dir, resume=resume)
+        try:
+            summary = training.train(config, run_dir, resume=resume)
+        except training.TrainingError as err:
+            result.update(status="failed", reason=str(err), wall_s=time.perf_counter() - started)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(result_path, json.dumps(result, indent=2) + "\n")
+            return result
     last = training.read_metrics(run_dir)[-1]
-    result = {
-        "name": run.name, "method": run.method, "n_train": config.n_train, "per_class": run.per_class,
-        "seed": run.seed, "masks": None if run.masks is None else run.masks.describe(),
-        "epochs": config.epochs, "n_test": summary["n_test"],
+    result.update({
+        "status": "finished", "n_test": summary["n_test"],
         "test_accuracy": summary["test_accuracy"], "oracle_accuracy": summary["oracle_accuracy"],
         "train_accuracy": summary["train_accuracy"], "train_loss": last["train_loss"],
         "wall_s": time.perf_counter() - started,
-    }
-    result_path.write_text(json.dumps(result, indent=2) + "\n")
+    })
+    atomic_write(result_path, json.dumps(result, indent=2) + "\n")
     return result
 
 
@@ -358,11 +405,12 @@ def run_experiment(plan: ExperimentPlan, out: str | Path, progress: Progress | N
     out : output directory: ``data/`` (the two HDF5 files), ``runs/<name>/`` (one per run: the
         trainer's files and ``result.json``), and the outputs listed below.
     progress : ``progress(event, info)`` with events ``plan`` (``{"runs", "to_train"}``, first),
-        ``generate``/``reuse`` (a data file) and ``done`` (a run finished or found finished:
-        its result).
+        ``generate``/``reuse`` (a data file) and ``done`` (a run finished, failed, or found
+        recorded: its result, whose ``status`` is ``finished`` or ``failed``).
     jobs : runs trained at once, each in its own process with one thread (1: in this process,
         with torch's threads).
-    report_only : train nothing; write the tables and figures of the runs finished so far.
+    report_only : train nothing; write the tables and figures of the runs recorded so far. A run
+        trained with other settings than the plan's is refused, as a rerun refuses it.
 
     Returns
     -------
@@ -376,14 +424,18 @@ def run_experiment(plan: ExperimentPlan, out: str | Path, progress: Progress | N
     notify = progress or (lambda event, info: None)
     runs, sweep = main_runs(plan), sweep_runs(plan)
     unique = list(dict.fromkeys(sweep + runs))  # the sweep first: it picks the backdrop setting
-    todo = [r for r in unique if not (out / "runs" / r.name / "result.json").exists()]
+    recorded = {r: read_result(out / "runs" / r.name) for r in unique}
+    todo = [r for r in unique if recorded[r] is None]
     if report_only:
         if len(todo) == len(unique):
             raise ExperimentError(f"{out} holds no finished run of this plan")
-        done = [r for r in unique if r not in todo]
-        results = {r: json.loads((out / "runs" / r.name / "result.json").read_text()) for r in done}
-        return write_outputs(plan, out, [results[r] for r in runs if r in results],
-                             [results[r] for r in sweep if r in results])
+        # The check execute applies: a run trained with other settings is not this plan's result.
+        data = out / "data"
+        for r in unique:
+            if recorded[r] is not None:
+                _check_same_run(out / "runs" / r.name, r.config(plan, data / "train.h5", data / "test.h5"))
+        return write_outputs(plan, out, [recorded[r] for r in runs if recorded[r] is not None],
+                             [recorded[r] for r in sweep if recorded[r] is not None])
     notify("plan", {"runs": len(unique), "to_train": len(todo)})
     train_path, test_path = prepare_data(plan, out, progress)
     results = {}
@@ -645,7 +697,7 @@ def dry_run(plan: ExperimentPlan, out: str | Path, jobs: int = 1, rates: Rates |
     if rates is None:
         rates = measure_rates(plan, threads=1 if jobs > 1 else None)
     runs = list(dict.fromkeys(main_runs(plan) + sweep_runs(plan)))
-    todo = [r for r in runs if not (out / "runs" / r.name / "result.json").exists()]
+    todo = [r for r in runs if read_result(out / "runs" / r.name) is None]
     missing = [(name, spec) for name, spec in (("training", plan.train_spec), ("test", plan.test_spec))
                if not _reusable(out / "data" / f"{'train' if name == 'training' else 'test'}.h5", spec)]
     parts = estimate(plan, rates, todo, jobs, sum(spec.n for _, spec in missing))
@@ -732,23 +784,28 @@ def compare(results: Sequence[dict[str, Any]], method: str, reference: str, per_
 def _columns(n_scales: int) -> list[str]:
     names = ["joint"] + [f"scale{s}" for s in range(n_scales)]
     return (["method", "masks", "n_train", "per_class", "seed", "epochs"] + [f"test_{n}" for n in names]
-            + [f"oracle_{n}" for n in names] + [f"ratio_{n}" for n in names] + ["train_joint", "wall_s"])
+            + [f"oracle_{n}" for n in names] + [f"ratio_{n}" for n in names] + ["train_joint", "wall_s",
+                                                                                  "status", "reason"])
 
 
 def _row(result: dict[str, Any], n_scales: int) -> dict[str, Any]:
+    """A run's row of results.csv; a failed run's accuracies are empty and its reason is given."""
     row = {k: result[k] for k in ("method", "n_train", "per_class", "seed", "epochs")}
     row["masks"] = result["masks"] or ""
+    row["wall_s"] = round(result["wall_s"], 2)
+    row["status"], row["reason"] = result.get("status", "finished"), result.get("reason", "")
+    if failed(result):
+        return row
     for (name, get), col in zip(_accessors(n_scales), ["joint"] + [f"scale{s}" for s in range(n_scales)]):
         row[f"test_{col}"] = get(result["test_accuracy"])
         row[f"oracle_{col}"] = get(result["oracle_accuracy"])
         row[f"ratio_{col}"] = round(ratio(result, get), 4)
     row["train_joint"] = result["train_accuracy"]["joint"]
-    row["wall_s"] = round(result["wall_s"], 2)
     return row
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path, columns: Sequence[str]) -> Path:
-    with open(path, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(columns))
         writer.writeheader()
         writer.writerows(rows)
@@ -774,18 +831,34 @@ def summary_table(results: Sequence[dict[str, Any]], key: Callable[[dict], Any],
                   key_cells: Callable[[Any], Sequence[str]], n_scales: int) -> str:
     """A markdown table, one row per group of runs: mean ± std over its seeds of the accuracy as a
     fraction of the oracle's (joint, per scale), the mean oracle accuracy, and the mean final
-    training accuracy (joint; near 1 when a run has fitted its training set; † below :data:`FITTED`)."""
+    training accuracy (joint; near 1 when a run has fitted its training set; † below :data:`FITTED`).
+
+    The statistics are over the runs that finished (``seeds``); where some failed, a ``failed``
+    column counts them per group (a group with no finished run shows ``—``)."""
     accessors = _accessors(n_scales)
-    headers = [*key_headers, "seeds", *[f"{name} / oracle" for name, _ in accessors],
-               *[f"oracle {name}" for name, _ in accessors], "train joint"]
+    any_failed = any(failed(r) for r in results)
+    headers = [*key_headers, "seeds", *(["failed"] if any_failed else []),
+               *[f"{name} / oracle" for name, _ in accessors], *[f"oracle {name}" for name, _ in accessors],
+               "train joint"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for k, group in _group(results, key).items():
-        cells = [*key_cells(k), str(len(group))]
+    for k, everything in _group(results, key).items():
+        group = [r for r in everything if not failed(r)]
+        cells = [*key_cells(k), str(len(group))] + ([str(len(everything) - len(group))] if any_failed else [])
+        if not group:
+            lines.append("| " + " | ".join(cells + ["—"] * (2 * len(accessors) + 1)) + " |")
+            continue
         cells += [_mean_std([ratio(r, get) for r in group]) for _, get in accessors]
         cells += [f"{np.mean([get(r['oracle_accuracy']) for r in group]):.3f}" for _, get in accessors]
         cells.append(f"{np.mean([r['train_accuracy']['joint'] for r in group]):.3f}" + ("" if fitted(group) else " †"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def failed_list(results: Sequence[dict[str, Any]]) -> str:
+    """The failed runs and their reasons, as markdown lines (empty when none failed)."""
+    lines = [f"- {r['name']}: {r['reason']}" for r in results if failed(r)]
+    return ("\nFailed runs (recorded in their result.json, left out of the statistics):\n\n" + "\n".join(lines) + "\n"
+            if lines else "")
 
 
 def _interval(row: dict[str, Any]) -> str:
@@ -842,52 +915,65 @@ COMPARISON_COLUMNS = ["method", "masks", "reference", "per_class", "accuracy", "
 
 def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, Any]],
                   sweep: Sequence[dict[str, Any]]) -> dict[str, Path]:
-    """The tables and figures of finished runs (see :func:`run_experiment`)."""
+    """The tables and figures of recorded runs (see :func:`run_experiment`): the csv files list
+    every run, failed ones with their reason; the statistics, comparisons and figures are over the
+    runs that finished, and the markdown tables count and list the failed ones."""
     K = plan.spec.n_scales
+    finished = [r for r in results if not failed(r)]
+    finished_sweep = [r for r in sweep if not failed(r)]
     written = {"results.csv": write_csv([_row(r, K) for r in results], out / "results.csv", _columns(K))}
     table = summary_table(results, lambda r: (r["method"], r["per_class"]), ["method", "per class"],
                           lambda k: [k[0], str(k[1])], K)
-    (out / "results.md").write_text("# Accuracy as a fraction of the oracle's, by method and training-set size\n\n"
-                                    + _describe(plan) + "\n" + table)
-    written["results.md"] = out / "results.md"
-    rows = _comparisons(plan, results, plan.methods, plan.sizes)
+    written["results.md"] = _write_text(
+        out / "results.md", "# Accuracy as a fraction of the oracle's, by method and training-set size\n\n"
+        + _describe(plan) + "\n" + table + failed_list(results))
+    rows = _comparisons(plan, finished, plan.methods, plan.sizes)
     written["comparisons.csv"] = write_csv(rows, out / "comparisons.csv", COMPARISON_COLUMNS)
-    (out / "comparisons.md").write_text(
+    written["comparisons.md"] = _write_text(
+        out / "comparisons.md",
         "# Paired differences in test accuracy (method minus reference, same seeds)\n\n" + _describe(plan)
         + "Mean difference [95% t interval]; * marks an interval that excludes zero; no † where the runs of a "
         f"method or reference did not fit their training set (mean final training accuracy below {FITTED}), "
         "so the difference is not a result.\n\n" + comparison_table(rows, K))
-    written["comparisons.md"] = out / "comparisons.md"
-    figures = {"efficiency.png": lambda path: plot_efficiency(results, path, K),
-               "input_gradient.png": plot_input_gradient}
+    figures = {"input_gradient.png": plot_input_gradient}
+    if finished:  # with every run failed there is nothing to draw
+        figures["efficiency.png"] = lambda f: plot_efficiency(finished, f, K)
     if sweep:
         written["sweep.csv"] = write_csv([_row(r, K) for r in sweep], out / "sweep.csv", _columns(K))
-        settings = [r["masks"] for r in sweep if r["masks"]]
+        settings = [r["masks"] for r in finished_sweep if r["masks"]]
         rows = []
         for setting in dict.fromkeys(settings):
             for method in ("backdrop", "series"):
-                rows += _comparisons(plan, sweep, [method], [plan.sweep_size], lambda r, m=setting: m)
+                rows += _comparisons(plan, finished_sweep, [method], [plan.sweep_size], lambda r, m=setting: m)
         table = summary_table(sweep, lambda r: (r["method"], r["masks"] or ""), ["method", "masks"],
                               lambda k: list(k), K)
-        (out / "sweep.md").write_text(
-            f"# Backdrop settings at {plan.sweep_size} training images per class\n\n" + _describe(plan)
-            + "\n" + table + "\nPaired differences in test accuracy; * marks an interval that excludes zero.\n\n"
+        written["sweep.md"] = _write_text(
+            out / "sweep.md", f"# Backdrop settings at {plan.sweep_size} training images per class\n\n"
+            + _describe(plan) + "\n" + table + failed_list(sweep)
+            + "\nPaired differences in test accuracy; * marks an interval that excludes zero.\n\n"
             + comparison_table(rows, K))
-        written["sweep.md"] = out / "sweep.md"
-        figures["sweep.png"] = lambda path: plot_sweep(sweep, path, K)
+        if finished_sweep:
+            figures["sweep.png"] = lambda f: plot_sweep(finished_sweep, f, K)
     # The tables need nothing beyond the base install; the figures need the plot extra.
     try:
         pyplot()
     except PlotUnavailable:
         return written
     for name, draw in figures.items():
-        written[name] = draw(out / name)
+        with atomic_open(out / name, "wb") as f:
+            draw(f)
+        written[name] = out / name
     return written
+
+
+def _write_text(path: Path, text: str) -> Path:
+    atomic_write(path, text)
+    return path
 
 
 # Figures -------------------------------------------------------------------------------------------
 
-def plot_efficiency(results: Sequence[dict[str, Any]], path: Path, n_scales: int) -> Path:
+def plot_efficiency(results: Sequence[dict[str, Any]], path: Path | BinaryIO, n_scales: int) -> Path | BinaryIO:
     """Accuracy as a fraction of the oracle's against training images per class, one panel per
     scale and one joint, one line per method (mean; bars: 95% t interval of the mean over seeds;
     hollow markers: mean final training accuracy below :data:`FITTED`)."""
@@ -915,12 +1001,12 @@ def plot_efficiency(results: Sequence[dict[str, Any]], path: Path, n_scales: int
         ax.minorticks_off()  # the log axis's minor labels would overprint the sizes
     axes[0].set_ylabel("accuracy / oracle accuracy")
     axes[-1].legend(fontsize=7, title=f"hollow: training accuracy < {FITTED}", title_fontsize=6)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=80, format="png")
     plt.close(fig)
     return path
 
 
-def plot_sweep(sweep: Sequence[dict[str, Any]], path: Path, n_scales: int) -> Path:
+def plot_sweep(sweep: Sequence[dict[str, Any]], path: Path | BinaryIO, n_scales: int) -> Path | BinaryIO:
     """Accuracy / oracle of every setting of the sweep (mean and 95% interval over seeds), per scale."""
     plt = pyplot()
     panels = _accessors(n_scales)
@@ -938,7 +1024,7 @@ def plot_sweep(sweep: Sequence[dict[str, Any]], path: Path, n_scales: int) -> Pa
     axes[0].set_yticks(range(len(labels)))
     axes[0].set_yticklabels(labels, fontsize=7)
     axes[0].invert_yaxis()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=80, format="png")
     plt.close(fig)
     return path
 
@@ -971,7 +1057,7 @@ def input_gradient(size: int = 64, probs: tuple[float, float] = (0.5, 0.75), see
     return x.grad[0, 0].abs().numpy(), upsample(fine.last_mask), upsample(coarse.last_mask)
 
 
-def plot_input_gradient(path: Path, size: int = 64, probs: tuple[float, float] = (0.5, 0.75), seed: int = 0) -> Path:
+def plot_input_gradient(path: Path | BinaryIO, size: int = 64, probs: tuple[float, float] = (0.5, 0.75), seed: int = 0) -> Path | BinaryIO:
     """``input_gradient.png``: the two masks and the gradient that reaches the input (the
     "product of two masks" picture of the paper)."""
     plt = pyplot()
@@ -983,6 +1069,6 @@ def plot_input_gradient(path: Path, size: int = 64, probs: tuple[float, float] =
         ax.imshow(image, cmap="magma", interpolation="nearest")
         ax.set_title(title, fontsize=9)
         ax.set_axis_off()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=80, format="png")
     plt.close(fig)
     return path

@@ -6,13 +6,16 @@ import csv
 import json
 import shutil
 
+import h5py
+import matplotlib.figure
+
 import numpy as np
 import pytest
 from scipy import stats
 from click.testing import CliRunner
 
 import cli
-from backdrop import experiment
+from backdrop import experiment, training
 from msgp.spec import DatasetSpec
 
 K = 2
@@ -74,11 +77,13 @@ def test_results_csv_has_one_row_per_run_scored_on_the_whole_test_file(finished)
     rows = read_csv(out / "results.csv")
     assert list(rows[0]) == ["method", "masks", "n_train", "per_class", "seed", "epochs",
                              "test_joint", "test_scale0", "test_scale1", "oracle_joint", "oracle_scale0",
-                             "oracle_scale1", "ratio_joint", "ratio_scale0", "ratio_scale1", "train_joint", "wall_s"]
+                             "oracle_scale1", "ratio_joint", "ratio_scale0", "ratio_scale1", "train_joint", "wall_s",
+                             "status", "reason"]
     assert sorted((r["method"], int(r["per_class"]), int(r["seed"])) for r in rows) == sorted(
         [(m, 1, s) for m in experiment.METHODS for s in (0, 1)] + [(m, 2, 0) for m in experiment.METHODS])
     for r in rows:
         assert int(r["n_train"]) == int(r["per_class"]) * 2**K and int(r["epochs"]) == 1
+        assert r["status"] == "finished" and r["reason"] == ""
         for col in ("joint", "scale0", "scale1"):
             test, oracle = float(r[f"test_{col}"]), float(r[f"oracle_{col}"])
             # Every run is scored on all 16 test images: accuracies are multiples of 1/16.
@@ -253,6 +258,148 @@ def test_a_run_with_other_settings_is_refused(finished, tmp_path):
     (tmp_path / "runs" / run.name / "result.json").unlink()  # an unfinished run is not resumed either
     with pytest.raises(experiment.ExperimentError, match="other settings"):
         experiment.execute(run, tiny_plan(min_epochs=2), tmp_path, *data)
+
+
+def test_report_refuses_runs_trained_with_other_settings(finished, tmp_path):
+    """--report applies the check a rerun applies: a run trained with other settings (here an older
+    budget) is refused in one line, not tabulated as this plan's."""
+    out, _, _ = finished
+    plan = tiny_plan()
+    for run in experiment.main_runs(plan):
+        (tmp_path / "runs").mkdir(exist_ok=True)
+        (tmp_path / "runs" / run.name).symlink_to(out / "runs" / run.name)
+    assert len(read_csv(experiment.run_experiment(plan, tmp_path, report_only=True)["results.csv"])) == 6 * 3
+    (tmp_path / "results.csv").unlink()
+    with pytest.raises(experiment.ExperimentError, match=r"other settings \(epochs 1, this plan 2\)"):
+        experiment.run_experiment(tiny_plan(min_epochs=2), tmp_path, report_only=True)
+    assert not (tmp_path / "results.csv").exists()
+
+
+def _copy_out(finished, tmp_path, plan):
+    """A new --out holding the finished experiment's data and the plan's finished runs."""
+    out, _, _ = finished
+    (tmp_path / "data").mkdir()
+    for name in ("train.h5", "test.h5"):
+        (tmp_path / "data" / name).symlink_to(out / "data" / name)
+    for run in experiment.main_runs(plan):
+        shutil.copytree(out / "runs" / run.name, tmp_path / "runs" / run.name)
+
+
+def test_an_unreadable_result_is_finished_again(finished, tmp_path):
+    """A result.json cut short (by a crash, before writes were atomic) means unfinished, not a
+    JSONDecodeError that stops the experiment; the run's training is kept."""
+    plan = tiny_plan(methods=("no-backdrop",), sweep=(), sweep_size=None)
+    _copy_out(finished, tmp_path, plan)
+    run_dir = tmp_path / "runs" / experiment.main_runs(plan)[0].name
+    before = json.loads((run_dir / "result.json").read_text())
+    text = (run_dir / "result.json").read_text()
+    (run_dir / "result.json").write_text(text[:len(text) // 2])
+    checkpoint = (run_dir / "checkpoint.pt").stat().st_mtime_ns
+    recorder = Recorder()
+    experiment.run_experiment(plan, tmp_path, progress=recorder)
+    assert recorder.count("plan", runs=3, to_train=1) == 1
+    after = json.loads((run_dir / "result.json").read_text())
+    assert {**after, "wall_s": 0} == {**before, "wall_s": 0}
+    assert (run_dir / "checkpoint.pt").stat().st_mtime_ns == checkpoint  # not trained again
+    assert len(read_csv(tmp_path / "results.csv")) == 3
+
+
+def test_an_interrupted_write_leaves_the_previous_tables_and_figures(finished, tmp_path, monkeypatch):
+    """A write that stops half-way (here an error after the first row or bytes; a kill alike)
+    leaves the previous table and figure whole."""
+    plan = tiny_plan(methods=("no-backdrop",), sweep=(), sweep_size=None)
+    _copy_out(finished, tmp_path, plan)
+    experiment.run_experiment(plan, tmp_path)
+    table, figure = (tmp_path / "results.csv").read_bytes(), (tmp_path / "efficiency.png").read_bytes()
+
+    def one_row_then_fail(self, rows):
+        self.writerow(rows[0])
+        raise OSError("disk full")
+    monkeypatch.setattr(csv.DictWriter, "writerows", one_row_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        experiment.run_experiment(plan, tmp_path)
+    assert (tmp_path / "results.csv").read_bytes() == table
+    monkeypatch.undo()
+
+    def some_bytes_then_fail(self, target, **kwargs):
+        if hasattr(target, "write"):
+            target.write(b"\x89PNG")
+        else:
+            with open(target, "wb") as f:
+                f.write(b"\x89PNG")
+        raise OSError("disk full")
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", some_bytes_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        experiment.run_experiment(plan, tmp_path)
+    assert (tmp_path / "efficiency.png").read_bytes() == figure
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_failed_run_is_recorded_and_the_others_go_on(finished, tmp_path, monkeypatch):
+    """A run whose loss became NaN is recorded as failed with its reason; every other run is
+    trained; the tables count and list it; a rerun keeps the record instead of failing again."""
+    out, _, _ = finished
+    plan = tiny_plan(methods=("no-backdrop", "backdrop"), sweep=(), sweep_size=None)
+    (tmp_path / "data").mkdir()
+    for name in ("train.h5", "test.h5"):
+        (tmp_path / "data" / name).symlink_to(out / "data" / name)
+    doomed = experiment.make_run("backdrop", 1, 0, plan.backdrop).name
+    trained = []
+    train = training.train
+
+    def nan_in_one_run(config, run_dir, **kwargs):
+        trained.append(run_dir.name)
+        if run_dir.name == doomed:
+            raise training.TrainingError("the loss became nan at epoch 1, step 1; try a smaller --lr")
+        return train(config, run_dir, **kwargs)
+    monkeypatch.setattr(training, "train", nan_in_one_run)
+    experiment.run_experiment(plan, tmp_path)
+    assert sorted(trained) == sorted(r.name for r in experiment.main_runs(plan))
+    result = json.loads((tmp_path / "runs" / doomed / "result.json").read_text())
+    assert result["status"] == "failed" and result["reason"].startswith("the loss became nan")
+    rows = read_csv(tmp_path / "results.csv")
+    assert sorted(r["status"] for r in rows) == ["failed"] + ["finished"] * 5
+    row = next(r for r in rows if r["status"] == "failed")
+    assert (row["method"], row["per_class"], row["seed"], row["test_joint"]) == ("backdrop", "1", "0", "")
+    assert row["reason"] == result["reason"]
+    text = (tmp_path / "results.md").read_text()
+    assert "| method | per class | seeds | failed |" in text
+    assert "| backdrop | 1 | 1 | 1 |" in text and "| no-backdrop | 1 | 2 | 0 |" in text
+    assert f"- {doomed}: the loss became nan" in text
+    # The comparisons at 1 per class pair the seed that finished only.
+    pairs = [r for r in read_csv(tmp_path / "comparisons.csv") if r["method"] == "backdrop" and r["per_class"] == "1"]
+    assert pairs and {r["n"] for r in pairs} == {"1"}
+    trained.clear()
+    recorder = Recorder()
+    experiment.run_experiment(plan, tmp_path, progress=recorder)
+    assert trained == [] and recorder.count("plan", runs=6, to_train=0) == 1
+    assert recorder.count("done", status="failed", skipped=True) == 1
+
+
+def test_a_nan_run_fails_alone_in_the_process_pool(finished, tmp_path):
+    """With jobs 2: a training sample holding NaN makes the runs that train on it fail (a real
+    non-finite loss, raised in the worker); the run of the other seed finishes."""
+    out, _, _ = finished
+    plan = tiny_plan(methods=("no-backdrop",), sweep=(), sweep_size=None)
+    (tmp_path / "data").mkdir()
+    shutil.copy(out / "data" / "train.h5", tmp_path / "data" / "train.h5")
+    (tmp_path / "data" / "test.h5").symlink_to(out / "data" / "test.h5")
+    subsets = {s: set(json.loads((out / "runs" / f"no-backdrop-n1-s{s}" / "config.json").read_text())["train_indices"])
+               for s in (0, 1)}
+    poisoned = min(subsets[0] - subsets[1])
+    with h5py.File(tmp_path / "data" / "train.h5", "r+") as f:
+        f["fields"][poisoned, 0, 0] = np.nan
+    experiment.run_experiment(plan, tmp_path, jobs=2)
+    status = {r["seed"] + "/" + r["per_class"]: r["status"] for r in read_csv(tmp_path / "results.csv")}
+    assert status == {"0/1": "failed", "1/1": "finished", "0/2": "failed"}  # 2 per class is the whole file
+    result = json.loads((tmp_path / "runs" / "no-backdrop-n1-s0" / "result.json").read_text())
+    assert "the loss became nan" in result["reason"]
+    assert "| no-backdrop | 2 | 0 | 1 | — |" in (tmp_path / "results.md").read_text()
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*")}
+    recorder = Recorder()
+    experiment.run_experiment(plan, tmp_path, jobs=2, progress=recorder)
+    assert recorder.count("plan", runs=3, to_train=0) == 1
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*")} == stamps
 
 
 def test_other_data_in_out_is_refused(finished):
