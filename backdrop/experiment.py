@@ -384,7 +384,7 @@ def execute(run: Run, plan: ExperimentPlan, out: Path, train_path: Path, test_pa
         "status": "finished", "n_test": summary["n_test"],
         "test_accuracy": summary["test_accuracy"], "oracle_accuracy": summary["oracle_accuracy"],
         "train_accuracy": summary["train_accuracy"], "train_loss": last["train_loss"],
-        "wall_s": time.perf_counter() - started,
+        "learned": summary["learned"], "wall_s": time.perf_counter() - started,
     })
     atomic_write(result_path, json.dumps(result, indent=2) + "\n")
     return result
@@ -749,14 +749,23 @@ def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.9
             "effect": bool(mean - half > 0 or mean + half < 0)}
 
 
-# Below this final training accuracy (joint, mean over a cell's seeds) the runs have not fitted
-# their training set: marked † in the tables, hollow in the figure, and not to be compared.
+# Below this final training accuracy (joint) a run has not fitted its training set. A cell with
+# such a run, or with a run one of whose scales did not learn (the trainer's verdict in
+# summary.json), is marked † in the tables, hollow in the figure, and not to be compared.
 FITTED = 0.9
 
 
+def run_fitted(result: dict[str, Any]) -> bool:
+    """Whether one run fitted its training set (final training accuracy ≥ FITTED) and learned every
+    scale (runs recorded before the trainer gave that verdict count as learned)."""
+    return (result["train_accuracy"]["joint"] >= FITTED
+            and all(v["learned"] for v in result.get("learned") or []))
+
+
 def fitted(runs: Sequence[dict[str, Any]]) -> bool:
-    """Whether a cell's runs fitted their training set (mean final training accuracy ≥ FITTED)."""
-    return float(np.mean([r["train_accuracy"]["joint"] for r in runs])) >= FITTED
+    """Whether every run of a cell fitted (:func:`run_fitted`): one seed that did not is not hidden
+    by the others' mean."""
+    return all(run_fitted(r) for r in runs)
 
 
 def compare(results: Sequence[dict[str, Any]], method: str, reference: str, per_class: int,
@@ -849,7 +858,9 @@ def summary_table(results: Sequence[dict[str, Any]], key: Callable[[dict], Any],
             continue
         cells += [_mean_std([ratio(r, get) for r in group]) for _, get in accessors]
         cells += [f"{np.mean([get(r['oracle_accuracy']) for r in group]):.3f}" for _, get in accessors]
-        cells.append(f"{np.mean([r['train_accuracy']['joint'] for r in group]):.3f}" + ("" if fitted(group) else " †"))
+        unfitted = sum(not run_fitted(r) for r in group)
+        cells.append(f"{np.mean([r['train_accuracy']['joint'] for r in group]):.3f}"
+                     + (f" † ({len(group) - unfitted} of {len(group)} fitted)" if unfitted else ""))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

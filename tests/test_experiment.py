@@ -149,9 +149,14 @@ def test_a_pair_is_fitted_only_when_both_cells_fitted_their_training_sets():
         return {"method": method, "per_class": 4, "seed": seed, "masks": None, "test_accuracy": acc,
                 "oracle_accuracy": {"joint": 1.0, "scales": [1.0, 1.0]}, "train_accuracy": {"joint": train}}
     results = [run("a", s, 1.0) for s in range(3)] + [run("b", s, 0.95) for s in range(3)]
-    results += [run("c", 0, 0.99), run("c", 1, 0.6), run("c", 2, 0.99)]  # mean 0.86 < FITTED
+    results += [run("c", 0, 0.99), run("c", 1, 0.85), run("c", 2, 0.99)]  # mean 0.94, one seed below FITTED
+    unlearned = [{"learned": True, "reason": None}, {"learned": False, "reason": "training loss at chance"}]
+    results += [{**run("d", s, 1.0), "learned": unlearned if s == 1 else unlearned[:1] * 2} for s in range(3)]
     assert [r["fitted"] for r in experiment.compare(results, "a", "b", 4, K)] == [True] * 3
     assert [r["fitted"] for r in experiment.compare(results, "c", "a", 4, K)] == [False] * 3
+    assert [r["fitted"] for r in experiment.compare(results, "d", "a", 4, K)] == [False] * 3
+    assert "† (2 of 3 fitted)" in experiment.summary_table([r for r in results if r["method"] == "c"],
+                                                          lambda r: r["method"], ["method"], lambda k: [k], K)
     table = experiment.comparison_table(experiment.compare(results, "a", "b", 4, K)
                                         + experiment.compare(results, "c", "a", 4, K), K)
     assert table.count("| yes |") == 1 and table.count("| no † |") == 1
