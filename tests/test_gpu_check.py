@@ -263,7 +263,8 @@ def test_dry_run_counts_what_out_already_holds(tmp_path):
     assert "Estimated time on cpu with 1 job:" in text
     done = experiment.main_runs(plan)[0]
     (tmp_path / "runs" / done.name).mkdir(parents=True)
-    (tmp_path / "runs" / done.name / "result.json").write_text("{}")
+    # A recorded result names its run (an empty or damaged result.json is a run still to finish).
+    (tmp_path / "runs" / done.name / "result.json").write_text(json.dumps({"name": done.name}))
     io.write(plan.test_spec, tmp_path / "data" / "test.h5")
     text = experiment.dry_run(plan, tmp_path, rates=RATES)
     assert "9 runs, 8 to train" in text and "Data to generate (32^2 px): 8 training samples." in text
