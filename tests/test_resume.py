@@ -15,22 +15,9 @@ import cli
 from backdrop import training
 from backdrop.models import MultiScaleNet
 from msgp import io
-from msgp.spec import DatasetSpec
+from tiny import tiny_spec
 
-LENGTHS = [[1.5, 4.0], [6.0, 16.0]]
 EPS = torch.finfo(torch.float32).eps
-
-
-def tiny_spec(**values) -> DatasetSpec:
-    """Two well-separated scales on a 32-pixel grid."""
-    return DatasetSpec(**{"n": 320, "length_scales": LENGTHS, "amplitudes": [1.0, 1.0], "size": 32, **values})
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "tiny.h5"
-    io.write(tiny_spec(), path)
-    return path
 
 
 def config(data, **values) -> training.TrainConfig:

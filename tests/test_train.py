@@ -16,21 +16,7 @@ from backdrop import Backdrop, training
 from backdrop.models import BatchStandardize, MultiScaleNet, place_heads, receptive_field
 from msgp import io
 from msgp.spec import DatasetSpec
-
-LENGTHS = [[1.5, 4.0], [6.0, 16.0]]
-
-
-def tiny_spec(**values) -> DatasetSpec:
-    """Two well-separated scales on a 32-pixel grid."""
-    return DatasetSpec(**{"n": 320, "length_scales": LENGTHS, "amplitudes": [1.0, 1.0], "size": 32, **values})
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "tiny.h5"
-    io.write(tiny_spec(), path)
-    return path
-
+from tiny import LENGTHS, tiny_spec
 
 def config(data, **values) -> training.TrainConfig:
     # Backdrop on and no symmetries, the settings these tests were written for (not the defaults).
