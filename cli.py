@@ -316,6 +316,8 @@ def _parse_stages(text: str | None):
 @click.option("--mask-block", default="1", show_default=True,
               help="Side of the square blocks a mask keeps or drops together: one value, or one per scale; "
               "implies --backdrop.")
+@click.option("--mask-scope", type=click.Choice(["sample", "batch"]), default="sample", show_default=True,
+              help="sample: each sample its own mask; batch: one mask shared by the batch, the 2018 reference's estimator.")
 @click.option("--topology", type=click.Choice(["heads", "series"]), default="heads", show_default=True,
               help="heads: one head per scale behind its own mask; series: the masks in series along one trunk, one classifier.")
 @click.option("--augment/--no-augment", default=True, show_default=True,
@@ -351,7 +353,7 @@ def _parse_stages(text: str | None):
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/<date-time>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.pass_context
-def train(ctx, data, backdrop, mask_prob, mask_block, topology, augment, whiten, crop, n_train, n_test, test_data,
+def train(ctx, data, backdrop, mask_prob, mask_block, mask_scope, topology, augment, whiten, crop, n_train, n_test, test_data,
           generate, epochs, batch_size, lr, warmup, weight_decay, clip_grad, eval_every, device, precision, seed, heads,
           width, out, resume):
     """Train a multi-scale network (one head per scale) and compare it with the oracle.
@@ -369,7 +371,7 @@ def train(ctx, data, backdrop, mask_prob, mask_block, topology, augment, whiten,
     from backdrop import training
 
     given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
-    masks = [name for name in ("mask_prob", "mask_block") if name in given]
+    masks = [name for name in ("mask_prob", "mask_block", "mask_scope") if name in given]
     if masks and not backdrop:
         if "backdrop" in given:
             raise InputError(f"--{masks[0].replace('_', '-')} sets backdrop's masks, which --no-backdrop turns off; "
@@ -379,7 +381,7 @@ def train(ctx, data, backdrop, mask_prob, mask_block, topology, augment, whiten,
     data = _train_source(data, generate, "data" in given)
     test_data = None if test_data is None else _train_source(test_data, None, True)
     values = {"data": data, "backdrop": backdrop, "mask_prob": _parse_mask_prob(mask_prob),
-              "mask_block": _parse_blocks(mask_block), "topology": topology, "augment": augment, "whiten": whiten, "crop": crop,
+              "mask_block": _parse_blocks(mask_block), "mask_scope": mask_scope, "topology": topology, "augment": augment, "whiten": whiten, "crop": crop,
               "n_train": n_train, "n_test": n_test, "test_data": test_data, "epochs": epochs,
               "batch_size": batch_size, "lr": lr, "warmup": warmup, "weight_decay": weight_decay,
               "clip_grad": clip_grad, "eval_every": eval_every, "device": device,

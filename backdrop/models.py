@@ -32,6 +32,7 @@ STAGE = ((3, 2), (3, 1))
 RF_FACTOR = 3.0
 MAX_WHITENING_GAIN = 1e3
 TOPOLOGIES = ("heads", "series")
+MASK_SCOPES = ("sample", "batch")
 PADDINGS = ("circular", "zeros")
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -223,6 +224,10 @@ class MultiScaleNet(nn.Module):
         generator); only with ``mask_prob``.
     topology : ``heads`` or ``series`` (see above).
     features : ``log`` or ``linear``: the classifier's input (see above).
+    mask_scope : ``sample`` (the default: each sample has its own mask over the positions, at least
+        one position kept and the kept ones rescaled per sample) or ``batch`` (the 2018 reference's
+        estimator: one mask over the positions shared by every sample and channel of the batch,
+        at least one position kept and rescaled over the whole mask); only with ``mask_prob``.
     mask_block : side of the square blocks each scale's mask keeps or drops together, in positions
         of its stage's feature map (one int for all, or one per scale; ``None`` or 1: single
         positions); only with ``mask_prob``.
@@ -251,7 +256,8 @@ class MultiScaleNet(nn.Module):
                  max_width: int = 64, mask_prob: float | Sequence[float] | None = None,
                  input_std: float = 1.0, generators: Sequence[torch.Generator] | None = None,
                  topology: str = "heads", mask_block: int | Sequence[int | None] | None = None,
-                 padding: str = "circular", features: str = "log", whiten_size: int | None = None):
+                 padding: str = "circular", features: str = "log", whiten_size: int | None = None,
+                 mask_scope: str = "sample"):
         super().__init__()
         if ndim not in _CONV:
             raise ValueError(f"ndim must be 1, 2 or 3, but got {ndim}")
@@ -267,6 +273,8 @@ class MultiScaleNet(nn.Module):
             raise ValueError(f"padding must be one of {', '.join(PADDINGS)}, but got {padding!r}")
         if topology not in TOPOLOGIES:
             raise ValueError(f"topology must be one of {', '.join(TOPOLOGIES)}, but got {topology!r}")
+        if mask_scope not in MASK_SCOPES:
+            raise ValueError(f"mask_scope must be one of {', '.join(MASK_SCOPES)}, but got {mask_scope!r}")
         head_stages = check_head_stages(head_stages, topology)
         n_heads = len(head_stages)
         blocks = (None,) * n_heads
@@ -289,6 +297,7 @@ class MultiScaleNet(nn.Module):
         self.width, self.max_width, self.input_std = width, max_width, float(input_std)
         self.mask_prob = None if mask_prob is None else probs
         self.topology, self.mask_block, self.padding, self.features = topology, blocks, padding, features
+        self.mask_scope = mask_scope
         self.whitening = None if whiten_size is None else SpectralWhitening(ndim, int(whiten_size))
 
         conv = _CONV[ndim]
@@ -297,10 +306,11 @@ class MultiScaleNet(nn.Module):
             return [conv(c_in, c_out, 3, stride=stride, padding=1, padding_mode=padding), nn.ReLU(inplace=True)]
 
         def mask(s):
-            # One mask value per sample and position, shared by the channels.
+            # One mask value per position, shared by the channels; per sample, or shared by the batch.
             if mask_prob is None:
                 return nn.Identity()
-            return Backdrop(probs[s], dims=(0,) + tuple(range(-ndim, 0)), block=blocks[s],
+            positions = tuple(range(-ndim, 0))
+            return Backdrop(probs[s], dims=(0,) + positions if mask_scope == "sample" else positions, block=blocks[s],
                             generator=None if generators is None else generators[s])
 
         def classifier(c_in, n_out):
@@ -424,6 +434,8 @@ class MultiScaleNet(nn.Module):
         backdrop = "off" if self.mask_prob is None else "mask_prob=" + ",".join(f"{p:g}" for p in self.mask_prob)
         if any(b is not None for b in self.mask_block):
             backdrop += ", mask_block=" + ",".join(str(b or 1) for b in self.mask_block)
+        if self.mask_prob is not None and self.mask_scope != "sample":
+            backdrop += f", mask_scope={self.mask_scope}"
         return (f"ndim={self.ndim}, n_choices={self.n_choices}, topology={self.topology}, padding={self.padding}, "
                 f"head_stages={self.head_stages}, "
                 f"receptive_fields={tuple(receptive_field(k) for k in self.head_stages)}, "
@@ -436,4 +448,5 @@ class MultiScaleNet(nn.Module):
                 "mask_prob": None if self.mask_prob is None else list(self.mask_prob),
                 "topology": self.topology, "padding": self.padding, "features": self.features,
                 "mask_block": None if self.mask_prob is None else list(self.mask_block),
+                "mask_scope": self.mask_scope,
                 "whiten_size": None if self.whitening is None else self.whitening.size}

@@ -365,3 +365,31 @@ def test_torch_compile_gradient_equals_eager():
     eager, = torch.autograd.grad(f(x, w, m), w)
     compiled, = torch.autograd.grad(torch.compile(f, backend="aot_eager", fullgraph=True)(x, w, m), w)
     torch.testing.assert_close(compiled, eager, rtol=1e-6, atol=torch.finfo(torch.float32).eps * eager.abs().max().item())
+
+
+def test_batch_scope_is_the_reference_estimator_exactly():
+    """dims over the positions alone: one mask of shape (1, 1, H, W), shared by every sample and
+    channel of the batch, each position kept when its uniform draw is at least p, and the kept
+    ones rescaled over the whole mask, (H W) / kept: the 2018 reference's mask, by hand."""
+    x = torch.randn(3, 5, 6, 7, requires_grad=True)
+    upstream = torch.randn(3, 5, 6, 7)
+    layer = Backdrop(0.6, dims=(-2, -1), generator=torch.Generator().manual_seed(11))
+    (layer(x) * upstream).sum().backward()
+    u = torch.rand(1, 1, 6, 7, generator=torch.Generator().manual_seed(11))
+    keep = (u >= 0.6).float()
+    assert 0 < keep.sum() < 42  # the draw masks some positions and keeps some
+    assert torch.equal(x.grad, upstream * (keep * (42 / keep.sum())))
+
+
+def test_a_network_with_batch_scope_shares_each_head_mask_over_the_batch():
+    from backdrop.models import MultiScaleNet
+
+    generators = [torch.Generator().manual_seed(s) for s in range(2)]
+    model = MultiScaleNet(2, 2, (1, 2), mask_prob=0.5, generators=generators, mask_scope="batch")
+    model(torch.randn(4, 1, 16, 16))
+    masks = [head[0].last_mask for head in model.heads]
+    assert [tuple(m.shape) for m in masks] == [(1, 1, 8, 8), (1, 1, 4, 4)]
+    assert all(m.sum().item() == pytest.approx(m.numel()) for m in masks)  # rescaled over the whole mask
+    assert MultiScaleNet(**model.config()).mask_scope == "batch"
+    with pytest.raises(ValueError, match="mask_scope must be one of sample, batch"):
+        MultiScaleNet(2, 2, (1,), mask_prob=0.5, mask_scope="channel")

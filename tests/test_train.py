@@ -282,8 +282,9 @@ def _ddp_worker(rank, world, init_file, settings, out):
     os._exit(0)
 
 
-def test_two_process_ddp_matches_one_process(data, tmp_path):
-    settings = config(data, crop=16, epochs=1, n_train=64)
+@pytest.mark.parametrize("mask_scope", ["sample", "batch"])
+def test_two_process_ddp_matches_one_process(data, tmp_path, mask_scope):
+    settings = config(data, crop=16, epochs=1, n_train=64, mask_scope=mask_scope)
     single = training.train(settings, tmp_path / "one")
     mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), settings.to_dict(), str(tmp_path / "two")), nprocs=2)
     a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")

@@ -15,7 +15,7 @@ from msgp import io
 from msgp.spec import DatasetSpec, SpecError
 
 from ..functional import check_block_size, check_p
-from ..models import RF_FACTOR, TOPOLOGIES, check_head_stages, place_heads
+from ..models import MASK_SCOPES, RF_FACTOR, TOPOLOGIES, check_head_stages, place_heads
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -62,6 +62,8 @@ class TrainConfig:
     backdrop : put a Backdrop layer at every scale's depth (off: plain full gradient).
     mask_prob : backdrop mask probability, one value for every scale or one per scale (like
         ``mask_block``, used, and checked against the data's scales, only with ``backdrop``).
+    mask_scope : ``sample`` (each sample its own mask) or ``batch`` (one mask shared by the batch and
+        the channels, rescaled over the whole mask: the 2018 reference's estimator); with ``backdrop``.
     mask_block : side of the square blocks of positions each scale's mask keeps or drops together
         (one value, or one per scale; 1: single positions).
     topology : ``heads`` (one head per scale, each behind its own mask) or ``series`` (the masks
@@ -103,6 +105,7 @@ class TrainConfig:
     backdrop: bool = False
     mask_prob: float | tuple[float, ...] = 0.25
     mask_block: int | tuple[int, ...] = 1
+    mask_scope: str = "sample"
     topology: str = "heads"
     augment: bool = True
     whiten: bool = True
@@ -139,6 +142,8 @@ class TrainConfig:
         blocks = self.mask_block if isinstance(self.mask_block, tuple) else (self.mask_block,)
         for b in blocks:
             _as_config_error("mask_block", check_block_size, b)
+        if self.mask_scope not in MASK_SCOPES:
+            raise ConfigError(f"mask_scope must be one of {', '.join(MASK_SCOPES)}, but got {self.mask_scope!r}")
         if self.topology not in TOPOLOGIES:
             raise ConfigError(f"topology must be one of {', '.join(TOPOLOGIES)}, but got {self.topology!r}")
         if not 0.0 <= self.warmup < 1.0:
@@ -202,7 +207,7 @@ class TrainConfig:
         data are read and the run runs; :data:`RESUMABLE` for a resumed run. Empty when ``other``
         is the same run."""
         mine, theirs = self.to_dict(), other.to_dict()
-        skip = set(ignore) | (set() if self.backdrop or other.backdrop else {"mask_prob", "mask_block"})
+        skip = set(ignore) | (set() if self.backdrop or other.backdrop else {"mask_prob", "mask_block", "mask_scope"})
         return [k for k in mine if k not in skip and mine[k] != theirs[k]]
 
     @classmethod

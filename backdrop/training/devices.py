@@ -122,5 +122,9 @@ class _GlobalMasks:
         x = args[0]
         stand_in = x.new_empty(()).expand(self.world * x.shape[0], *x.shape[1:])
         mask = draw_mask(stand_in, layer.p, layer.dims, layer.rescale, layer.generator, layer.block)
+        if 0 not in layer.dims:
+            # One mask for the whole batch (mask_scope "batch"): every rank drew the same one.
+            layer.fixed_mask = mask
+            return
         per_image = mask.view(-1, self.rows_per_image, *mask.shape[1:])[self.rank::self.world]
         layer.fixed_mask = per_image.reshape(x.shape[0], *mask.shape[1:])

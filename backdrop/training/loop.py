@@ -366,7 +366,8 @@ def build_model(config: TrainConfig, spec: DatasetSpec,
                                         topology=config.topology,
                                         padding="circular" if config.crop is None else "zeros",
                                         mask_block=config.mask_block if config.backdrop else None,
-                                        whiten=config.whiten and config.crop is None)
+                                        whiten=config.whiten and config.crop is None,
+                                        mask_scope=config.mask_scope)
     return model
 
 
