@@ -283,13 +283,14 @@ def test_measure_rates_times_every_method(tmp_path):
 
 def test_cli_dry_run(tmp_path, monkeypatch):
     monkeypatch.setitem(experiment.PLANS, "paper", tiny_plan)
-    monkeypatch.setattr(experiment, "measure_rates", lambda plan, threads=None: RATES)
+    monkeypatch.setattr(experiment.timing, "measure_rates", lambda plan, threads=None: RATES)  # where dry_run finds it
     out = tmp_path / "x"
     result = CliRunner().invoke(cli.main, ["experiment", "--plan", "paper", "--dry-run", "--jobs", "1", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"Plan paper into {out}.\n\nData: 32^2 px")
     assert "| method | masks | per class | n_train | epochs | images per run | runs | to train |" in result.output
     assert "Estimated time on cpu with 1 job" in result.output and not out.exists()
+    assert RATES.describe() in result.output  # the rates given, not measured ones
     result = CliRunner().invoke(cli.main, ["experiment", "--dry-run", "--report", "--out", str(out)])
     assert result.exit_code == 2 and result.output.strip().count("\n") == 0
     assert "--dry-run and --report contradict each other" in result.output

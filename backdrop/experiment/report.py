@@ -1,0 +1,201 @@
+"""The tables (csv and markdown) and figures of an experiment's recorded runs: :func:`write_outputs`."""
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from msgp.atomic import atomic_open, atomic_write
+from msgp.plotting import PlotUnavailable, pyplot
+
+from .figures import plot_efficiency, plot_input_gradient, plot_sweep
+from .plans import REFERENCES, ExperimentPlan
+from .statistics import FITTED, _accessors, _group, compare, failed, ratio, run_fitted
+
+
+def _columns(n_scales: int) -> list[str]:
+    names = ["joint"] + [f"scale{s}" for s in range(n_scales)]
+    return (["method", "masks", "n_train", "per_class", "seed", "epochs"] + [f"test_{n}" for n in names]
+            + [f"oracle_{n}" for n in names] + [f"ratio_{n}" for n in names] + ["train_joint", "wall_s",
+                                                                                  "status", "reason"])
+
+
+def _row(result: dict[str, Any], n_scales: int) -> dict[str, Any]:
+    """A run's row of results.csv; a failed run's accuracies are empty and its reason is given."""
+    row = {k: result[k] for k in ("method", "n_train", "per_class", "seed", "epochs")}
+    row["masks"] = result["masks"] or ""
+    row["wall_s"] = round(result["wall_s"], 2)
+    row["status"], row["reason"] = result.get("status", "finished"), result.get("reason", "")
+    if failed(result):
+        return row
+    for (name, get), col in zip(_accessors(n_scales), ["joint"] + [f"scale{s}" for s in range(n_scales)]):
+        row[f"test_{col}"] = get(result["test_accuracy"])
+        row[f"oracle_{col}"] = get(result["oracle_accuracy"])
+        row[f"ratio_{col}"] = round(ratio(result, get), 4)
+    row["train_joint"] = result["train_accuracy"]["joint"]
+    return row
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: Path, columns: Sequence[str]) -> Path:
+    with atomic_open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(columns))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    """``mean ± std`` (sample std over seeds); the mean alone for one value."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return f"{values.mean():.3f}"
+    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
+
+
+def summary_table(results: Sequence[dict[str, Any]], key: Callable[[dict], Any], key_headers: Sequence[str],
+                  key_cells: Callable[[Any], Sequence[str]], n_scales: int) -> str:
+    """A markdown table, one row per group of runs: mean ± std over its seeds of the accuracy as a
+    fraction of the oracle's (joint, per scale), the mean oracle accuracy, and the mean final
+    training accuracy (joint; near 1 when a run has fitted its training set; † below :data:`FITTED`).
+
+    The statistics are over the runs that finished (``seeds``); where some failed, a ``failed``
+    column counts them per group (a group with no finished run shows ``—``)."""
+    accessors = _accessors(n_scales)
+    any_failed = any(failed(r) for r in results)
+    headers = [*key_headers, "seeds", *(["failed"] if any_failed else []),
+               *[f"{name} / oracle" for name, _ in accessors], *[f"oracle {name}" for name, _ in accessors],
+               "train joint"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for k, everything in _group(results, key).items():
+        group = [r for r in everything if not failed(r)]
+        cells = [*key_cells(k), str(len(group))] + ([str(len(everything) - len(group))] if any_failed else [])
+        if not group:
+            lines.append("| " + " | ".join(cells + ["—"] * (2 * len(accessors) + 1)) + " |")
+            continue
+        cells += [_mean_std([ratio(r, get) for r in group]) for _, get in accessors]
+        cells += [f"{np.mean([get(r['oracle_accuracy']) for r in group]):.3f}" for _, get in accessors]
+        unfitted = sum(not run_fitted(r) for r in group)
+        cells.append(f"{np.mean([r['train_accuracy']['joint'] for r in group]):.3f}"
+                     + (f" † ({len(group) - unfitted} of {len(group)} fitted)" if unfitted else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def failed_list(results: Sequence[dict[str, Any]]) -> str:
+    """The failed runs and their reasons, as markdown lines (empty when none failed)."""
+    lines = [f"- {r['name']}: {r['reason']}" for r in results if failed(r)]
+    return ("\nFailed runs (recorded in their result.json, left out of the statistics):\n\n" + "\n".join(lines) + "\n"
+            if lines else "")
+
+
+def _interval(row: dict[str, Any]) -> str:
+    mark = " *" if row["effect"] else ""
+    return f"{row['mean']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]{mark}"
+
+
+def comparison_table(rows: Sequence[dict[str, Any]], n_scales: int) -> str:
+    """One line per (method, reference, size): mean paired difference [95% interval] per accuracy;
+    ``*`` marks an interval that excludes zero; the last column says whether both cells fitted their
+    training sets (``no †``: the difference is not a result)."""
+    names = [name for name, _ in _accessors(n_scales)]
+    headers = ["method", "masks", "minus", "per class", "seeds", *names, "both fitted"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for key, group in _group(rows, lambda r: (r["method"], r["masks"], r["reference"], r["per_class"])).items():
+        by_name = {r["accuracy"]: r for r in group}
+        lines.append("| " + " | ".join([*map(str, key), str(group[0]["n"]), *[_interval(by_name[n]) for n in names],
+                                        "yes" if group[0]["fitted"] else "no †"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _epochs_rule(plan: ExperimentPlan) -> str:
+    rule = f"Epochs = max({plan.min_epochs}, ceil(B / n_train)), B = {plan.images} training images"
+    return rule + "".join(f"; {'every method' if m == '*' else m} at {n} per class: {images}"
+                          for m, n, images in plan.budgets)
+
+
+def _describe(plan: ExperimentPlan) -> str:
+    s = plan.spec
+    lengths = "; ".join(" / ".join(f"{v:g}" for v in row) for row in s.length_scales)
+    return (f"Data: {s.size}^{s.ndim} px, {s.n_scales} scales (length scales {lengths} px), "
+            f"normalize={s.normalize}; training file seed {s.seed}, test file seed {plan.test_seed} "
+            f"({plan.n_test} images, all scored). {_epochs_rule(plan)}, "
+            f"batch min({plan.batch_size}, n_train), AdamW peak lr {plan.lr:g} with warm-up and cosine decay. "
+            f"backdrop: {plan.backdrop.describe()}; series: {plan.series.describe()}; crop: {plan.crop}² crops. "
+            f"Seeds: {plan.small_seeds} up to {plan.small_max} images per class, {plan.seeds} above.\n")
+
+
+def _comparisons(plan: ExperimentPlan, results: Sequence[dict[str, Any]], methods: Sequence[str],
+                 sizes: Sequence[int], masks_of: Callable[[dict], Any] = lambda r: None) -> list[dict[str, Any]]:
+    K = plan.spec.n_scales
+    rows = []
+    for n in sizes:
+        for reference in REFERENCES:
+            for method in methods:
+                # Each pair once: augment - no-backdrop, not also its negative.
+                if method != reference and not (method in REFERENCES and REFERENCES.index(method) < REFERENCES.index(reference)):
+                    rows += compare(results, method, reference, n, K, masks_of)
+    return rows
+
+
+COMPARISON_COLUMNS = ["method", "masks", "reference", "per_class", "accuracy", "n", "mean", "low", "high", "effect", "fitted"]
+
+
+def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, Any]],
+                  sweep: Sequence[dict[str, Any]]) -> dict[str, Path]:
+    """The tables and figures of recorded runs (see :func:`run_experiment`): the csv files list
+    every run, failed ones with their reason; the statistics, comparisons and figures are over the
+    runs that finished, and the markdown tables count and list the failed ones."""
+    K = plan.spec.n_scales
+    finished = [r for r in results if not failed(r)]
+    finished_sweep = [r for r in sweep if not failed(r)]
+    written = {"results.csv": write_csv([_row(r, K) for r in results], out / "results.csv", _columns(K))}
+    table = summary_table(results, lambda r: (r["method"], r["per_class"]), ["method", "per class"],
+                          lambda k: [k[0], str(k[1])], K)
+    written["results.md"] = _write_text(
+        out / "results.md", "# Accuracy as a fraction of the oracle's, by method and training-set size\n\n"
+        + _describe(plan) + "\n" + table + failed_list(results))
+    rows = _comparisons(plan, finished, plan.methods, plan.sizes)
+    written["comparisons.csv"] = write_csv(rows, out / "comparisons.csv", COMPARISON_COLUMNS)
+    written["comparisons.md"] = _write_text(
+        out / "comparisons.md",
+        "# Paired differences in test accuracy (method minus reference, same seeds)\n\n" + _describe(plan)
+        + "Mean difference [95% t interval]; * marks an interval that excludes zero; no † where the runs of a "
+        f"method or reference did not fit their training set (mean final training accuracy below {FITTED}), "
+        "so the difference is not a result.\n\n" + comparison_table(rows, K))
+    figures = {"input_gradient.png": plot_input_gradient}
+    if finished:  # with every run failed there is nothing to draw
+        figures["efficiency.png"] = lambda f: plot_efficiency(finished, f, K)
+    if sweep:
+        written["sweep.csv"] = write_csv([_row(r, K) for r in sweep], out / "sweep.csv", _columns(K))
+        settings = [r["masks"] for r in finished_sweep if r["masks"]]
+        rows = []
+        for setting in dict.fromkeys(settings):
+            for method in ("backdrop", "series"):
+                rows += _comparisons(plan, finished_sweep, [method], [plan.sweep_size], lambda r, m=setting: m)
+        table = summary_table(sweep, lambda r: (r["method"], r["masks"] or ""), ["method", "masks"],
+                              lambda k: list(k), K)
+        written["sweep.md"] = _write_text(
+            out / "sweep.md", f"# Backdrop settings at {plan.sweep_size} training images per class\n\n"
+            + _describe(plan) + "\n" + table + failed_list(sweep)
+            + "\nPaired differences in test accuracy; * marks an interval that excludes zero.\n\n"
+            + comparison_table(rows, K))
+        if finished_sweep:
+            figures["sweep.png"] = lambda f: plot_sweep(finished_sweep, f, K)
+    # The tables need nothing beyond the base install; the figures need the plot extra.
+    try:
+        pyplot()
+    except PlotUnavailable:
+        return written
+    for name, draw in figures.items():
+        with atomic_open(out / name, "wb") as f:
+            draw(f)
+        written[name] = out / name
+    return written
+
+
+def _write_text(path: Path, text: str) -> Path:
+    atomic_write(path, text)
+    return path

@@ -1,0 +1,95 @@
+"""Accuracy as a fraction of the oracle's, paired differences between methods, and whether a run
+fitted its training set.
+
+Runs of two methods with the same seed share the training subset (and the test file), so
+differences are paired by seed: :func:`paired_difference` gives the mean difference and its 95% t
+interval, and an effect is claimed only when the interval excludes zero. Failed runs
+(:func:`failed`) are left out of the statistics.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+
+def _accessors(n_scales: int) -> list[tuple[str, Callable[[dict], float]]]:
+    """(name, accuracy getter) of the joint accuracy and each scale's."""
+    return [("joint", lambda a: a["joint"])] + [(f"scale {s}", lambda a, s=s: a["scales"][s]) for s in range(n_scales)]
+
+
+def ratio(result: dict[str, Any], get: Callable[[dict], float]) -> float:
+    """A run's accuracy as a fraction of the oracle's on the same test samples."""
+    return get(result["test_accuracy"]) / get(result["oracle_accuracy"])
+
+
+def failed(result: dict[str, Any]) -> bool:
+    """Whether a run's result records a failure (results written before failures were recorded
+    have no status: they finished)."""
+    return result.get("status", "finished") == "failed"
+
+
+def _group(results: Sequence[dict[str, Any]], key: Callable[[dict], Any]) -> dict[Any, list[dict]]:
+    """The results (or runs) by ``key``, the groups and their members in the order first met."""
+    groups: dict[Any, list[dict]] = {}
+    for r in results:
+        groups.setdefault(key(r), []).append(r)
+    return groups
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> dict[str, float]:
+    """Mean of ``a[i] - b[i]`` with its two-sided t interval at ``level``.
+
+    Returns ``{"n", "mean", "low", "high", "effect"}``; ``effect`` is true when the interval
+    excludes zero. With one pair the interval is infinite.
+    """
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    n = len(d)
+    if n == 0:
+        raise ValueError("no pairs to compare")
+    mean = float(d.mean())
+    half = math.inf if n < 2 else float(stats.t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1) / math.sqrt(n))
+    return {"n": n, "mean": mean, "low": mean - half, "high": mean + half,
+            "effect": bool(mean - half > 0 or mean + half < 0)}
+
+
+# Below this final training accuracy (joint) a run has not fitted its training set. A cell with
+# such a run, or with a run one of whose scales did not learn (the trainer's verdict in
+# summary.json), is marked † in the tables, hollow in the figure, and not to be compared.
+FITTED = 0.9
+
+
+def run_fitted(result: dict[str, Any]) -> bool:
+    """Whether one run fitted its training set (final training accuracy ≥ FITTED) and learned every
+    scale (runs recorded before the trainer gave that verdict count as learned)."""
+    return (result["train_accuracy"]["joint"] >= FITTED
+            and all(v["learned"] for v in result.get("learned") or []))
+
+
+def fitted(runs: Sequence[dict[str, Any]]) -> bool:
+    """Whether every run of a cell fitted (:func:`run_fitted`): one seed that did not is not hidden
+    by the others' mean."""
+    return all(run_fitted(r) for r in runs)
+
+
+def compare(results: Sequence[dict[str, Any]], method: str, reference: str, per_class: int,
+            n_scales: int, masks_of: Callable[[dict], Any] = lambda r: None) -> list[dict[str, Any]]:
+    """Paired differences ``method - reference`` in accuracy at one size, joint and per scale,
+    over the seeds both have (``masks_of`` picks one backdrop setting of the method)."""
+    ours = {r["seed"]: r for r in results if r["method"] == method and r["per_class"] == per_class
+            and masks_of(r) in (None, r["masks"])}
+    theirs = {r["seed"]: r for r in results if r["method"] == reference and r["per_class"] == per_class}
+    seeds = sorted(set(ours) & set(theirs))
+    if not seeds:
+        return []
+    both_fitted = fitted([ours[s] for s in seeds]) and fitted([theirs[s] for s in seeds])
+    rows = []
+    for name, get in _accessors(n_scales):
+        diff = paired_difference([get(ours[s]["test_accuracy"]) for s in seeds],
+                                 [get(theirs[s]["test_accuracy"]) for s in seeds])
+        rows.append({"method": method, "masks": ours[seeds[0]]["masks"] or "", "reference": reference,
+                     "per_class": per_class, "accuracy": name, **diff, "fitted": both_fitted})
+    return rows

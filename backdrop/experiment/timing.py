@@ -1,0 +1,282 @@
+"""A plan's time on this machine, before running it: the training step timed as the trainer takes
+it (:class:`StepTimer`), the machine's rates (:func:`measure_rates`), the estimate from them
+(:func:`estimate`) and the plan described with its estimate (:func:`dry_run`)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from msgp import oracle
+from msgp.generate import Sampler
+from msgp.spec import DatasetSpec
+
+from .. import training
+from .plans import ExperimentError, ExperimentPlan
+from .report import _describe
+from .runs import Run, _reusable, main_runs, make_run, read_result, sweep_runs
+from .statistics import _group
+
+# Seconds per run beyond its training steps, test-time forwards and oracle: building the network,
+# reading its subsets, a checkpoint per epoch, summary.json and curves.png (measured: 0.5 to 1 s
+# per run of 32² images on one loaded CPU core).
+RUN_OVERHEAD_S = 1.0
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class StepTimer:
+    """Times the training step and the test-time forward pass of one run's settings.
+
+    A step is what :func:`training.train` does per batch: the method's symmetries or crops on the
+    CPU, the copy to the device, forward and losses at ``config.precision``, backward, gradient
+    clipping, AdamW, and reading the losses back; the network is built as the trainer builds it.
+    The fields are random normal (the time does not depend on their values).
+
+    Parameters
+    ----------
+    config : the run's settings; its data files are not read.
+    spec : the data's description (shape, scales, amplitudes).
+    batch : images per step (default ``config.batch_size``; at least 2 for the batch statistics).
+    """
+
+    def __init__(self, config: training.TrainConfig, spec: DatasetSpec, batch: int | None = None):
+        # The trainer's step on a global batch of ``batch`` images.
+        self.config = config if batch is None else dataclasses.replace(config, batch_size=batch,
+                                                                         n_train=max(config.n_train, batch))
+        self.spec, self.batch = spec, self.config.batch_size
+        self.device = training.resolve_device(config.device)
+        K = spec.n_scales
+        generators = [torch.Generator(self.device).manual_seed(config.seed + s) for s in range(K)]
+        self.model = training.build_model(config, spec, generators).to(self.device)
+        self.optimizer = training.make_optimizer(self.model, config)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.fields = torch.randn(self.batch, 1, *spec.shape, generator=self.generator)
+        self.choices = torch.randint(0, spec.n_choices, (self.batch, K), generator=self.generator)
+
+    def train_step(self) -> float:
+        """Seconds of one training step, the device synchronised at both ends."""
+        config, device = self.config, self.device
+        _synchronize(device)
+        started = time.perf_counter()
+        x, y = training.transform_batch(self.fields, self.choices, config, self.spec, self.generator, self.generator)
+        x, y = x.to(device), y.to(device)
+        _, losses = training.forward_losses(self.model, self.model, x, y, config, device)
+        training.apply_gradients(self.model, self.optimizer, losses, config, device)
+        losses.detach().cpu()
+        _synchronize(device)
+        return time.perf_counter() - started
+
+    @torch.no_grad()
+    def test_step(self) -> float:
+        """Seconds of one test-time forward pass over the batch: eval mode, float32, whole images
+        (a crop-trained network's tiles hold the same pixels)."""
+        self.model.eval()
+        _synchronize(self.device)
+        started = time.perf_counter()
+        with training.precision_context("fp32", self.device):
+            self.model(self.fields.to(self.device)).float().cpu()
+        _synchronize(self.device)
+        self.model.train()
+        return time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Throughputs measured on one machine, for :func:`estimate`.
+
+    Parameters
+    ----------
+    device : where the networks ran, e.g. ``cpu`` or ``cuda (NVIDIA H200)``.
+    threads : torch's CPU threads during the measurement.
+    batch : images per timed training step.
+    train : training images per second, by method.
+    test : test-time images per second (forward passes in eval mode).
+    oracle : samples per second scored by the oracle (CPU, float64).
+    generate : samples per second drawn by the CPU sampler (``msgp generate``, one process).
+    """
+
+    device: str
+    threads: int
+    batch: int
+    train: dict[str, float] = field(default_factory=dict)
+    test: float = math.nan
+    oracle: float = math.nan
+    generate: float = math.nan
+
+    def describe(self) -> str:
+        methods = ", ".join(f"{m} {_rate(r)}" for m, r in self.train.items())
+        return (f"Measured on {self.device}, {self.threads} CPU thread{'s' if self.threads > 1 else ''}, "
+                f"batches of {self.batch}: training images/s {methods}; test-time {_rate(self.test)} images/s; "
+                f"oracle {_rate(self.oracle)} samples/s; generation {_rate(self.generate)} samples/s.")
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _per_second(run: Callable[[], float], items: int, seconds: float) -> float:
+    """``items`` per second of ``run()``, which returns the seconds it took, repeated for about
+    ``seconds`` (at least once)."""
+    spent, done = 0.0, 0
+    while done == 0 or spent < seconds:
+        spent += run()
+        done += items
+    return done / spent
+
+
+def _methods(plan: ExperimentPlan) -> dict[str, Run]:
+    """One run of each method the plan trains (its largest size, seed 0), to time."""
+    runs = {}
+    for run in sweep_runs(plan) + main_runs(plan):
+        runs.setdefault(run.method, make_run(run.method, max(plan.sizes), 0, run.masks))
+    return runs
+
+
+def measure_rates(plan: ExperimentPlan, seconds: float = 1.0, batch: int | None = None,
+                  threads: int | None = None) -> Rates:
+    """Measure on this machine what :func:`estimate` needs, for about ``seconds`` each.
+
+    Parameters
+    ----------
+    plan : the plan to measure (its data size, methods, network and device).
+    seconds : time spent on each rate; at least one step or sample is always timed.
+    batch : images per timed training step; default the plan's batch on CUDA and 2 on CPU, where
+        a step's time is proportional to its images and one step of 16 at 1024² takes a minute.
+    threads : torch's CPU threads while measuring (the runs of ``jobs`` > 1 have one each);
+        ``None`` leaves them as they are.
+    """
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        device = training.resolve_device(plan.device)
+        name = f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "cpu"
+        batch = batch or (plan.batch_size if device.type == "cuda" else 2)
+        sampler = Sampler(plan.train_spec)
+        drawn = []
+
+        def generate() -> float:
+            started = time.perf_counter()
+            drawn.append(sampler.batch(len(drawn), len(drawn) + 1).fields[0])
+            return time.perf_counter() - started
+
+        generate_rate = _per_second(generate, 1, seconds)
+        model = oracle.FourierModel(plan.spec)
+        fields = np.stack(drawn)
+
+        def score() -> float:
+            started = time.perf_counter()
+            model.log_likelihoods(fields)
+            return time.perf_counter() - started
+
+        oracle_rate = _per_second(score, len(fields), seconds)
+        train, test = {}, math.nan
+        for method, run in _methods(plan).items():
+            timer = StepTimer(run.config(plan, Path("train.h5"), Path("test.h5")), plan.spec, batch)
+            if device.type == "cuda":
+                timer.train_step()  # CUDA's lazy initialisation and cuDNN's choice of kernels
+                timer.test_step()
+            train[method] = _per_second(timer.train_step, batch, seconds)
+            if method == "no-backdrop" or math.isnan(test):
+                test = _per_second(timer.test_step, batch, seconds)
+        return Rates(name, torch.get_num_threads(), batch, train, test, oracle_rate, generate_rate)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def estimate(plan: ExperimentPlan, rates: Rates, runs: Sequence[Run] | None = None, jobs: int = 1,
+             samples: int | None = None) -> dict[str, float]:
+    """Seconds the plan takes on the machine ``rates`` were measured on, by part.
+
+    Parameters
+    ----------
+    plan : the plan.
+    rates : from :func:`measure_rates` on the machine that will run it.
+    runs : the runs to train (default: all of the plan's).
+    jobs : runs trained at once, each on its own core.
+    samples : samples to generate (default: the training and test files').
+
+    Returns
+    -------
+    ``{"train", "test", "oracle", "overhead", "generate", "total"}`` in seconds: training steps,
+    test-time forwards (the calibration on the training images and the test file), the oracle
+    on the test file, :data:`RUN_OVERHEAD_S` per run, generation; the first four summed over the
+    runs, and divided by ``jobs`` in the total.
+    """
+    runs = list(dict.fromkeys(sweep_runs(plan) + main_runs(plan))) if runs is None else runs
+    samples = plan.train_spec.n + plan.test_spec.n if samples is None else samples
+    parts = dict.fromkeys(("train", "test", "oracle", "overhead"), 0.0)
+    for run in runs:
+        config = run.config(plan, Path("train.h5"), Path("test.h5"))
+        parts["train"] += config.epochs * (config.n_train // config.batch_size) * config.batch_size / rates.train[run.method]
+        parts["test"] += (config.n_train + plan.n_test) / rates.test
+        parts["oracle"] += plan.n_test / rates.oracle
+        parts["overhead"] += RUN_OVERHEAD_S
+    parts["generate"] = samples / rates.generate
+    parts["total"] = sum(parts[k] for k in ("train", "test", "oracle", "overhead")) / jobs + parts["generate"]
+    return parts
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``12 min``, ``2 h 05 min`` or ``8.2 days``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        hours, minutes = divmod(round(seconds / 60), 60)
+        return f"{hours} h {minutes:02d} min"
+    return f"{seconds / 86400:.1f} days"
+
+
+def dry_run(plan: ExperimentPlan, out: str | Path, jobs: int = 1, rates: Rates | None = None) -> str:
+    """The plan as markdown: its runs by method and size (epochs, training images), what ``out``
+    already holds of it, and its estimated time on this machine.
+
+    Parameters
+    ----------
+    plan : the plan.
+    out : the output directory the experiment would use (finished runs and complete data files
+        there are not counted again); nothing is written.
+    jobs : runs trained at once.
+    rates : the machine's rates; default :func:`measure_rates` (a few seconds, one thread per job
+        when ``jobs`` > 1).
+    """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ExperimentError(f"jobs must be a positive integer, but got {jobs}")
+    out = Path(out)
+    if rates is None:
+        rates = measure_rates(plan, threads=1 if jobs > 1 else None)
+    runs = list(dict.fromkeys(main_runs(plan) + sweep_runs(plan)))
+    todo = [r for r in runs if read_result(out / "runs" / r.name) is None]
+    missing = [(name, spec) for name, spec in (("training", plan.train_spec), ("test", plan.test_spec))
+               if not _reusable(out / "data" / f"{'train' if name == 'training' else 'test'}.h5", spec)]
+    parts = estimate(plan, rates, todo, jobs, sum(spec.n for _, spec in missing))
+    lines = ["| method | masks | per class | n_train | epochs | images per run | runs | to train |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    images = 0
+    for (method, setting, per_class), group in _group(runs, lambda r: (r.method, r.masks, r.per_class)).items():
+        config = group[0].config(plan, Path("train.h5"), Path("test.h5"))
+        per_run = config.epochs * (config.n_train // config.batch_size) * config.batch_size
+        images += per_run * len(group)
+        lines.append(f"| {method} | {setting.describe() if setting else ''} | {per_class} | {config.n_train} | "
+                     f"{config.epochs} | {per_run:,} | {len(group)} | {sum(r in todo for r in group)} |")
+    s = plan.spec
+    data = ", ".join(f"{spec.n} {name} samples" for name, spec in missing) or "none (both files are in place)"
+    split = ", ".join(f"{k} {duration(parts[k])}" for k in ("train", "test", "oracle", "generate", "overhead"))
+    return (_describe(plan) + "\n" + "\n".join(lines) + "\n\n"
+            f"{len(runs)} runs, {len(todo)} to train; {images:,} training images in all. "
+            f"Data to generate ({s.size}^{s.ndim} px): {data}.\n"
+            f"{rates.describe()}\n"
+            f"Estimated time on {rates.device} with {jobs} job{'s' if jobs > 1 else ''}: "
+            f"{duration(parts['total'])} ({split}; the per-run parts divided by the jobs).\n")
