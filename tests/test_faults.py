@@ -3,28 +3,15 @@ seeded moments each, resumed, and compared with an uninterrupted run; and its ch
 "identical" and "readable" cannot pass by checking nothing."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "benchmarks" / "fault_injection.py"
+from scripts import load_script
 
-
-def _load_script():
-    """The script as a module (benchmarks/ is not a package); dataclasses need it in sys.modules."""
-    spec = importlib.util.spec_from_file_location("fault_injection", SCRIPT)
-    module = sys.modules["fault_injection"] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-faults = _load_script()
+faults = load_script("fault_injection")
 KILLS = 5
 
 

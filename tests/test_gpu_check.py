@@ -3,7 +3,6 @@ what it relies on: the training precision option, the oracle scored in batches, 
 dry run and time estimate."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -22,20 +21,16 @@ from backdrop import experiment, training
 from msgp import io, oracle
 from msgp.spec import DatasetSpec
 
+from scripts import load_script
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 LENGTHS = [[1.5, 4.0], [6.0, 16.0]]
 
 
-def _load_script():
-    """The script as a module (benchmarks/ is not a package); dataclasses need it in sys.modules."""
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = sys.modules["gpu_check"] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
-gpu_check = _load_script()
+gpu_check = load_script("gpu_check")
 
 
 def tiny_spec(**values) -> DatasetSpec:
