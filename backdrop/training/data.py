@@ -48,11 +48,15 @@ def _open(source: str | os.PathLike | dict[str, Any]) -> MSGPDataset | Generated
 
 def check_compatible(trained, other, what: str = "dataset") -> None:
     """Refuse data whose distribution differs from the training data's (seed and n may differ)."""
-    a, b = trained.statistics(), other.statistics()
-    different = [k for k in a if a[k] != b.get(k)]
-    if different:
-        details = ", ".join(f"{k} {b.get(k)} (trained on {a[k]})" for k in different)
+    details = _differences(trained.statistics(), other.statistics())
+    if details:
         raise IncompatibleDataError(f"the {what} has other parameters than the training data: {details}")
+
+
+def _differences(trained: dict[str, Any], now: dict[str, Any]) -> str:
+    """``"key now (trained on was), ..."`` for every key whose value differs, or ``""``."""
+    return ", ".join(f"{k} {now.get(k)} (trained on {trained.get(k)})"
+                     for k in dict.fromkeys([*trained, *now]) if trained.get(k) != now.get(k))
 
 
 def _subsets(config: TrainConfig, data: MSGPDataset | GeneratedDataset,
@@ -89,10 +93,8 @@ def data_identity(train_spec: DatasetSpec, test_spec: DatasetSpec) -> dict[str, 
 def _check_same_data(stored: dict[str, Any], spec: DatasetSpec, what: str) -> None:
     """Refuse data other than those a run was trained on: its stored indices would name other
     images, and a test index could name an image the run trained on."""
-    now = spec.to_dict()
-    changed = [k for k in sorted(set(stored) | set(now)) if stored.get(k) != now.get(k)]
-    if changed:
-        details = ", ".join(f"{k} {now.get(k)} (trained on {stored.get(k)})" for k in changed)
+    details = _differences(stored, spec.to_dict())
+    if details:
         raise IncompatibleDataError(f"the {what} changed since the run was trained: {details}; its sample "
                                     "indices name images of the data as they were, so use those")
 
