@@ -323,8 +323,7 @@ def _set_up(config: TrainConfig, out: Path, resume: bool) -> _Run:
     train_set, test_set = _subsets(config, data, test_file, ckpt)
     spec = train_set.spec
     # Seeded at every step (train_one_epoch); made here so that the model holds them.
-    mask_generators = ([_generator(_seed(config.seed, _BACKDROP, s), device) for s in range(spec.n_scales)]
-                       if config.backdrop else [])
+    mask_generators = [torch.Generator(device=device) for _ in range(spec.n_scales)] if config.backdrop else []
     model = build_model(config, spec, mask_generators)
     model.to(device)
     net = (DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
