@@ -560,7 +560,10 @@ def merge(shards, output, overwrite):
 @click.option("--report", is_flag=True, help="Train nothing: write the tables and figures of the runs finished so far.")
 @click.option("--dry-run", is_flag=True, help="Train nothing: print the plan (runs, epochs, training images) and its "
               "estimated time on this machine, from a few seconds of timed steps.")
-def experiment(plan_name, jobs, out, report, dry_run):
+@click.option("--method", "method_names", multiple=True, metavar="FILE.py:FUNCTION",
+              help="Add a method from your own file (or module:function), marked @network or @fitted "
+              "(docs/methods.md); repeatable.")
+def experiment(plan_name, jobs, out, report, dry_run, method_names):
     """Backdrop against the full gradient, augmentation and crops, by training-set size, as a
     fraction of the oracle's accuracy, with paired 95% intervals.
 
@@ -571,13 +574,17 @@ def experiment(plan_name, jobs, out, report, dry_run):
 
     from backdrop import experiment as exp
     from backdrop import training
+    from backdrop.experiment.methods import load_method
 
     if dry_run and report:
         raise InputError("--dry-run and --report contradict each other; pass one")
     out = out or Path("experiments") / plan_name
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is not a directory")
-    plan = exp.PLANS[plan_name]()
+    try:
+        plan = exp.PLANS[plan_name]().with_methods([load_method(m) for m in method_names])
+    except exp.ExperimentError as err:
+        _fail(err)
     if jobs is None:
         jobs = (os.cpu_count() or 1) if plan.device == "cpu" else 1
     if dry_run:

@@ -10,6 +10,7 @@ test images scored by their tiles).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from msgp.spec import DatasetSpec, load_preset
 
 METHODS = ("no-backdrop", "backdrop", "series", "augment", "augment+backdrop", "crop")
+ANCHORS = ("whittle", "scattering")  # fitted methods that are not networks (see .anchors)
 REFERENCES = ("no-backdrop", "augment")  # what every other method is compared with
 
 
@@ -59,7 +61,8 @@ class ExperimentPlan:
     seeds : seeds at sizes above ``small_max`` (seeds ``0 .. seeds-1``); each picks the training
         subset, the initialisation, the order, the masks, the crops and the symmetries of a run.
     small_seeds : seeds at sizes up to ``small_max`` per class, where the spread is largest.
-    methods : any of :data:`METHODS`.
+    methods : any of :data:`METHODS` and :data:`ANCHORS`, and the names of ``extra``.
+    extra : methods from the user's own files (:func:`~backdrop.experiment.methods.load_method`).
     images : training images seen per run; ``epochs = max(min_epochs, ceil(images / n_train))``.
     budgets : ``(method, per_class, images)``: runs of ``method`` (``"*"``: every method) at
         ``per_class`` see ``images`` training images instead of ``images``; a method's own entry
@@ -99,9 +102,10 @@ class ExperimentPlan:
     device: str = "auto"
     sweep: tuple[Masks, ...] = ()
     sweep_size: int | None = None
+    extra: tuple = ()
 
     def __post_init__(self):
-        for name in ("sizes", "methods", "sweep", "budgets"):
+        for name in ("sizes", "methods", "sweep", "budgets", "extra"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         K = self.spec.n_scales
         if self.backdrop is None:
@@ -109,9 +113,10 @@ class ExperimentPlan:
         if self.series is None:
             object.__setattr__(self, "series", masks("series", (0.5,) * K))
         C = self.spec.n_classes
-        unknown = [m for m in self.methods if m not in METHODS]
+        known = METHODS + ANCHORS + tuple(m.name for m in self.extra)
+        unknown = [m for m in self.methods if m not in known]
         if unknown:
-            raise ExperimentError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+            raise ExperimentError(f"unknown method {unknown[0]!r}; choose from {', '.join(known)}")
         if not self.sizes or any(not isinstance(n, int) or n < 1 for n in self.sizes):
             raise ExperimentError(f"sizes must be positive integers (samples per class), but got {self.sizes}")
         for name in ("seeds", "small_seeds", "images", "min_epochs"):
@@ -132,6 +137,14 @@ class ExperimentPlan:
                                       "of the plan and a positive number of images")
         if self.sweep and self.sweep_size is None:
             raise ExperimentError("a sweep needs its training-set size (sweep_size)")
+
+    def with_methods(self, extra: Sequence) -> "ExperimentPlan":
+        """The plan with the methods ``extra`` (loaded from the user's files) added to its own."""
+        names = [m.name for m in extra]
+        taken = next((n for n in names if n in self.methods or names.count(n) > 1), None)
+        if taken:
+            raise ExperimentError(f"method {taken!r} is given twice; rename one of the functions")
+        return dataclasses.replace(self, methods=self.methods + tuple(names), extra=self.extra + tuple(extra))
 
     def seeds_at(self, per_class: int) -> range:
         return range(self.small_seeds if per_class <= self.small_max else self.seeds)
@@ -163,6 +176,7 @@ def paper128_plan() -> ExperimentPlan:
     return ExperimentPlan(spec=spec, sizes=(2, 4, 8, 16, 32, 64), small_max=8, device="cpu",
                           backdrop=masks("heads", (0.5, 0.9)), series=masks("series", (0.3, 0.95)),
                           seeds=5, sweep_size=4, budgets=(("series", 8, 16384),),
+                          methods=("no-backdrop", "backdrop", "series", "augment", "whittle", "scattering"),
                           sweep=(masks("heads", (0.25, 0.25)), masks("heads", (0.5, 0.5)), masks("heads", (0.5, 0.9)),
                                  masks("heads", (0.5, 0.97)), masks("heads", (0.5, 0.97), (1, 2)),
                                  masks("series", (0.3, 0.95))))
@@ -177,7 +191,7 @@ def default3_plan() -> ExperimentPlan:
     spec = DatasetSpec.default(3, 128, n=8, seed=0)
     return ExperimentPlan(spec=spec, sizes=(2, 8, 32), small_max=8, seeds=3, device="cpu",
                           budgets=(("*", 8, 15360), ("*", 32, 30720)),
-                          methods=("no-backdrop", "backdrop", "augment"),
+                          methods=("no-backdrop", "backdrop", "augment", "whittle", "scattering"),
                           backdrop=masks("heads", (0.5, 0.5, 0.9)), series=masks("series", (0.3, 0.5, 0.95)))
 
 

@@ -19,6 +19,7 @@ from msgp.atomic import atomic_write
 from msgp.spec import DatasetSpec
 
 from .. import training
+from . import methods
 from .plans import REFERENCES, ExperimentError, ExperimentPlan, Masks
 from .report import write_outputs
 
@@ -38,7 +39,7 @@ class Run:
     def config(self, plan: ExperimentPlan, train_path: Path, test_path: Path) -> training.TrainConfig:
         n_train = self.per_class * plan.spec.n_classes
         setting = self.masks
-        return training.TrainConfig(
+        config = training.TrainConfig(
             data=str(train_path), test_data=str(test_path), n_train=n_train, n_test=plan.n_test,
             backdrop=setting is not None,
             mask_prob=setting.probs if setting else 0.5, mask_block=setting.blocks if setting else 1,
@@ -46,6 +47,7 @@ class Run:
             crop=plan.crop if self.method == "crop" else None, epochs=plan.epochs(n_train, self.method),
             batch_size=min(plan.batch_size, n_train), lr=plan.lr, device=plan.device, seed=self.seed,
             width=plan.width, eval_every=0)
+        return methods.configure(plan, self.method, config)
 
 
 def make_run(method: str, per_class: int, seed: int, setting: Masks | None = None) -> Run:
@@ -143,13 +145,22 @@ def execute(run: Run, plan: ExperimentPlan, out: Path, train_path: Path, test_pa
     run_dir = out / "runs" / run.name
     result_path = run_dir / "result.json"
     config = run.config(plan, train_path, test_path)
-    _check_same_run(run_dir, config)
+    fitted = methods.fitted_method(plan, run.method, out)
+    if fitted is not None:
+        methods.check_recorded(fitted[0], run_dir)
+    else:
+        _check_same_run(run_dir, config)
     recorded = read_result(run_dir)
     if recorded is not None:
         return {**recorded, "skipped": True}
     started = time.perf_counter()
     result = {"name": run.name, "method": run.method, "n_train": config.n_train, "per_class": run.per_class,
-              "seed": run.seed, "masks": None if run.masks is None else run.masks.describe(), "epochs": config.epochs}
+              "seed": run.seed, "masks": None if run.masks is None else run.masks.describe(),
+              "epochs": None if fitted else config.epochs}
+    if fitted is not None:
+        result.update(methods.fit_and_score(*fitted, config, run_dir), wall_s=time.perf_counter() - started)
+        atomic_write(result_path, json.dumps(result, indent=2) + "\n")
+        return result
     summary = _read_summary(run_dir)
     if summary is None:
         resume = (run_dir / "checkpoint.pt").exists()

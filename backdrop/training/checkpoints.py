@@ -42,6 +42,17 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _build_model(ckpt: dict[str, Any]) -> MultiScaleNet:
+    if "network" in ckpt["model"]:  # a network method's module, built again from its file
+        from msgp.spec import DatasetSpec
+
+        from ..experiment.methods import build_network
+
+        try:
+            model = build_network(ckpt["model"]["network"], DatasetSpec(**ckpt["spec"]))
+            model.load_state_dict(ckpt["state"])
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise CheckpointError(f"the checkpoint's network cannot be rebuilt: {str(err).splitlines()[0]}") from None
+        return model
     try:
         # Checkpoints written before padding and features were options.
         model = MultiScaleNet(**{"padding": "zeros", "features": "linear", **ckpt["model"]})

@@ -99,6 +99,9 @@ class TrainConfig:
         :func:`~backdrop.models.place_heads` with ``rf_factor``.
     rf_factor : receptive field wanted for a head, in units of its scale's length scale.
     eval_batch_size : images per forward pass at test time.
+    network : ``None`` for :class:`MultiScaleNet`, or the network method to train instead,
+        ``{"source": "/path/file.py:function", "sha256": <the file's>}``
+        (:mod:`backdrop.experiment.methods`); a file whose content changed is refused.
     """
 
     data: str = str(io.DEFAULT_PATH)
@@ -127,6 +130,7 @@ class TrainConfig:
     head_stages: tuple[int, ...] | None = None
     rf_factor: float = RF_FACTOR
     eval_batch_size: int = 64
+    network: dict[str, str] | None = None
 
     def __post_init__(self):
         self.data = _data_source(self.data)
@@ -178,6 +182,9 @@ class TrainConfig:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, but got {self.precision!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, but got {self.seed}")
+        if self.network is not None and (not isinstance(self.network, dict)
+                                         or sorted(self.network) != ["sha256", "source"]):
+            raise ConfigError(f"network must be {{'source': ..., 'sha256': ...}} or None, but got {self.network!r}")
         if not (self.rf_factor > 0 and math.isfinite(self.rf_factor)):
             raise ConfigError(f"rf_factor must be a positive number, but got {self.rf_factor}")
 

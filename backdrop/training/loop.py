@@ -355,6 +355,13 @@ def build_model(config: TrainConfig, spec: DatasetSpec,
     ``mask_generators`` (one per scale) when ``config.backdrop``; refused with a ConfigError
     (:func:`check_config`) when the data cannot take it."""
     check_config(config, spec)
+    if config.network is not None:
+        # Imported here: the experiment's package imports the trainer.
+        from ..experiment.methods import build_network
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_seed(config.seed, _INIT))
+            return build_network(config.network, spec)
     K = spec.n_scales
     probs = config.mask_prob if isinstance(config.mask_prob, tuple) else (config.mask_prob,) * K
     with torch.random.fork_rng(devices=[]):

@@ -1,0 +1,407 @@
+"""Methods from the user's own file, and the experiment's fitted methods.
+
+A method is a function marked with one of two decorators (``msgp experiment --method
+path/to/file.py:name`` or ``module:name`` adds it to a plan, under the function's name):
+
+* :func:`network`: ``build(spec) -> torch.nn.Module``, a network whose forward pass maps fields
+  ``(batch, 1, *shape)`` to per-scale logits ``(batch, K, M)``, like
+  :class:`~backdrop.models.MultiScaleNet`. :class:`UserNetwork` gives it what the trainer asks of a
+  model (per-scale losses, joint log-probabilities, calibration of any
+  :class:`~backdrop.models.BatchStandardize` it holds), and the project's loop trains it with
+  everything a built-in run has (pairing by seed, augmentation if its settings ask for it,
+  calibration, checkpoints, resume). The decorator's keywords are :class:`TrainConfig` fields that
+  replace the plan's for its runs.
+* :func:`fitted`: ``fit(fields, labels, spec) -> predict``, with ``fields`` a float32 array
+  ``(n, *shape)``, ``labels`` the joint class labels ``(n,)`` (``spec.choices(labels)`` gives the
+  per-scale choices) and ``predict(fields) -> log_probs`` returning per-scale log-probabilities,
+  one floating array ``(n, K, M)`` whose rows each sum to 1 after ``exp``. No torch needed.
+
+A run records the method's source (the file's absolute path, and the function) and the SHA-256 of
+the file's content, so a run trained with another version of the file is refused, not resumed
+(:func:`check_recorded`). The decorators only set the attribute ``msgp_method`` on the
+function: ``{"kind": "network" | "fitted", "settings": {...}}``.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+import dataclasses
+from dataclasses import dataclass, field, fields as dataclass_fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from msgp.atomic import atomic_write
+from msgp.spec import DatasetSpec, choices_of
+
+from .. import training
+from ..models import BatchStandardize, MultiScaleNet
+from ..training.data import _Data, _load, _open, _subsets
+from ..training.evaluation import _oracle_accuracy, learned
+from .plans import ANCHORS, METHODS, ExperimentError
+
+KINDS = ("network", "fitted")
+
+
+class MethodError(ExperimentError):
+    """A method file or function that cannot be used; the message is one line naming what is wrong."""
+
+
+def network(function: Callable | None = None, **settings):
+    """Mark ``build(spec) -> torch.nn.Module`` as a network method; ``settings`` are TrainConfig
+    fields (``lr=1e-3``, ``augment=True``, ...) that replace the plan's for its runs. Use as
+    ``@network`` or ``@network(lr=1e-3)``."""
+    names = {f.name for f in dataclass_fields(training.TrainConfig)}
+    unknown = [k for k in settings if k not in names or k in _PLAN_OWNED]
+    if unknown:
+        raise MethodError(f"{unknown[0]!r} is not a training setting a method may set; choose from "
+                          f"{', '.join(sorted(names - set(_PLAN_OWNED)))}")
+
+    def mark(fn: Callable) -> Callable:
+        fn.msgp_method = {"kind": "network", "settings": dict(settings)}
+        return fn
+
+    return mark if function is None else mark(function)
+
+
+def fitted(function: Callable) -> Callable:
+    """Mark ``fit(fields, labels, spec) -> predict`` as a fitted method."""
+    function.msgp_method = {"kind": "fitted", "settings": {}}
+    return function
+
+
+# What a run of the plan is (its data, samples and seed, and the network method's own source): a
+# method's settings may not change them, or its runs would not pair with the others.
+_PLAN_OWNED = ("data", "test_data", "n_train", "n_test", "seed", "network")
+
+
+@dataclass(frozen=True)
+class Method:
+    """A loaded method: ``name`` (the function's), ``kind``, the function, its ``source``
+    (``/abs/path/file.py:function`` or ``module:function``) and the file's ``sha256``."""
+
+    name: str
+    kind: str
+    function: Callable = field(compare=False, repr=False)
+    source: str
+    sha256: str
+    settings: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __reduce__(self):
+        # Spawned worker processes cannot import a function from a file by reference: they load
+        # the file again, and a file changed in between is refused.
+        return _reload, (self.source, self.sha256)
+
+    def record(self) -> dict[str, str]:
+        """What a run stores to recognise this method: its source and the file's content hash."""
+        return {"source": self.source, "sha256": self.sha256}
+
+
+def load_method(text: str) -> Method:
+    """The method ``text`` names: ``path/to/file.py:function`` or ``module:function``.
+
+    Raises
+    ------
+    MethodError : no such file or module, a file that does not import (its syntax error or
+        exception in one line), no such function, not callable, or not marked by :func:`network`
+        or :func:`fitted`.
+    """
+    where, sep, name = str(text).rpartition(":")
+    if not sep or not where or not name.isidentifier():
+        raise MethodError(f"--method {text!r} must be path/to/file.py:function or module:function")
+    if where.endswith(".py") or "/" in where or Path(where).exists():
+        path = Path(where).expanduser().resolve()
+        if not path.is_file():
+            raise MethodError(f"method file {where} does not exist")
+        module = _import_file(path)
+        source = f"{path}:{name}"
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ImportError as err:
+            raise MethodError(f"cannot import module {where!r} for --method {text}: {err}") from None
+        except Exception as err:
+            raise MethodError(f"module {where} fails to import: {type(err).__name__}: {_first_line(err)}") from None
+        if not getattr(module, "__file__", None):
+            raise MethodError(f"module {where} has no source file to record")
+        path = Path(module.__file__)
+        source = f"{where}:{name}"
+    if not hasattr(module, name):
+        raise MethodError(f"{where} has no function {name!r}")
+    function = getattr(module, name)
+    if not callable(function):
+        raise MethodError(f"{where}:{name} is not callable (it is a {type(function).__name__})")
+    marker = getattr(function, "msgp_method", None)
+    if not isinstance(marker, dict) or marker.get("kind") not in KINDS:
+        raise MethodError(f"{where}:{name} is not marked as a method; decorate it with @network or @fitted "
+                          "from backdrop.experiment.methods")
+    if name in METHODS or name in ANCHORS:
+        raise MethodError(f"method {name!r} from {where} has the name of a built-in method; rename the function")
+    return Method(name, marker["kind"], function, source, file_hash(path), dict(marker.get("settings") or {}))
+
+
+def file_hash(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _import_file(path: Path):
+    module_name = f"msgp_method_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:
+        raise MethodError(f"method file {path} has a syntax error at line {err.lineno}: {err.msg}") from None
+    except Exception as err:
+        raise MethodError(f"method file {path} fails to import: {type(err).__name__}: {_first_line(err)}") from None
+    sys.modules[module_name] = module
+    return module
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def _reload(source: str, sha256: str) -> Method:
+    method = load_method(source)
+    _check_hash(method, sha256)
+    return method
+
+
+def _check_hash(method: Method, recorded: str, where: str = "the experiment started") -> None:
+    if method.sha256 != recorded:
+        raise MethodError(f"{method.source.rpartition(':')[0]} changed since {where} (content hash "
+                          f"{recorded[:12]}, now {method.sha256[:12]}); restore it or choose another --out")
+
+
+def load_network(record: dict[str, str]) -> Method:
+    """The network method a TrainConfig's ``network`` field records, refused when its file changed
+    since the run was configured."""
+    method = load_method(record["source"])
+    _check_hash(method, record["sha256"], "the run was configured")
+    if method.kind != "network":
+        raise MethodError(f"{record['source']} is a {method.kind} method, not a network")
+    return method
+
+
+# Network methods ----------------------------------------------------------------------------------
+
+class UserNetwork(nn.Module):
+    """A network method's module, with what the trainer asks of a model: per-scale losses, joint
+    log-probabilities and calibration, as :class:`~backdrop.models.MultiScaleNet` has them."""
+
+    head_stages: tuple[int, ...] = ()
+
+    def __init__(self, net: nn.Module, spec: DatasetSpec, record: dict[str, str]):
+        super().__init__()
+        self.net, self.record = net, dict(record)
+        self.n_choices, self._n_scales = spec.n_choices, spec.n_scales
+        choices = torch.from_numpy(choices_of(np.arange(spec.n_classes), spec.n_scales, spec.n_choices))
+        self.register_buffer("_choices", choices, persistent=False)
+
+    @property
+    def n_scales(self) -> int:
+        return self._n_scales
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def calibrate(self, batches) -> None:
+        """The exact statistics of the images in ``batches`` for every BatchStandardize the
+        network holds (see :meth:`MultiScaleNet.calibrate`); nothing to do without one."""
+        if any(isinstance(m, BatchStandardize) for m in self.modules()):
+            MultiScaleNet.calibrate(self, batches)
+
+    scale_losses = MultiScaleNet.scale_losses
+    joint_log_probs = MultiScaleNet.joint_log_probs
+
+    def config(self) -> dict[str, Any]:
+        return {"network": self.record}
+
+
+def build_network(record: dict[str, str], spec: DatasetSpec) -> UserNetwork:
+    """The module a network method builds for ``spec``, checked on two zero images: logits
+    ``(2, K, M)``, floating and finite."""
+    method = load_network(record)
+    where = method.source
+    try:
+        net = method.function(spec)
+    except Exception as err:
+        raise MethodError(f"{where} failed to build its network: {type(err).__name__}: {_first_line(err)}") from None
+    if not isinstance(net, nn.Module):
+        raise MethodError(f"{where} must return a torch.nn.Module, but returned a {type(net).__name__}")
+    model = UserNetwork(net, spec, record)
+    probe = torch.zeros(2, 1, *spec.shape)
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            logits = net(probe)
+    except Exception as err:
+        raise MethodError(f"{where}'s network fails on a batch of shape {tuple(probe.shape)}: "
+                          f"{type(err).__name__}: {_first_line(err)}") from None
+    finally:
+        net.train(was_training)
+    expected = (2, spec.n_scales, spec.n_choices)
+    if not torch.is_tensor(logits) or tuple(logits.shape) != expected:
+        got = tuple(logits.shape) if torch.is_tensor(logits) else type(logits).__name__
+        raise MethodError(f"{where}'s network must return logits of shape (batch, {spec.n_scales} scales, "
+                          f"{spec.n_choices} choices) = {expected}, but returned {got}")
+    if not logits.is_floating_point():
+        raise MethodError(f"{where}'s network must return floating logits, but returned {logits.dtype}")
+    if not torch.isfinite(logits).all():
+        raise MethodError(f"{where}'s network returned non-finite logits")
+    return model
+
+
+# Fitted methods -----------------------------------------------------------------------------------
+
+def check_log_probs(log_probs: Any, n: int, spec: DatasetSpec, where: str) -> np.ndarray:
+    """``log_probs`` as float64 ``(n, K, M)``, or a MethodError naming what is wrong: not an array,
+    shape, dtype, non-finite values, or rows whose probabilities do not sum to 1 (to within
+    8 M float32 epsilons: a float32 log-softmax is accurate to a few)."""
+    expected = (n, spec.n_scales, spec.n_choices)
+    if not isinstance(log_probs, np.ndarray):
+        raise MethodError(f"{where} must return a numpy array of log-probabilities {expected}, "
+                          f"but returned a {type(log_probs).__name__}")
+    if log_probs.shape != expected:
+        raise MethodError(f"{where} must return log-probabilities of shape (n, {spec.n_scales} scales, "
+                          f"{spec.n_choices} choices) = {expected}, but returned {log_probs.shape}")
+    if not np.issubdtype(log_probs.dtype, np.floating):
+        raise MethodError(f"{where} must return floating log-probabilities, but returned dtype {log_probs.dtype}")
+    values = log_probs.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise MethodError(f"{where} returned non-finite log-probabilities (use a floor, not log 0)")
+    total = np.logaddexp.reduce(values, axis=-1).ravel()
+    tolerance = 8 * spec.n_choices * float(np.finfo(np.float32).eps)
+    if total.size and np.abs(total).max() > tolerance:
+        worst = total[np.abs(total).argmax()]
+        raise MethodError(f"{where} returned log-probabilities that are not normalised: a row's "
+                          f"probabilities sum to {math.exp(worst):.6g}, not 1")
+    return values
+
+
+def run_samples(config: training.TrainConfig) -> tuple[_Data, _Data]:
+    """The training and test samples of ``config``, chosen exactly as the trainer chooses a new
+    run's (:func:`~backdrop.training.data._subsets`), in memory."""
+    data = _open(config.data)
+    test_file = None if config.test_data is None else _open(config.test_data)
+    config = training.resolve_sizes(config, data.spec.n_classes, len(data),
+                                    None if test_file is None else len(test_file))
+    train_set, test_set = _subsets(config, data, test_file)
+    return _load(train_set), _load(test_set)
+
+
+def _scores(log_probs: np.ndarray, choices: np.ndarray) -> dict[str, Any]:
+    """``{"joint", "scales"}`` accuracies of per-scale decisions, as the trainer scores a network
+    (joint: every scale right)."""
+    right = log_probs.argmax(-1) == choices
+    return {"joint": float(right.all(1).mean()), "scales": right.mean(0).tolist()}
+
+
+def fit_and_score(method: Method, fit: Callable, config: training.TrainConfig, run_dir: Path) -> dict[str, Any]:
+    """Fit ``fit`` on the run's training samples, score it on its test samples beside the oracle
+    on the same samples, and return the keys of a network run's result; ``method.json`` records
+    the method and the samples' settings."""
+    train_data, test_data = run_samples(config)
+    spec = train_data.spec
+    where = method.source if method.source else method.name
+    fields_train = train_data.fields[:, 0].numpy()
+    started = time.perf_counter()
+    try:
+        predict = fit(fields_train, train_data.labels, spec)
+    except MethodError:
+        raise
+    except Exception as err:
+        raise MethodError(f"{where} failed to fit: {type(err).__name__}: {_first_line(err)}") from None
+    if not callable(predict):
+        raise MethodError(f"{where} must return a predict function, but returned a {type(predict).__name__}")
+    fit_s = time.perf_counter() - started
+    scored = {}
+    for part, data in (("train", train_data), ("test", test_data)):
+        try:
+            out = predict(data.fields[:, 0].numpy())
+        except Exception as err:
+            raise MethodError(f"{where}'s predict failed: {type(err).__name__}: {_first_line(err)}") from None
+        scored[part] = check_log_probs(out, len(data.fields), spec, f"{where}'s predict")
+    choices = {part: data.choices.numpy() for part, data in (("train", train_data), ("test", test_data))}
+    test, train = _scores(scored["test"], choices["test"]), _scores(scored["train"], choices["train"])
+    losses = F.cross_entropy(torch.from_numpy(scored["train"]).transpose(1, 2),
+                             torch.from_numpy(choices["train"]), reduction="none").mean(0).tolist()
+    oracle = _oracle_accuracy(test_data)
+    oracle_scales = [s["accuracy"] for s in oracle["scales"]]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(run_dir / "method.json", json.dumps({"method": method.name, "kind": "fitted",
+                                                      **method.record(), "train": config.to_dict()}, indent=2) + "\n")
+    return {"status": "finished", "n_test": len(test_data.fields), "test_accuracy": test,
+            "oracle_accuracy": {"joint": oracle["joint"]["accuracy"], "scales": oracle_scales},
+            "train_accuracy": train, "train_loss": losses, "fit_s": fit_s,
+            "learned": learned(losses, test["scales"], oracle_scales, spec.n_choices, len(test_data.fields))}
+
+
+def check_recorded(method: Method, run_dir: Path) -> None:
+    """Refuse a run directory whose fitted run was made with another version of the method's file."""
+    try:
+        stored = json.loads((run_dir / "method.json").read_text())
+    except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
+        return
+    if method.sha256 and stored.get("sha256") not in (None, method.sha256):
+        _check_hash(method, stored["sha256"], f"{run_dir} was run")
+
+
+# A plan's methods ---------------------------------------------------------------------------------
+
+def _user_method(plan, name: str) -> Method | None:
+    return next((m for m in plan.extra if m.name == name), None)
+
+
+def fitted_method(plan, name: str, out: Path) -> tuple[Method, Callable] | None:
+    """The method and its ``fit`` for a fitted method of ``plan`` (an anchor, or one from the
+    user's file), ``None`` for a network; the scattering anchor caches its coefficients in
+    ``out/cache``."""
+    from . import anchors
+
+    if name == "whittle":
+        return Method(name, "fitted", anchors.whittle, "backdrop.experiment.anchors:whittle", ""), anchors.whittle
+    if name == "scattering":
+        if not anchors.scattering_available():
+            raise MethodError("the scattering method needs kymatio and scikit-learn: pip install -e '.[scattering]'")
+
+        def fit(fields, labels, spec):
+            return anchors.scattering(fields, labels, spec, cache=out / "cache")
+
+        return Method(name, "fitted", fit, "backdrop.experiment.anchors:scattering", ""), fit
+    method = _user_method(plan, name)
+    if method is not None and method.kind == "fitted":
+        return method, method.function
+    return None
+
+
+def configure(plan, name: str, config: training.TrainConfig) -> training.TrainConfig:
+    """``config`` for a run of method ``name``: a network method's own settings and its record."""
+    method = _user_method(plan, name)
+    if method is None or method.kind != "network":
+        return config
+    try:
+        return dataclasses.replace(config, **method.settings, network=method.record())
+    except training.ConfigError as err:
+        raise MethodError(f"{method.source}'s settings: {err}") from None
+
+
+def is_fitted(plan, name: str) -> bool:
+    """Whether ``name`` is a fitted method of ``plan`` (no training steps to time or count)."""
+    from .plans import ANCHORS
+
+    method = _user_method(plan, name)
+    return name in ANCHORS or (method is not None and method.kind == "fitted")
