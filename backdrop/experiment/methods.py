@@ -29,7 +29,6 @@ import importlib.util
 import json
 import math
 import sys
-import time
 from collections.abc import Callable
 import dataclasses
 from dataclasses import dataclass, field, fields as dataclass_fields
@@ -310,32 +309,37 @@ def _scores(log_probs: np.ndarray, choices: np.ndarray) -> dict[str, Any]:
     return {"joint": float(right.all(1).mean()), "scales": right.mean(0).tolist()}
 
 
-def fit_and_score(method: Method, fit: Callable, config: training.TrainConfig, run_dir: Path) -> dict[str, Any]:
-    """Fit ``fit`` on the run's training samples, score it on its test samples beside the oracle
-    on the same samples, and return the keys of a network run's result; ``method.json`` records
-    the method and the samples' settings."""
-    train_data, test_data = run_samples(config)
-    spec = train_data.spec
-    where = method.source if method.source else method.name
-    fields_train = train_data.fields[:, 0].numpy()
-    started = time.perf_counter()
+def _fit(fit: Callable, where: str, data: _Data) -> Callable:
+    """``fit`` on the samples ``data``: its ``predict``, or a MethodError naming what went wrong."""
     try:
-        predict = fit(fields_train, train_data.labels, spec)
+        predict = fit(data.fields[:, 0].numpy(), data.labels, data.spec)
     except MethodError:
         raise
     except Exception as err:
         raise MethodError(f"{where} failed to fit: {type(err).__name__}: {_first_line(err)}") from None
     if not callable(predict):
         raise MethodError(f"{where} must return a predict function, but returned a {type(predict).__name__}")
-    fit_s = time.perf_counter() - started
-    scored = {}
-    for part, data in (("train", train_data), ("test", test_data)):
-        try:
-            out = predict(data.fields[:, 0].numpy())
-        except Exception as err:
-            raise MethodError(f"{where}'s predict failed: {type(err).__name__}: {_first_line(err)}") from None
-        scored[part] = check_log_probs(out, len(data.fields), spec, f"{where}'s predict")
-    choices = {part: data.choices.numpy() for part, data in (("train", train_data), ("test", test_data))}
+    return predict
+
+
+def _predict(predict: Callable, where: str, data: _Data) -> np.ndarray:
+    """``predict`` on the samples ``data``, checked (:func:`check_log_probs`), float64."""
+    try:
+        log_probs = predict(data.fields[:, 0].numpy())
+    except Exception as err:
+        raise MethodError(f"{where}'s predict failed: {type(err).__name__}: {_first_line(err)}") from None
+    return check_log_probs(log_probs, len(data.fields), data.spec, f"{where}'s predict")
+
+
+def fit_and_score(method: Method, fit: Callable, config: training.TrainConfig, run_dir: Path) -> dict[str, Any]:
+    """Fit ``fit`` on the run's training samples, score it on its test samples beside the oracle
+    on the same samples, and return the keys of a network run's result that come from training
+    and scoring; ``method.json`` records the method and the samples' settings."""
+    train_data, test_data = run_samples(config)
+    spec = train_data.spec
+    predict = _fit(fit, method.source, train_data)
+    scored = {part: _predict(predict, method.source, data) for part, data in (("train", train_data), ("test", test_data))}
+    choices = {"train": train_data.choices.numpy(), "test": test_data.choices.numpy()}
     test, train = _scores(scored["test"], choices["test"]), _scores(scored["train"], choices["train"])
     losses = F.cross_entropy(torch.from_numpy(scored["train"]).transpose(1, 2),
                              torch.from_numpy(choices["train"]), reduction="none").mean(0).tolist()
@@ -346,7 +350,7 @@ def fit_and_score(method: Method, fit: Callable, config: training.TrainConfig, r
                                                       **method.record(), "train": config.to_dict()}, indent=2) + "\n")
     return {"status": "finished", "n_test": len(test_data.fields), "test_accuracy": test,
             "oracle_accuracy": {"joint": oracle["joint"]["accuracy"], "scales": oracle_scales},
-            "train_accuracy": train, "train_loss": losses, "fit_s": fit_s,
+            "train_accuracy": train, "train_loss": losses,
             "learned": learned(losses, test["scales"], oracle_scales, spec.n_choices, len(test_data.fields))}
 
 
@@ -405,3 +409,19 @@ def is_fitted(plan, name: str) -> bool:
 
     method = _user_method(plan, name)
     return name in ANCHORS or (method is not None and method.kind == "fitted")
+
+
+def check_methods(plan, train_path: Path, test_path: Path) -> None:
+    """Try every method from the user's files before the plan trains anything, so that a bad one
+    is refused in one line at once rather than after hours of other runs: a network method is
+    built for the data and given two images; a fitted method is fitted on its first run's
+    training samples and its predictions on the test samples checked (its runs fit again)."""
+    from .runs import main_runs
+
+    for method in plan.extra:
+        if method.kind == "network":
+            build_network(method.record(), plan.train_spec)
+            continue
+        run = next(r for r in main_runs(plan) if r.method == method.name)
+        train_data, test_data = run_samples(run.config(plan, train_path, test_path))
+        _predict(_fit(method.function, method.source, train_data), method.source, test_data)

@@ -13,30 +13,8 @@ from msgp.plotting import PlotUnavailable, pyplot
 
 from .figures import plot_efficiency, plot_input_gradient, plot_sweep
 from .plans import REFERENCES, ExperimentPlan
+from .records import result_columns, result_row
 from .statistics import FITTED, _accessors, _group, compare, failed, ratio, run_fitted
-
-
-def _columns(n_scales: int) -> list[str]:
-    names = ["joint"] + [f"scale{s}" for s in range(n_scales)]
-    return (["method", "masks", "n_train", "per_class", "seed", "epochs"] + [f"test_{n}" for n in names]
-            + [f"oracle_{n}" for n in names] + [f"ratio_{n}" for n in names] + ["train_joint", "wall_s",
-                                                                                  "status", "reason"])
-
-
-def _row(result: dict[str, Any], n_scales: int) -> dict[str, Any]:
-    """A run's row of results.csv; a failed run's accuracies are empty and its reason is given."""
-    row = {k: result[k] for k in ("method", "n_train", "per_class", "seed", "epochs")}
-    row["masks"] = result["masks"] or ""
-    row["wall_s"] = round(result["wall_s"], 2)
-    row["status"], row["reason"] = result.get("status", "finished"), result.get("reason", "")
-    if failed(result):
-        return row
-    for (name, get), col in zip(_accessors(n_scales), ["joint"] + [f"scale{s}" for s in range(n_scales)]):
-        row[f"test_{col}"] = get(result["test_accuracy"])
-        row[f"oracle_{col}"] = get(result["oracle_accuracy"])
-        row[f"ratio_{col}"] = round(ratio(result, get), 4)
-    row["train_joint"] = result["train_accuracy"]["joint"]
-    return row
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path, columns: Sequence[str]) -> Path:
@@ -151,7 +129,8 @@ def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, A
     K = plan.spec.n_scales
     finished = [r for r in results if not failed(r)]
     finished_sweep = [r for r in sweep if not failed(r)]
-    written = {"results.csv": write_csv([_row(r, K) for r in results], out / "results.csv", _columns(K))}
+    written = {"results.csv": write_csv([result_row(r, plan) for r in results], out / "results.csv",
+                                            result_columns(K))}
     table = summary_table(results, lambda r: (r["method"], r["per_class"]), ["method", "per class"],
                           lambda k: [k[0], str(k[1])], K)
     written["results.md"] = _write_text(
@@ -169,7 +148,8 @@ def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, A
     if finished:  # with every run failed there is nothing to draw
         figures["efficiency.png"] = lambda f: plot_efficiency(finished, f, K)
     if sweep:
-        written["sweep.csv"] = write_csv([_row(r, K) for r in sweep], out / "sweep.csv", _columns(K))
+        written["sweep.csv"] = write_csv([result_row(r, plan) for r in sweep], out / "sweep.csv",
+                                          result_columns(K))
         settings = [r["masks"] for r in finished_sweep if r["masks"]]
         rows = []
         for setting in dict.fromkeys(settings):

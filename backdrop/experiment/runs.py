@@ -232,6 +232,7 @@ def run_experiment(plan: ExperimentPlan, out: str | Path, progress: Progress | N
                              [recorded[r] for r in sweep if recorded[r] is not None])
     notify("plan", {"runs": len(unique), "to_train": len(todo)})
     train_path, test_path = prepare_data(plan, out, progress)
+    methods.check_methods(plan, train_path, test_path)
     results = {}
     if jobs == 1:
         for run in unique:
