@@ -28,20 +28,37 @@ from msgp.spec import DatasetSpec
 Predict = Callable[[np.ndarray], np.ndarray]
 
 
+# Inside this radius (in grid steps) every distinct |k| is its own bin; beyond it, unit-wide rings.
+EXACT_SHELLS = 4
+
+
 def radial_bins(size: int, ndim: int) -> np.ndarray:
-    """Radial bin of every mode of the rfftn half grid: ``|k|`` in units of the grid's frequency
-    step ``1/size``, rounded (the zero mode alone is bin 0)."""
+    """Radial bin of every mode of the rfftn half grid, numbered outwards from the zero mode
+    (alone in bin 0): one bin per distinct ``|k|`` up to :data:`EXACT_SHELLS` grid steps
+    (``1/size``), then rings of unit width (``|k|`` rounded).
+
+    A squared-exponential spectrum falls by a factor ``exp(4 pi^2 l^2 r / size^2)`` per grid step
+    at radius ``r``: for a coarse scale, rounded ``|k|`` would pool modes whose power differs by
+    half (``|k| = 1`` and ``sqrt 2`` at ``l = 8`` on 32 px), and exact shells everywhere would leave
+    a few modes per bin at large ``|k|``. Measured (joint accuracy, two scales of two lengths, 800
+    test images): 32², 400 training images per class, oracle 0.851: rounded 0.823, exact shells
+    0.818, exact within 4 steps 0.841; 128², 2 per class, oracle 1.00: 0.959, 0.641 and 0.965.
+    """
     grids = np.meshgrid(*spectral.frequencies(size, ndim), indexing="ij")
-    return np.rint(np.sqrt(sum(g**2 for g in grids)) * size).astype(np.int64)
+    squared = np.rint(sum((g * size) ** 2 for g in grids)).astype(np.int64)  # |k|^2 in grid steps, exact
+    rings = np.rint(np.sqrt(squared)).astype(np.int64)
+    key = np.where(squared <= EXACT_SHELLS**2, squared, EXACT_SHELLS**2 + 1 + rings)
+    return np.unique(key, return_inverse=True)[1].reshape(key.shape)
 
 
 def _bin_matrix(spec: DatasetSpec) -> sparse.csr_matrix:
     """``(modes, bins)``: mode k's half-grid weight (how many full-grid modes it stands for) in the
-    column of its radial bin, and none for the zero mode: with ``normalize="sample"`` it is
-    removed from every field, and it is one mode among ``size**ndim`` anyway."""
+    column of its radial bin; the zero mode is left out with ``normalize="sample"``, which
+    removes it from every field."""
     bins = radial_bins(spec.size, spec.ndim).ravel()
     weights = spectral.half_weights(spec.size, spec.ndim).ravel().copy()
-    weights[0] = 0.0
+    if spec.normalize == "sample":
+        weights[0] = 0.0
     return sparse.csr_matrix((weights, (np.arange(bins.size), bins)), shape=(bins.size, bins.max() + 1))
 
 
@@ -57,8 +74,8 @@ def whittle(fields: np.ndarray, labels: np.ndarray, spec: DatasetSpec) -> Predic
     unless it is its own conjugate).
 
     The classifier's log-likelihood of a field under class ``c`` is the Whittle (Gaussian)
-    likelihood over the full grid, ``-1/2 sum_k [log S_c(k) + |X_k|^2 / S_c(k)]`` without the zero
-    mode, written on the half grid with its weights; ``predict`` returns the per-scale marginals of
+    likelihood over the full grid, ``-1/2 sum_k [log S_c(k) + |X_k|^2 / S_c(k)]`` (without the zero
+    mode for ``normalize="sample"``), written on the half grid with its weights; ``predict`` returns the per-scale marginals of
     the posterior ``(n, K, M)``.
     """
     labels = np.asarray(labels)
@@ -77,7 +94,7 @@ def whittle(fields: np.ndarray, labels: np.ndarray, spec: DatasetSpec) -> Predic
     def predict(test_fields: np.ndarray) -> np.ndarray:
         power = np.asarray(bins.T @ _power(test_fields, spec).T).T[:, used]  # summed weighted power
         log_lik = -0.5 * (log_det[None, :] + power @ inverse.T)
-        return oracle.posterior_from_log_likelihoods(log_lik, spec).marginals
+        return oracle.posterior_from_log_likelihoods(log_lik, spec).log_marginals
 
     return predict
 
@@ -147,8 +164,11 @@ class ScatteringFeatures:
             chunk = todo[start:start + 16]
             with torch.no_grad():
                 coefficients = self.transform(torch.from_numpy(fields[chunk])).numpy()
-            # (n, coefficients, *grid): the mean over the grid, then its log (energies are positive).
-            features = np.log(coefficients.reshape(*coefficients.shape[:2], -1).mean(-1) + 1e-6)
+            # (n, coefficients, *grid). The first coefficient (order 0) is the field's local mean,
+            # of either sign and zero on average; the others are energies, whose grid mean's log
+            # turns the image-to-image fluctuation of a component's amplitude into an offset.
+            energies = coefficients[:, 1:].reshape(len(chunk), coefficients.shape[1] - 1, -1).mean(-1)
+            features = np.log(energies + 1e-12)
             for i, value in zip(chunk, features):
                 out[i] = value
                 self._store(keys[i], value)

@@ -1,0 +1,118 @@
+"""The two anchors that are not networks: the spectral plug-in (Whittle) classifier against the
+exact oracle in 1-D, 2-D and 3-D, and wavelet scattering (skipped only where kymatio or
+scikit-learn is not installed: the ``scattering`` extra, which CI need not install)."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from backdrop import experiment
+from backdrop.experiment import anchors, methods
+from msgp import oracle, spectral
+from msgp.generate import Sampler
+from msgp.spec import DatasetSpec
+
+needs_scattering = pytest.mark.skipif(not anchors.scattering_available(),
+                                      reason="kymatio and scikit-learn (pip install -e '.[scattering]') are not installed")
+
+
+def draw(spec: DatasetSpec, n: int, start: int = 0):
+    batch = Sampler(spec).batch(start, start + n)
+    return batch.fields, batch.labels
+
+
+@pytest.mark.parametrize("ndim, size, lengths, n_train", [
+    (1, 256, [[1.5, 2.0], [5.0, 8.0]], 8000),
+    (2, 32, [[1.5, 2.0], [5.0, 8.0]], 4000),
+    (3, 16, [[1.0, 1.5], [3.0, 5.0]], 1600),
+])
+def test_whittle_with_many_training_images_approaches_the_oracle(ndim, size, lengths, n_train):
+    spec = DatasetSpec(n=n_train + 800, length_scales=lengths, amplitudes=[1.0, 1.0], size=size, ndim=ndim, seed=3)
+    fields, labels = draw(spec, n_train)
+    test_fields, test_labels = draw(spec, 800, start=n_train)
+    log_probs = anchors.whittle(fields, labels, spec)(test_fields)
+    methods.check_log_probs(log_probs, len(test_fields), spec, "whittle")
+    truth = spec.choices(test_labels)
+    ours = (log_probs.argmax(-1) == truth).all(1).astype(float)
+    best = (oracle.predict(test_fields, spec).choices == truth).all(1).astype(float)
+    # Paired on the same images: the difference's Monte Carlo standard error from the disagreements.
+    gap = best.mean() - ours.mean()
+    error = max((best - ours).std(ddof=1), 1.0 / len(ours)) / math.sqrt(len(ours))
+    assert gap < 3 * error, (ours.mean(), best.mean(), error)
+    assert ours.mean() > 1.0 / spec.n_classes + 5 * math.sqrt(0.25 / len(ours))  # far from chance
+
+
+def test_whittle_bins_are_shells_covering_every_mode_with_its_full_grid_weight():
+    for size, ndim in ((8, 1), (9, 2), (8, 3)):
+        bins = anchors._bin_matrix(DatasetSpec(n=4, length_scales=[[1.0, 2.0]], amplitudes=[1.0], size=size,
+                                               ndim=ndim, normalize="theory"))
+        # Every full-grid mode counted once (the half grid's weights), the zero mode alone in bin 0.
+        assert bins.sum() == size**ndim
+        radial = anchors.radial_bins(size, ndim)
+        assert radial.flat[0] == 0 and np.count_nonzero(radial == 0) == 1
+        # Bins are shells: the modes of one bin have one |k| inside EXACT_SHELLS, |k| within 1/2 beyond.
+        grids = np.meshgrid(*spectral.frequencies(size, ndim), indexing="ij")
+        radius = np.sqrt(sum(g**2 for g in grids)) * size
+        for b in np.unique(radial):
+            r = radius[radial == b]
+            assert np.ptp(r) < (1e-9 if r.max() <= anchors.EXACT_SHELLS else 1.0 + 1e-9)
+    sample = DatasetSpec(n=4, length_scales=[[1.0, 2.0]], amplitudes=[1.0], size=8, normalize="sample")
+    assert anchors._bin_matrix(sample).sum() == 8**2 - 1  # its zero mode is removed from every field
+
+
+def test_whittle_refuses_a_class_without_training_images():
+    spec = DatasetSpec(n=8, length_scales=[[1.0, 2.0]], amplitudes=[1.0], size=16)
+    fields, _ = draw(spec, 4)
+    with pytest.raises(ValueError, match="class 1 has none"):
+        anchors.whittle(fields, np.zeros(4, dtype=int), spec)
+
+
+def test_whittle_runs_in_a_plan_beside_networks_and_the_oracle(tmp_path):
+    plan = replace(experiment.smoke_plan(), methods=("no-backdrop", "whittle"))
+    written = experiment.run_experiment(plan, tmp_path)
+    assert "| whittle | 2 |" in written["results.md"].read_text()
+    rows = {(r["method"], r["reference"], r["accuracy"]) for r in __import__("csv").DictReader(
+        open(written["comparisons.csv"], newline=""))}
+    assert ("whittle", "no-backdrop", "joint") in rows
+    # A fitted run records no epochs and the method it ran.
+    assert (tmp_path / "runs" / "whittle-n2-s0" / "method.json").is_file()
+
+
+@needs_scattering
+def test_kymatio_imports_with_the_current_scipy_and_the_stand_in_has_the_old_argument_order():
+    import scipy.special
+
+    anchors._import_kymatio()
+    # sph_harm(m, n, azimuth, polar): Y_1^0 = sqrt(3 / 4 pi) cos(polar), whatever the azimuth.
+    value = scipy.special.sph_harm(0, 1, 0.3, 0.7)
+    assert value == pytest.approx(math.sqrt(3 / (4 * math.pi)) * math.cos(0.7), rel=1e-12)
+
+
+@needs_scattering
+def test_scattering_learns_and_caches_each_image_once(tmp_path):
+    spec = DatasetSpec(n=64, length_scales=[[1.5, 4.0]], amplitudes=[1.0], size=32, seed=1)
+    fields, labels = draw(spec, 24)
+    test_fields, test_labels = draw(spec, 24, start=24)
+    log_probs = anchors.scattering(fields, labels, spec, cache=tmp_path)(test_fields)
+    methods.check_log_probs(log_probs, len(test_fields), spec, "scattering")
+    accuracy = (log_probs.argmax(-1) == spec.choices(test_labels)).mean()
+    assert accuracy > 0.5 + 3 * math.sqrt(0.25 / len(test_fields)), accuracy  # well separated lengths
+    cached = sorted(tmp_path.rglob("*.npy"))
+    assert len(cached) == 48
+    # The second time, every coefficient comes from the cache: the transform is not called.
+    features = anchors.ScatteringFeatures(spec, cache=tmp_path)
+    fresh = features(test_fields[:4])  # from the cache
+    features.transform = None
+    assert np.array_equal(features(test_fields[:4]), fresh)
+    assert np.array_equal(fresh, anchors.ScatteringFeatures(spec)(test_fields[:4]))
+
+
+@needs_scattering
+def test_scattering_works_in_1d():
+    spec = DatasetSpec(n=64, length_scales=[[1.5, 6.0]], amplitudes=[1.0], size=256, ndim=1, seed=2)
+    fields, labels = draw(spec, 32)
+    log_probs = anchors.scattering(fields, labels, spec)(fields)
+    assert (log_probs.argmax(-1) == spec.choices(labels)).mean() > 0.9
