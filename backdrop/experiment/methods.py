@@ -413,11 +413,16 @@ def is_fitted(plan, name: str) -> bool:
 
 def check_methods(plan, train_path: Path, test_path: Path) -> None:
     """Try every method from the user's files before the plan trains anything, so that a bad one
-    is refused in one line at once rather than after hours of other runs: a network method is
+    is refused in one line at once rather than after hours of other runs (and refuse a plan with
+    the scattering anchor where its extra is not installed): a network method is
     built for the data and given two images; a fitted method is fitted on its first run's
     training samples and its predictions on the test samples checked (its runs fit again)."""
+    from . import anchors
     from .runs import main_runs
 
+    if "scattering" in plan.methods and not anchors.scattering_available():
+        raise MethodError("the plan's scattering method needs kymatio and scikit-learn: "
+                          "pip install -e '.[scattering]'")
     for method in plan.extra:
         if method.kind == "network":
             build_network(method.record(), plan.train_spec)
