@@ -230,3 +230,20 @@ def test_log_probabilities_are_checked_against_float32_rounding():
     methods.check_log_probs(log_probs, 64, spec, "f")
     with pytest.raises(methods.MethodError, match="sum to 1.0001"):
         methods.check_log_probs(log_probs + np.float32(1e-4), 64, spec, "f")
+
+
+def test_msgp_evaluate_rebuilds_a_network_method_from_its_file(example_run):
+    _, _, out = example_run
+    run_dir = out / "runs" / "wide_net-n2-s0"
+    scored = experiment.runs.training.evaluate(run_dir, device="cpu")
+    recorded = json.loads((run_dir / "result.json").read_text())
+    # Calibrated and scored as the trainer scored it, on the run's own test images.
+    assert [s["accuracy"] for s in scored["network"]["scales"]] == recorded["test_accuracy"]["scales"]
+    assert scored["n"] == recorded["n_test"]
+
+
+def test_the_dry_run_lists_fitted_methods_without_training_steps(tmp_path):
+    rates = experiment.Rates("cpu", 1, 2, {m: 100.0 for m in experiment.METHODS}, test=400.0, oracle=20.0,
+                             generate=10.0)
+    text = experiment.dry_run(experiment.paper128_plan(), tmp_path, rates=rates)
+    assert "| whittle (fitted) | | 64 | 256 |" in text and "| scattering (fitted) | | 2 | 8 |" in text

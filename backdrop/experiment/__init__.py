@@ -14,20 +14,23 @@ machine from a few timed training steps, oracle scores and samples (:func:`measu
 
 Where things are: :mod:`.plans` (the plan, the methods and mask settings, the named plans),
 :mod:`.runs` (a plan's runs, its data files, one run trained or found recorded, the whole plan),
+:mod:`.methods` (methods from the user's file, network or fitted, and running a fitted method),
+:mod:`.anchors` (the two fitted anchors: the spectral plug-in classifier and wavelet scattering),
+:mod:`.records` (results.csv's columns),
 :mod:`.timing` (the timed training step, the machine's rates, the estimate and the dry run),
 :mod:`.statistics` (accuracy against the oracle's, paired differences, which runs fitted),
 :mod:`.report` (the csv and markdown tables, the outputs of recorded runs) and :mod:`.figures`.
 """
 from .figures import input_gradient, plot_efficiency, plot_input_gradient, plot_sweep
-from .plans import (METHODS, PLANS, REFERENCES, ExperimentError, ExperimentPlan, Masks, default3_plan, masks,
-                    paper128_plan, paper_plan, smoke_plan)
+from .plans import (ANCHORS, METHODS, PLANS, REFERENCES, ExperimentError, ExperimentPlan, Masks, default3_plan,
+                    masks, paper128_plan, paper_plan, smoke_plan)
 from .report import (COMPARISON_COLUMNS, _describe, comparison_table, failed_list, summary_table, write_csv,
                      write_outputs)
 from .runs import Progress, Run, execute, main_runs, make_run, prepare_data, read_result, run_experiment, sweep_runs
 from .statistics import FITTED, compare, failed, fitted, paired_difference, ratio, run_fitted
 from .timing import RUN_OVERHEAD_S, Rates, StepTimer, dry_run, duration, estimate, measure_rates
 
-__all__ = ["COMPARISON_COLUMNS", "ExperimentError", "ExperimentPlan", "FITTED", "METHODS", "Masks", "PLANS", "Progress",
+__all__ = ["ANCHORS", "COMPARISON_COLUMNS", "ExperimentError", "ExperimentPlan", "FITTED", "METHODS", "Masks", "PLANS", "Progress",
            "REFERENCES", "RUN_OVERHEAD_S", "Rates", "Run", "StepTimer", "_describe", "compare", "comparison_table",
            "default3_plan", "dry_run", "duration", "estimate", "execute", "failed", "failed_list", "fitted",
            "input_gradient", "main_runs", "make_run", "masks", "measure_rates", "paired_difference", "paper128_plan",

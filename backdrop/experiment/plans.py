@@ -6,7 +6,10 @@ Methods (:data:`METHODS`): ``no-backdrop`` (the full gradient), ``backdrop`` (on
 scale, each behind its own mask), ``series`` (the paper's topology: the masks in series along one
 trunk, one classifier), ``augment`` (random periodic shifts, flips and axis permutations, exact
 symmetries of the data, full gradient), ``augment+backdrop`` and ``crop`` (random crops, whole
-test images scored by their tiles).
+test images scored by their tiles). :data:`ANCHORS`, fitted rather than trained
+(:mod:`.anchors`): ``whittle`` (the spectral plug-in classifier) and ``scattering`` (wavelet
+scattering and a logistic regression). A plan's ``extra`` methods come from the user's files
+(:mod:`.methods`).
 """
 from __future__ import annotations
 
@@ -171,7 +174,8 @@ def paper128_plan() -> ExperimentPlan:
     """The paper's two-scale statistics at 128² (the ``paper-2scale`` length scales divided by 8, so
     an image holds the paper's number of blobs per scale), 2 to 64 images per class; 10 seeds up to
     8 per class, 5 above; a sweep of heads and series settings at 4 per class. The series topology
-    at 8 per class sees 16384 images (512 epochs), where 2048 left it short of fitting its training set."""
+    at 8 per class sees 16384 images (512 epochs), where 2048 left it short of fitting its training set.
+    The two anchors run beside the networks."""
     spec = DatasetSpec.default(2, 128, normalize="sample", n=4, seed=0)
     return ExperimentPlan(spec=spec, sizes=(2, 4, 8, 16, 32, 64), small_max=8, device="cpu",
                           backdrop=masks("heads", (0.5, 0.9)), series=masks("series", (0.3, 0.95)),
@@ -187,7 +191,8 @@ def default3_plan() -> ExperimentPlan:
     images per class (10 seeds at 2 and 8, 3 at 32): the full gradient, backdrop and augmentation.
     At 8 per class a run sees 15360 images, the default training's 960 steps of 16: the finest scale
     needs hundreds of steps to leave chance. At 32 per class every run sees 30720: with 15360
-    backdrop's coarse head (p 0.9) was still learning (training accuracy 0.96, loss falling)."""
+    backdrop's coarse head (p 0.9) was still learning (training accuracy 0.96, loss falling). The two
+    anchors run beside the networks."""
     spec = DatasetSpec.default(3, 128, n=8, seed=0)
     return ExperimentPlan(spec=spec, sizes=(2, 8, 32), small_max=8, seeds=3, device="cpu",
                           budgets=(("*", 8, 15360), ("*", 32, 30720)),
