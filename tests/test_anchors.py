@@ -3,6 +3,7 @@ exact oracle in 1-D, 2-D and 3-D, and wavelet scattering (skipped only where kym
 scikit-learn is not installed: the ``scattering`` extra, which CI need not install)."""
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import replace
 
@@ -15,8 +16,9 @@ from msgp import oracle, spectral
 from msgp.generate import Sampler
 from msgp.spec import DatasetSpec
 
-needs_scattering = pytest.mark.skipif(not anchors.scattering_available(),
-                                      reason="kymatio and scikit-learn (pip install -e '.[scattering]') are not installed")
+needs_scattering = pytest.mark.skipif(
+    not anchors.scattering_available(),
+    reason="kymatio and scikit-learn (pip install -e '.[scattering]') are not installed")
 
 
 def draw(spec: DatasetSpec, n: int, start: int = 0):
@@ -74,8 +76,8 @@ def test_whittle_runs_in_a_plan_beside_networks_and_the_oracle(tmp_path):
     plan = replace(experiment.smoke_plan(), methods=("no-backdrop", "whittle"))
     written = experiment.run_experiment(plan, tmp_path)
     assert "| whittle | 2 |" in written["results.md"].read_text()
-    rows = {(r["method"], r["reference"], r["accuracy"]) for r in __import__("csv").DictReader(
-        open(written["comparisons.csv"], newline=""))}
+    with open(written["comparisons.csv"], newline="") as f:
+        rows = {(r["method"], r["reference"], r["accuracy"]) for r in csv.DictReader(f)}
     assert ("whittle", "no-backdrop", "joint") in rows
     # A fitted run records no epochs and the method it ran.
     assert (tmp_path / "runs" / "whittle-n2-s0" / "method.json").is_file()

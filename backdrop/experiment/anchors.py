@@ -75,8 +75,8 @@ def whittle(fields: np.ndarray, labels: np.ndarray, spec: DatasetSpec) -> Predic
 
     The classifier's log-likelihood of a field under class ``c`` is the Whittle (Gaussian)
     likelihood over the full grid, ``-1/2 sum_k [log S_c(k) + |X_k|^2 / S_c(k)]`` (without the zero
-    mode for ``normalize="sample"``), written on the half grid with its weights; ``predict`` returns the per-scale marginals of
-    the posterior ``(n, K, M)``.
+    mode for ``normalize="sample"``), written on the half grid with its weights; ``predict``
+    returns the per-scale log-marginals of the posterior ``(n, K, M)``.
     """
     labels = np.asarray(labels)
     missing = sorted(set(range(spec.n_classes)) - set(labels.tolist()))

@@ -338,7 +338,8 @@ def fit_and_score(method: Method, fit: Callable, config: training.TrainConfig, r
     train_data, test_data = run_samples(config)
     spec = train_data.spec
     predict = _fit(fit, method.source, train_data)
-    scored = {part: _predict(predict, method.source, data) for part, data in (("train", train_data), ("test", test_data))}
+    scored = {part: _predict(predict, method.source, data)
+              for part, data in (("train", train_data), ("test", test_data))}
     choices = {"train": train_data.choices.numpy(), "test": test_data.choices.numpy()}
     test, train = _scores(scored["test"], choices["test"]), _scores(scored["train"], choices["train"])
     losses = F.cross_entropy(torch.from_numpy(scored["train"]).transpose(1, 2),
