@@ -156,6 +156,8 @@ def file_hash(path: str | Path) -> str:
 def _import_file(path: Path):
     module_name = f"msgp_method_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
     spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None:
+        raise MethodError(f"method file {path} is not a Python file (.py)")
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
