@@ -98,12 +98,18 @@ def test_scattering_learns_and_caches_each_image_once(tmp_path):
     spec = DatasetSpec(n=64, length_scales=[[1.5, 4.0]], amplitudes=[1.0], size=32, seed=1)
     fields, labels = draw(spec, 24)
     test_fields, test_labels = draw(spec, 24, start=24)
-    log_probs = anchors.scattering(fields, labels, spec, cache=tmp_path)(test_fields)
+    predict = anchors.scattering(fields, labels, spec, cache=tmp_path)
+    log_probs = predict(test_fields)
     methods.check_log_probs(log_probs, len(test_fields), spec, "scattering")
+    # Far from the decision boundary (every energy 1e8 times the training images'), a choice's
+    # probability underflows float32's (the features' dtype) to 0; its log-probability stays finite.
+    far = predict(test_fields[:2] * 1e4)
+    methods.check_log_probs(far, 2, spec, "scattering")
+    assert far.min() < math.log(np.finfo(np.float32).tiny)
     accuracy = (log_probs.argmax(-1) == spec.choices(test_labels)).mean()
     assert accuracy > 0.5 + 3 * math.sqrt(0.25 / len(test_fields)), accuracy  # well separated lengths
     cached = sorted(tmp_path.rglob("*.npy"))
-    assert len(cached) == 48
+    assert len(cached) == 50
     # The second time, every coefficient comes from the cache: the transform is not called.
     features = anchors.ScatteringFeatures(spec, cache=tmp_path)
     fresh = features(test_fields[:4])  # from the cache

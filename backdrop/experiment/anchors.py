@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy import sparse
+from scipy.special import log_softmax
 
 from msgp import oracle, spectral
 from msgp.atomic import atomic_open
@@ -216,7 +217,12 @@ def scattering(fields: np.ndarray, labels: np.ndarray, spec: DatasetSpec, cache:
             if isinstance(model, int):
                 out[:, s, model] = 0.0
             else:
-                out[:, s, model.classes_] = model.predict_log_proba(x)
+                # From the decision function: predict_log_proba takes the log of probabilities
+                # that underflow to 0 (-inf) for images far from the boundary.
+                scores = model.decision_function(x)
+                if scores.ndim == 1:  # two choices: the logit of the second
+                    scores = np.stack([np.zeros_like(scores), scores], axis=1)
+                out[:, s, model.classes_] = log_softmax(scores, axis=1)
         out -= np.logaddexp.reduce(out, axis=-1, keepdims=True)
         return out
 
