@@ -353,7 +353,8 @@ def build_model(config: TrainConfig, spec: DatasetSpec,
     """The network ``config`` describes for data ``spec``, initialised from the config's seed:
     circular padding on whole images, zeros on crops; backdrop layers drawing from
     ``mask_generators`` (one per scale) when ``config.backdrop``; refused with a ConfigError
-    (:func:`check_config`) when the data cannot take it."""
+    (:func:`check_config`) when the data cannot take it. With ``config.network``, the module that
+    network method builds (:func:`backdrop.experiment.methods.build_network`), under the same seed."""
     check_config(config, spec)
     if config.network is not None:
         # Imported here: the experiment's package imports the trainer.
