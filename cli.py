@@ -565,7 +565,8 @@ def merge(shards, output, overwrite):
               "(docs/methods.md); repeatable.")
 def experiment(plan_name, jobs, out, report, dry_run, method_names):
     """Backdrop against the full gradient, augmentation and crops, by training-set size, as a
-    fraction of the oracle's accuracy, with paired 95% intervals.
+    fraction of the oracle's accuracy, with paired 95% intervals; beside two anchors that are not
+    networks (whittle, scattering) and the methods --method adds from your own files.
 
     Writes results.csv/.md, comparisons.csv/.md, efficiency.png, input_gradient.png and, with a
     sweep, sweep.csv/.md/.png. Rerun after an interruption: finished runs are kept.
