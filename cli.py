@@ -550,6 +550,19 @@ def merge(shards, output, overwrite):
         raise SystemExit(1)
 
 
+def _parse_shard(ctx, param, value):
+    if value is None:
+        return None
+    index, sep, count = value.partition("/")
+    try:
+        shard = (int(index), int(count))
+    except ValueError:
+        shard = None
+    if not sep or shard is None or not 0 <= shard[0] < shard[1]:
+        raise click.BadParameter(f"{value!r} is not I/N with 0 <= I < N (e.g. 0/4)")
+    return shard
+
+
 @main.command()
 @click.option("--plan", "plan_name", type=click.Choice(["paper128", "default3", "paper", "smoke"]),
               default="paper128", show_default=True, help="paper128: the paper's two-scale statistics at 128²; "
@@ -560,7 +573,10 @@ def merge(shards, output, overwrite):
 @click.option("--report", is_flag=True, help="Train nothing: write the tables and figures of the runs finished so far.")
 @click.option("--dry-run", is_flag=True, help="Train nothing: print the plan (runs, epochs, training images) and its "
               "estimated time on this machine, from a few seconds of timed steps.")
-def experiment(plan_name, jobs, out, report, dry_run):
+@click.option("--shard", callback=_parse_shard, metavar="I/N", help="Train every N-th run of the plan from the I-th "
+              "(0 <= I < N; one shard per task of a cluster job array, all with the same --out), then write the "
+              "tables of every run finished in --out so far.")
+def experiment(plan_name, jobs, out, report, dry_run, shard):
     """Backdrop against the full gradient, augmentation and crops, by training-set size, as a
     fraction of the oracle's accuracy, with paired 95% intervals.
 
@@ -574,6 +590,8 @@ def experiment(plan_name, jobs, out, report, dry_run):
 
     if dry_run and report:
         raise InputError("--dry-run and --report contradict each other; pass one")
+    if shard is not None and report:
+        raise InputError("--shard and --report contradict each other: --report trains nothing and reads every shard's runs")
     out = out or Path("experiments") / plan_name
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is not a directory")
@@ -583,6 +601,10 @@ def experiment(plan_name, jobs, out, report, dry_run):
     if dry_run:
         try:
             click.echo(f"Plan {plan_name} into {out}.\n\n" + exp.dry_run(plan, out, jobs), nl=False)
+            if shard is not None:
+                every = exp.plan_runs(plan)
+                click.echo(f"Shard {shard[0]}/{shard[1]} trains {len(exp.shard_runs(every, shard))} of the plan's "
+                           f"{len(every)} runs.")
         except (exp.ExperimentError, *training.INPUT_ERRORS) as err:
             _fail(err)
         return
@@ -591,7 +613,8 @@ def experiment(plan_name, jobs, out, report, dry_run):
     def progress(event, info):
         nonlocal bar
         if event == "plan":
-            click.echo(f"{info['runs']} runs into {out}, {info['to_train']} to train, {jobs} at a time")
+            part = f" (shard {shard[0]}/{shard[1]})" if shard is not None else ""
+            click.echo(f"{info['runs']} runs{part} into {out}, {info['to_train']} to train, {jobs} at a time")
             bar = tqdm(total=info["runs"], initial=info["runs"] - info["to_train"], unit="run", disable=None)
         elif event in ("generate", "reuse"):
             click.echo(f"{'generating' if event == 'generate' else 'reusing'} {info['path']} ({info['n']} samples)")
@@ -604,7 +627,7 @@ def experiment(plan_name, jobs, out, report, dry_run):
             bar.update()
 
     try:
-        written = exp.run_experiment(plan, out, progress=progress, jobs=jobs, report_only=report)
+        written = exp.run_experiment(plan, out, progress=progress, jobs=jobs, report_only=report, shard=shard)
     except training.TrainingError as err:
         raise click.ClickException(str(err)) from None
     except (exp.ExperimentError, *training.INPUT_ERRORS) as err:

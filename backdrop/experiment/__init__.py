@@ -23,7 +23,8 @@ from .plans import (METHODS, PLANS, REFERENCES, ExperimentError, ExperimentPlan,
                     paper128_plan, paper_plan, smoke_plan)
 from .report import (COMPARISON_COLUMNS, _describe, comparison_table, failed_list, summary_table, write_csv,
                      write_outputs)
-from .runs import Progress, Run, execute, main_runs, make_run, prepare_data, read_result, run_experiment, sweep_runs
+from .runs import (Progress, Run, execute, main_runs, make_run, plan_runs, prepare_data, read_result, run_experiment,
+                   shard_runs, sweep_runs)
 from .statistics import FITTED, compare, failed, fitted, paired_difference, ratio, run_fitted
 from .timing import RUN_OVERHEAD_S, Rates, StepTimer, dry_run, duration, estimate, measure_rates
 
@@ -31,6 +32,6 @@ __all__ = ["COMPARISON_COLUMNS", "ExperimentError", "ExperimentPlan", "FITTED", 
            "REFERENCES", "RUN_OVERHEAD_S", "Rates", "Run", "StepTimer", "_describe", "compare", "comparison_table",
            "default3_plan", "dry_run", "duration", "estimate", "execute", "failed", "failed_list", "fitted",
            "input_gradient", "main_runs", "make_run", "masks", "measure_rates", "paired_difference", "paper128_plan",
-           "paper_plan", "plot_efficiency", "plot_input_gradient", "plot_sweep", "prepare_data", "ratio",
-           "read_result", "run_experiment", "run_fitted", "smoke_plan", "summary_table", "sweep_runs", "write_csv",
+           "paper_plan", "plan_runs", "plot_efficiency", "plot_input_gradient", "plot_sweep", "prepare_data", "ratio",
+           "read_result", "run_experiment", "run_fitted", "shard_runs", "smoke_plan", "summary_table", "sweep_runs", "write_csv",
            "write_outputs"]

@@ -3,14 +3,16 @@ trained, resumed or found recorded in its own directory (:func:`execute`), and t
 ``jobs`` runs at a time (:func:`run_experiment`)."""
 from __future__ import annotations
 
+import fcntl
 import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -178,8 +180,49 @@ def _execute_one_thread(*args) -> dict[str, Any]:
     return execute(*args)
 
 
+def plan_runs(plan: ExperimentPlan) -> list[Run]:
+    """Every run of the plan once, the sweep first (it picks the backdrop setting); the order
+    shards split."""
+    return list(dict.fromkeys(sweep_runs(plan) + main_runs(plan)))
+
+
+def check_shard(shard: tuple[int, int]) -> None:
+    index, count = shard
+    if not (isinstance(index, int) and isinstance(count, int) and 0 <= index < count):
+        raise ExperimentError(f"shard must be I/N with 0 <= I < N, but got {index}/{count}")
+
+
+def shard_runs(runs: list[Run], shard: tuple[int, int] | None) -> list[Run]:
+    """The runs one shard trains: every N-th run from the I-th, so the shards of a plan partition
+    it and each gets a mix of sizes and methods."""
+    if shard is None:
+        return runs
+    check_shard(shard)
+    index, count = shard
+    return runs[index::count]
+
+
+@contextmanager
+def _data_lock(out: Path) -> Iterator[None]:
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    with open(out / "data" / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def prepare_shared_data(plan: ExperimentPlan, out: Path, progress: Progress | None = None) -> tuple[Path, Path]:
+    """:func:`prepare_data` under a lock on ``out/data/.lock``: shards started together on a shared
+    file system would otherwise all write the same files at once; under it, the first generates
+    them and the others reuse them."""
+    with _data_lock(out):
+        return prepare_data(plan, out, progress)
+
+
 def run_experiment(plan: ExperimentPlan, out: str | Path, progress: Progress | None = None,
-                   jobs: int = 1, report_only: bool = False) -> dict[str, Path]:
+                   jobs: int = 1, report_only: bool = False, shard: tuple[int, int] | None = None) -> dict[str, Path]:
     """Run (or finish) the whole plan into ``out`` and write the tables and figures.
 
     Parameters
@@ -194,6 +237,10 @@ def run_experiment(plan: ExperimentPlan, out: str | Path, progress: Progress | N
         with torch's threads).
     report_only : train nothing; write the tables and figures of the runs recorded so far. A run
         trained with other settings than the plan's is refused, as a rerun refuses it.
+    shard : ``(I, N)``: train only every N-th run of the plan from the I-th (N processes on a
+        cluster, one ``out`` on a shared file system), then write the tables of every run recorded
+        in ``out`` so far, this shard's and the others'. The last shard to finish writes the
+        complete tables; ``report_only`` rebuilds them at any time.
 
     Returns
     -------
@@ -206,33 +253,40 @@ def run_experiment(plan: ExperimentPlan, out: str | Path, progress: Progress | N
     out = Path(out)
     notify = progress or (lambda event, info: None)
     runs, sweep = main_runs(plan), sweep_runs(plan)
-    unique = list(dict.fromkeys(sweep + runs))  # the sweep first: it picks the backdrop setting
-    recorded = {r: read_result(out / "runs" / r.name) for r in unique}
-    todo = [r for r in unique if recorded[r] is None]
+    mine = shard_runs(plan_runs(plan), shard)
     if report_only:
-        if len(todo) == len(unique):
-            raise ExperimentError(f"{out} holds no finished run of this plan")
-        # The check execute applies: a run trained with other settings is not this plan's result.
-        data = out / "data"
-        for r in unique:
-            if recorded[r] is not None:
-                _check_same_run(out / "runs" / r.name, r.config(plan, data / "train.h5", data / "test.h5"))
-        return write_outputs(plan, out, [recorded[r] for r in runs if recorded[r] is not None],
-                             [recorded[r] for r in sweep if recorded[r] is not None])
-    notify("plan", {"runs": len(unique), "to_train": len(todo)})
-    train_path, test_path = prepare_data(plan, out, progress)
+        return _report(plan, out, runs, sweep)
+    todo = [r for r in mine if read_result(out / "runs" / r.name) is None]
+    notify("plan", {"runs": len(mine), "to_train": len(todo)})
+    train_path, test_path = prepare_shared_data(plan, out, progress)
     results = {}
     if jobs == 1:
-        for run in unique:
+        for run in mine:
             results[run] = execute(run, plan, out, train_path, test_path)
             notify("done", results[run])
     else:
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_execute_one_thread, run, plan, out, train_path, test_path): run for run in unique}
+            futures = {pool.submit(_execute_one_thread, run, plan, out, train_path, test_path): run for run in mine}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 notify("done", results[futures[future]])
+    if shard is not None:
+        return _report(plan, out, runs, sweep)
     return write_outputs(plan, out, [results[r] for r in runs], [results[r] for r in sweep])
+
+
+def _report(plan: ExperimentPlan, out: Path, runs: list[Run], sweep: list[Run]) -> dict[str, Path]:
+    """The tables and figures of the runs recorded in ``out`` (by this process or by others)."""
+    recorded = {r: read_result(out / "runs" / r.name) for r in dict.fromkeys(sweep + runs)}
+    if all(result is None for result in recorded.values()):
+        raise ExperimentError(f"{out} holds no finished run of this plan")
+    # The check execute applies: a run trained with other settings is not this plan's result.
+    data = out / "data"
+    for r, result in recorded.items():
+        if result is not None:
+            _check_same_run(out / "runs" / r.name, r.config(plan, data / "train.h5", data / "test.h5"))
+    return write_outputs(plan, out, [recorded[r] for r in runs if recorded[r] is not None],
+                         [recorded[r] for r in sweep if recorded[r] is not None])
 
 
 def _reusable(path: Path, spec: DatasetSpec) -> bool:
