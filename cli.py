@@ -334,7 +334,8 @@ def _parse_stages(text: str | None):
 @click.option("--generate", type=int, metavar="N",
               help="Train on N samples generated as they are read, no file: of DATA's description when DATA "
               "is given, else of `msgp generate`'s defaults.")
-@click.option("--epochs", type=int, default=30, show_default=True)
+@click.option("--epochs", type=int, help="Passes over the training set (default: 30, and on images of fewer pixels "
+              "than 128² as many more as see as many pixels: 240 on 2048-pixel lines).")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Global batch, in images.")
 @click.option("--lr", type=float, default=2e-3, show_default=True, help="Peak AdamW learning rate.")
 @click.option("--warmup", type=float, default=0.1, show_default=True,
@@ -409,7 +410,7 @@ def train(ctx, data, backdrop, mask_prob, mask_block, mask_scope, topology, augm
             bar.update(info["done_steps"])
             bar.write(f"{out}: {info['n_train']} train / {info['n_test']} test images ({info['n_classes']} classes), "
                       f"{config.method} on {info['device']} x{info['world_size']}, heads at stages "
-                      f"{info['head_stages']}, {info['steps_per_epoch']} steps per epoch")
+                      f"{info['head_stages']}, {info['epochs']} epochs of {info['steps_per_epoch']} steps")
         elif event == "step":
             bar.set_postfix({"loss": f"{info['loss']:.3f}", "img/s": f"{info['images_per_s']:.0f}"}, refresh=False)
             bar.update()
@@ -550,19 +551,6 @@ def merge(shards, output, overwrite):
         raise SystemExit(1)
 
 
-def _parse_shard(ctx, param, value):
-    if value is None:
-        return None
-    index, sep, count = value.partition("/")
-    try:
-        shard = (int(index), int(count))
-    except ValueError:
-        shard = None
-    if not sep or shard is None or not 0 <= shard[0] < shard[1]:
-        raise click.BadParameter(f"{value!r} is not I/N with 0 <= I < N (e.g. 0/4)")
-    return shard
-
-
 @main.command()
 @click.option("--plan", "plan_name", type=click.Choice(["paper128", "default3", "paper", "smoke"]),
               default="paper128", show_default=True, help="paper128: the paper's two-scale statistics at 128²; "
@@ -573,7 +561,7 @@ def _parse_shard(ctx, param, value):
 @click.option("--report", is_flag=True, help="Train nothing: write the tables and figures of the runs finished so far.")
 @click.option("--dry-run", is_flag=True, help="Train nothing: print the plan (runs, epochs, training images) and its "
               "estimated time on this machine, from a few seconds of timed steps.")
-@click.option("--shard", callback=_parse_shard, metavar="I/N", help="Train every N-th run of the plan from the I-th "
+@click.option("--shard", metavar="I/N", help="Train every N-th run of the plan from the I-th "
               "(0 <= I < N; one shard per task of a cluster job array, all with the same --out), then write the "
               "tables of every run finished in --out so far.")
 def experiment(plan_name, jobs, out, report, dry_run, shard):
@@ -590,6 +578,7 @@ def experiment(plan_name, jobs, out, report, dry_run, shard):
 
     if dry_run and report:
         raise InputError("--dry-run and --report contradict each other; pass one")
+    shard = _parse_shard(shard)
     if shard is not None and report:
         raise InputError("--shard and --report contradict each other: --report trains nothing and reads every shard's runs")
     out = out or Path("experiments") / plan_name

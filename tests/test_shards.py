@@ -104,11 +104,14 @@ def test_cli_runs_one_shard(tmp_path):
         sorted(r.name for r in experiment.shard_runs(every, (1, 2)))
 
 
-@pytest.mark.parametrize("value", ["2/2", "-1/2", "1", "a/b", "1/0", "0/"])
-def test_cli_refuses_a_bad_shard(value, tmp_path):
+@pytest.mark.parametrize("value, message", [("2/2", "numbered 0 to 1"), ("-1/2", "must look like I/N"),
+                                            ("1", "must look like I/N"), ("a/b", "must look like I/N"),
+                                            ("1/0", "N must be at least 1"), ("0/", "must look like I/N")])
+def test_cli_refuses_a_bad_shard(value, message, tmp_path):
     result = CliRunner().invoke(cli.main, ["experiment", "--plan", "smoke", "--out", str(tmp_path), "--shard", value])
     assert result.exit_code == 2
-    assert "is not I/N" in result.output
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
     assert "Traceback" not in result.output
 
 
