@@ -79,15 +79,15 @@ class ExperimentPlan:
     The run of seed ``s`` trains on samples of the training distribution (``spec`` with seed
     ``spec.seed + s``) that no other seed's runs see: sample i of a description is drawn from its
     own random stream of (seed, i), so descriptions with different seeds share no image. Its
-    training set at each size is a class-balanced subset of the first ``max(sizes)`` per class of
-    those samples, drawn by ``s``, the size-n set a part of the size-2n one, so the size curves
-    of a seed stay paired. Every choice (the backdrop setting per size) is made on the validation
+    training set at ``n`` per class is the first ``n`` samples per class of them
+    (:meth:`train_spec`), so the size-n set is the beginning of the size-2n one and the size curves
+    of a seed stay paired, and a plan given more sizes keeps the sets of the old ones. Every choice (the backdrop setting per size) is made on the validation
     set; the report set scores the tables only. Neither is a training seed's.
 
     Parameters
     ----------
     spec : the training distribution and the root ``spec.seed`` of the training seeds; ``n`` is
-        ignored (each seed's samples are generated, ``max(sizes)`` per class).
+        ignored (each run generates its own training samples).
     sizes : training-set sizes, in samples per class.
     seeds : seeds at sizes above ``small_max`` (seeds ``0 .. seeds-1``); each picks the training
         samples, the initialisation, the order, the masks, the crops and the symmetries of a run.
@@ -200,9 +200,11 @@ class ExperimentPlan:
         setting = self.series if method.startswith("series") else self.backdrop
         return (Masks(setting.topology, setting.probs, setting.blocks, "batch" if method.endswith("-batch") else "sample"),)
 
-    def train_spec(self, seed: int) -> DatasetSpec:
-        """The samples seed ``seed``'s runs draw their training sets from, at every size."""
-        return self.spec.replace(seed=self.spec.seed + seed, n=max(self.sizes) * self.spec.n_classes)
+    def train_spec(self, seed: int, per_class: int) -> DatasetSpec:
+        """The training set of seed ``seed`` at ``per_class``: the first ``per_class`` samples per
+        class of the seed's own description (class-balanced: each run of ``n_classes`` samples
+        holds every class once), so the set of a size is the beginning of every larger one's."""
+        return self.spec.replace(seed=self.spec.seed + seed, n=per_class * self.spec.n_classes)
 
     @property
     def validation_spec(self) -> DatasetSpec:

@@ -131,7 +131,8 @@ def _describe(plan: ExperimentPlan) -> str:
     seeds = plan.n_seeds
     return (f"Data: {s.size}^{s.ndim} px, {s.n_scales} scales (length scales {lengths} px), "
             f"normalize={s.normalize}. Training samples: seed i's own, generated with seed {s.seed} + i "
-            f"({s.seed} to {s.seed + seeds - 1}, none shared between seeds), the size-n set part of the size-2n one. "
+            f"({s.seed} to {s.seed + seeds - 1}, none shared between seeds), at n per class its first n per class, "
+            "so the size-n set begins the size-2n one. "
             f"Validation set: seed {plan.validation_seed}, {plan.n_validation} images, on which every setting is "
             f"chosen; report set: seed {plan.test_seed}, {plan.n_test} images, which every table reports and no "
             f"choice reads. {_epochs_rule(plan)}, batch min({plan.batch_size}, n_train), AdamW peak lr "

@@ -42,7 +42,7 @@ class Run:
         setting = self.masks
         topology = "series" if self.method == "series-nomask" else setting.topology if setting else "heads"
         return training.TrainConfig(
-            data=plan.train_spec(self.seed), test_data=str(validation_path), n_train=n_train,
+            data=plan.train_spec(self.seed, self.per_class), test_data=str(validation_path), n_train=n_train,
             n_test=plan.n_validation, backdrop=setting is not None,
             mask_prob=setting.probs if setting else 0.5, mask_block=setting.blocks if setting else 1,
             mask_scope=setting.scope if setting else "sample",
@@ -129,7 +129,7 @@ def _check_same_run(run_dir: Path, config: training.TrainConfig) -> None:
 
 
 def _source(data: str | dict[str, Any]) -> str:
-    return f"generated with seed {data['seed']}" if isinstance(data, dict) else f"the file {data}"
+    return f"generated, seed {data['seed']}, n {data['n']}" if isinstance(data, dict) else f"the file {data}"
 
 
 def read_result(run_dir: Path) -> dict[str, Any] | None:

@@ -107,12 +107,15 @@ def choose(results: Sequence[dict[str, Any]], per_class: int, method: str | None
     accuracy on the validation set, among the settings of ``method`` (``None``: of every backdrop
     method); ``None`` when none has a run.
 
-    A setting with a failed run at that size is not a candidate, and one whose cell fitted
-    (:func:`fitted`) is preferred to any that did not; report-set scores are never read."""
+    A setting whose runs all finished is preferred to one with a failed run, and among those one
+    whose cell fitted (:func:`fitted`) to any that did not; the mean is over the runs that
+    finished. Report-set scores are never read."""
     cells = _group([r for r in results if r["per_class"] == per_class and r["masks"]
                     and (method is None or r["method"] == method)], lambda r: r["masks"])
-    finished = {k: g for k, g in cells.items() if not any(failed(r) for r in g)}
-    pool = {k: g for k, g in finished.items() if fitted(g)} or finished
+    scored = {k: [r for r in g if not failed(r)] for k, g in cells.items()}
+    scored = {k: g for k, g in scored.items() if g}
+    whole = {k: g for k, g in scored.items() if len(g) == len(cells[k])}
+    pool = {k: g for k, g in whole.items() if fitted(g)} or whole or scored
     if not pool:
         return None
     return max(pool, key=lambda k: np.mean([r["validation_accuracy"]["joint"] for r in pool[k]]))

@@ -162,7 +162,7 @@ def measure_rates(plan: ExperimentPlan, seconds: float = 1.0, batch: int | None 
         device = training.resolve_device(plan.device)
         name = f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "cpu"
         batch = batch or (plan.batch_size if device.type == "cuda" else 2)
-        sampler = Sampler(plan.train_spec(0))
+        sampler = Sampler(plan.train_spec(0, max(plan.sizes)))
         drawn = []
 
         def generate() -> float:
