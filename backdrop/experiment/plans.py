@@ -230,8 +230,9 @@ def paper128_plan() -> ExperimentPlan:
     an image holds the paper's number of blobs per scale), 2 to 64 images per class; 10 seeds up to
     8 per class, 5 above; the seven backdrop settings of :func:`paper128_sweep` at every size. The
     series topology (masked or not) at 8 per class sees 16384 images (512 epochs), where 2048 left
-    it short of fitting its training set. 450 runs; estimated 9 h 45 min on 2 CPU cores (``--dry-run``
-    with ``--jobs 2``), so :func:`paper128_lean_plan` is the one to run there."""
+    it short of fitting its training set. 450 runs; ``--dry-run --jobs 2`` estimated 5 h 20 min on 2
+    CPU cores shared with other work, a third of its training images in the three series methods
+    at 8 per class; :func:`paper128_lean_plan` is the cut to fit an afternoon there."""
     spec = DatasetSpec.default(2, 128, normalize="sample", n=4, seed=0)
     series = ("series", "series-batch", "series-nomask")
     return ExperimentPlan(spec=spec, sizes=(2, 4, 8, 16, 32, 64), small_max=8, device="cpu", seeds=5,
@@ -241,10 +242,10 @@ def paper128_plan() -> ExperimentPlan:
 
 
 def paper128_lean_plan() -> ExperimentPlan:
-    """:func:`paper128_plan` cut to fit an afternoon on 2 CPU cores: five backdrop settings
-    (``paper128_sweep(lean=True)``) and sizes 2 to 32 per class (64 per class, where every method
-    has fitted and the earlier tables found all of them within 0.01 of each other, cost a third of the
-    plan). 300 runs; estimated 4 h 50 min on 2 CPU cores with ``--jobs 2``."""
+    """:func:`paper128_plan` cut for 2 CPU cores: five backdrop settings (``paper128_sweep(lean=True)``:
+    one per method, and the earlier tables' 0.5/0.9) and sizes 2 to 32 per class (at 64 per class
+    every method of the earlier tables was within 0.01 of the full gradient). 320 runs;
+    ``--dry-run --jobs 2`` estimated 4 h 15 min on 2 CPU cores shared with other work."""
     full = paper128_plan()
     return ExperimentPlan(**{**{f: getattr(full, f) for f in full.__dataclass_fields__},
                              "sizes": (2, 4, 8, 16, 32), "sweep": paper128_sweep(lean=True)})
@@ -257,8 +258,10 @@ def default3_plan() -> ExperimentPlan:
     batch masks, series at 0.3/0.5/0.95 with either scope). At 8 per class a run sees 15360 images,
     the default training's 960 steps of 16: the finest scale needs hundreds of steps to leave
     chance. At 32 per class every run sees 30720: with 15360 backdrop's coarse head (p 0.9) was
-    still learning (training accuracy 0.96, loss falling). 200 runs; estimated 19 h on 2 CPU cores
-    (``--dry-run --jobs 2``): a GPU's plan, or one to run a size at a time."""
+    still learning (training accuracy 0.96, loss falling). The sweep keeps one setting per method
+    and heads at p 0.25, where the trainer's ``--backdrop`` defaults. 200 runs; ``--dry-run --jobs
+    2`` estimated 8 h 48 min on 2 CPU cores shared with other work, nine tenths of it at 8 and 32
+    per class: a night's run there, or a GPU's."""
     spec = DatasetSpec.default(3, 128, n=8, seed=0)
     sweep = (masks("heads", (0.25, 0.25, 0.25)), masks("heads", (0.5, 0.5, 0.9)),
              masks("heads", (0.25, 0.25, 0.25), scope="batch"),
