@@ -258,8 +258,9 @@ def default3_plan() -> ExperimentPlan:
     batch masks, series at 0.3/0.5/0.95 with either scope). At 8 per class a run sees 15360 images,
     the default training's 960 steps of 16: the finest scale needs hundreds of steps to leave
     chance. At 32 per class every run sees 30720: with 15360 backdrop's coarse head (p 0.9) was
-    still learning (training accuracy 0.96, loss falling). The sweep keeps one setting per method
-    and heads at p 0.25, where the trainer's ``--backdrop`` defaults. 200 runs; ``--dry-run --jobs
+    still learning (training accuracy 0.96, loss falling). The sweep has heads at p 0.25 (where the
+    trainer's ``--backdrop`` defaults) and at the earlier tables' 0.5/0.5/0.9, and one setting of
+    each other backdrop method. 200 runs; ``--dry-run --jobs
     2`` estimated 8 h 48 min on 2 CPU cores shared with other work, nine tenths of it at 8 and 32
     per class: a night's run there, or a GPU's."""
     spec = DatasetSpec.default(3, 128, n=8, seed=0)
