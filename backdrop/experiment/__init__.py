@@ -29,11 +29,10 @@ from .runs import Progress, Run, execute, main_runs, make_run, prepare_data, rea
 from .statistics import FITTED, choose, chosen, compare, failed, fitted, paired_difference, ratio, run_fitted
 from .timing import RUN_OVERHEAD_S, Rates, StepTimer, dry_run, duration, estimate, measure_rates
 
-__all__ = ["BACKDROP_METHODS", "BEST", "CONTROLS", "COMPARISON_COLUMNS", "ExperimentError", "ExperimentPlan", "FITTED", "METHODS", "Masks", "PLANS", "Progress",
-           "REFERENCES", "RUN_OVERHEAD_S", "Rates", "Run", "StepTimer", "_describe", "choose", "chosen", "compare", "comparison_table",
-           "default3_plan", "dry_run", "duration", "estimate", "execute", "failed", "failed_list", "fitted",
-           "input_gradient", "main_runs", "make_run", "masks", "measure_rates", "paired_difference", "paper128_lean_plan", "paper128_plan",
-           "paper128_sweep",
-           "paper_plan", "plot_efficiency", "plot_input_gradient", "plot_sweep", "prepare_data", "ratio",
-           "read_result", "run_experiment", "run_fitted", "smoke_plan", "summary_table", "sweep_runs", "write_csv",
-           "write_outputs"]
+__all__ = ["BACKDROP_METHODS", "BEST", "COMPARISON_COLUMNS", "CONTROLS", "ExperimentError", "ExperimentPlan", "FITTED",
+           "METHODS", "Masks", "PLANS", "Progress", "REFERENCES", "RUN_OVERHEAD_S", "Rates", "Run", "StepTimer",
+           "_describe", "choose", "chosen", "compare", "comparison_table", "default3_plan", "dry_run", "duration",
+           "estimate", "execute", "failed", "failed_list", "fitted", "input_gradient", "main_runs", "make_run", "masks",
+           "measure_rates", "paired_difference", "paper128_lean_plan", "paper128_plan", "paper128_sweep", "paper_plan",
+           "plot_efficiency", "plot_input_gradient", "plot_sweep", "prepare_data", "ratio", "read_result",
+           "run_experiment", "run_fitted", "smoke_plan", "summary_table", "sweep_runs", "write_csv", "write_outputs"]

@@ -81,8 +81,9 @@ class ExperimentPlan:
     own random stream of (seed, i), so descriptions with different seeds share no image. Its
     training set at ``n`` per class is the first ``n`` samples per class of them
     (:meth:`train_spec`), so the size-n set is the beginning of the size-2n one and the size curves
-    of a seed stay paired, and a plan given more sizes keeps the sets of the old ones. Every choice (the backdrop setting per size) is made on the validation
-    set; the report set scores the tables only. Neither is a training seed's.
+    of a seed stay paired, and a plan given more sizes keeps the sets of the old ones. Every choice
+    (the backdrop setting per size) is made on the validation set; the report set scores the
+    tables only. Neither has a training seed's seed.
 
     Parameters
     ----------
@@ -198,7 +199,8 @@ class ExperimentPlan:
         if method not in BACKDROP_METHODS:
             return (self.backdrop,) if method == "augment+backdrop" else ()
         setting = self.series if method.startswith("series") else self.backdrop
-        return (Masks(setting.topology, setting.probs, setting.blocks, "batch" if method.endswith("-batch") else "sample"),)
+        scope = "batch" if method.endswith("-batch") else "sample"
+        return (Masks(setting.topology, setting.probs, setting.blocks, scope),)
 
     def train_spec(self, seed: int, per_class: int) -> DatasetSpec:
         """The training set of seed ``seed`` at ``per_class``: the first ``per_class`` samples per
@@ -221,7 +223,8 @@ def paper128_sweep(lean: bool = False) -> tuple[Masks, ...]:
     the paper's p 0.3/0.95, each of the last with the reference's batch masks too. Seven settings,
     so that each costs a fraction of the plan; ``lean`` keeps five (one per method, plus 0.5/0.9)."""
     heads = [masks("heads", (0.25, 0.25)), masks("heads", (0.5, 0.9))] + ([] if lean else [masks("heads", (0.5, 0.5))])
-    batch = [masks("heads", (0.25, 0.25), scope="batch")] + ([] if lean else [masks("heads", (0.5, 0.5), scope="batch")])
+    batch = [masks("heads", (0.25, 0.25), scope="batch")]
+    batch += [] if lean else [masks("heads", (0.5, 0.5), scope="batch")]
     return (*heads, *batch, masks("series", (0.3, 0.95)), masks("series", (0.3, 0.95), scope="batch"))
 
 

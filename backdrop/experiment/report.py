@@ -14,7 +14,7 @@ from msgp.atomic import atomic_open, atomic_write
 from msgp.plotting import PlotUnavailable, pyplot
 
 from .figures import plot_efficiency, plot_input_gradient, plot_sweep
-from .plans import BACKDROP_METHODS, BEST, CONTROLS, REFERENCES, ExperimentPlan
+from .plans import BACKDROP_METHODS, BEST, CONTROLS, METHODS, REFERENCES, ExperimentPlan
 from .statistics import FITTED, _accessors, _group, chosen, compare, failed, ratio, run_fitted
 
 
@@ -180,7 +180,8 @@ def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, A
     markdown tables count and list the failed ones."""
     K = plan.spec.n_scales
     best_rows, choices = chosen(sweep, [m for m in plan.methods if m in BACKDROP_METHODS], BEST)
-    table_runs = [*results, *best_rows]
+    order = [*REFERENCES, BEST, *BACKDROP_METHODS, *METHODS]
+    table_runs = sorted([*results, *best_rows], key=lambda r: (r["per_class"], order.index(r["method"])))
     finished = [r for r in table_runs if not failed(r)]
     written = {"results.csv": write_csv([_row(r, K) for r in [*results, *sweep]], out / "results.csv", _columns(K))}
     table = summary_table(table_runs, lambda r: (r["method"], r["per_class"], r["masks"] or ""),
