@@ -183,6 +183,8 @@ def test_an_output_directory_of_the_earlier_design_is_refused(tmp_path):
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "earlier design" in errors[0]
     assert sorted(p.name for p in out.rglob("*")) == ["data", "train.h5"]
+    result = CliRunner().invoke(cli.main, ["experiment", "--plan", "smoke", "--out", str(out), "--report"])
+    assert result.exit_code == 2 and "earlier design" in result.output
 
 
 def test_a_run_trained_on_other_samples_is_refused(tmp_path):

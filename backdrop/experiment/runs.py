@@ -82,9 +82,7 @@ def prepare_data(plan: ExperimentPlan, out: Path, progress: Progress | None = No
     written, and an output directory of the earlier design (one training file that every seed
     shared) is refused, so its runs are never mixed with these."""
     notify = progress or (lambda event, info: None)
-    if (out / "data" / "train.h5").exists():
-        raise ExperimentError(f"{out} holds an experiment of the earlier design, whose seeds shared one training "
-                              "file (data/train.h5); its runs are not comparable with these: choose another --out")
+    _refuse_earlier_design(out)
     specs = _data_specs(plan)
     for name, spec in specs.items():
         path = out / "data" / f"{name}.h5"
@@ -107,6 +105,12 @@ def prepare_data(plan: ExperimentPlan, out: Path, progress: Progress | None = No
             notify("reuse", {"path": str(path), "n": spec.n})
         paths.append(path)
     return paths[0], paths[1]
+
+
+def _refuse_earlier_design(out: Path) -> None:
+    if (out / "data" / "train.h5").exists():
+        raise ExperimentError(f"{out} holds an experiment of the earlier design, whose seeds shared one training "
+                              "file (data/train.h5); its runs are not comparable with these: choose another --out")
 
 
 def _check_same_run(run_dir: Path, config: training.TrainConfig) -> None:
@@ -231,6 +235,7 @@ def run_experiment(plan: ExperimentPlan, out: str | Path, progress: Progress | N
     if not isinstance(jobs, int) or jobs < 1:
         raise ExperimentError(f"jobs must be a positive integer, but got {jobs}")
     out = Path(out)
+    _refuse_earlier_design(out)
     notify = progress or (lambda event, info: None)
     runs, sweep = main_runs(plan), sweep_runs(plan)
     unique = list(dict.fromkeys(sweep + runs))
