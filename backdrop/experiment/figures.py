@@ -67,7 +67,7 @@ def plot_sweep(sweep: Sequence[dict[str, Any]], path: Path | BinaryIO, n_scales:
             half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else 0
             ax.errorbar([v.mean()], [y], xerr=[half], marker="o", capsize=3, color=f"C{y % 10}")
         ax.axvline(1.0, color="k", ls=":")
-        ax.set(title=name, xlabel="accuracy / oracle")
+        ax.set(title=name, xlabel="validation accuracy / oracle")
     axes[0].set_yticks(range(len(labels)))
     axes[0].set_yticklabels(labels, fontsize=7)
     axes[0].invert_yaxis()
