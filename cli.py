@@ -552,10 +552,11 @@ def merge(shards, output, overwrite):
 
 
 @main.command()
-@click.option("--plan", "plan_name", type=click.Choice(["paper128", "default3", "paper", "smoke"]),
+@click.option("--plan", "plan_name", type=click.Choice(["paper128", "paper128-lean", "default3", "paper", "smoke"]),
               default="paper128", show_default=True, help="paper128: the paper's two-scale statistics at 128²; "
-              "default3: the default three-scale dataset; paper: paper-2scale at 1024², for a GPU; smoke: four "
-              "runs of seconds, to check the pipeline.")
+              "paper128-lean: the same with fewer backdrop settings and sizes up to 32 per class, for 2 CPU "
+              "cores; default3: the default three-scale dataset; paper: paper-2scale at 1024², for a GPU; smoke: "
+              "four runs of seconds, to check the pipeline.")
 @click.option("--jobs", type=int, help="Runs trained at once, one thread each (default: all cores on CPU, 1 on a GPU).")
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory (default experiments/<plan>).")
 @click.option("--report", is_flag=True, help="Train nothing: write the tables and figures of the runs finished so far.")
@@ -565,11 +566,13 @@ def merge(shards, output, overwrite):
               "(0 <= I < N; one shard per task of a cluster job array, all with the same --out), then write the "
               "tables of every run finished in --out so far.")
 def experiment(plan_name, jobs, out, report, dry_run, shard):
-    """Backdrop against the full gradient, augmentation and crops, by training-set size, as a
-    fraction of the oracle's accuracy, with paired 95% intervals.
+    """Backdrop at its best per size against the full gradient, augmentation and crops, by
+    training-set size, as a fraction of the oracle's accuracy, with paired 95% intervals.
 
-    Writes results.csv/.md, comparisons.csv/.md, efficiency.png, input_gradient.png and, with a
-    sweep, sweep.csv/.md/.png. Rerun after an interruption: finished runs are kept.
+    Each seed trains on its own generated images; backdrop settings are chosen per size on a
+    validation set and every table reports a separate report set. Writes results.csv/.md,
+    comparisons.csv/.md, efficiency.png, input_gradient.png and, with backdrop methods,
+    sweep.md, choices.csv and sweep.png. Rerun after an interruption: finished runs are kept.
     """
     from tqdm import tqdm
 

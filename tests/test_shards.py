@@ -19,12 +19,13 @@ from msgp.spec import DatasetSpec
 
 
 def tiny_plan() -> experiment.ExperimentPlan:
-    """Two sizes, two methods, a sweep of one setting: runs of a second or two on 16² images."""
+    """Two sizes, the full gradient and backdrop with two settings to choose from: runs of a second
+    or two on 16² images."""
     spec = DatasetSpec(n=4, length_scales=[[1.5, 2.0], [4.0, 6.0]], amplitudes=[1.0, 1.0], size=16)
     return experiment.ExperimentPlan(spec=spec, sizes=(1, 2), seeds=1, small_seeds=2, small_max=1, images=1,
-                                     min_epochs=1, methods=("no-backdrop", "backdrop"), n_test=8, batch_size=4,
-                                     width=4, device="cpu", sweep_size=1,
-                                     sweep=(experiment.masks("heads", (0.5, 0.9)),))
+                                     min_epochs=1, methods=("no-backdrop", "backdrop"), n_validation=8, n_test=8,
+                                     batch_size=4, width=4, device="cpu",
+                                     sweep=(experiment.masks("heads", (0.5, 0.9)), experiment.masks("heads", (0.25, 0.25))))
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -50,7 +51,7 @@ def test_two_shards_give_the_tables_of_one_process(tmp_path):
     # The first shard alone tables only its own runs; the second, finishing last, tables them all.
     assert len(read_rows(first["results.csv"])) < len(read_rows(whole["results.csv"]))
     second = experiment.run_experiment(plan, tmp_path / "sharded", shard=(1, 2))
-    for name in ("results.csv", "comparisons.csv", "sweep.csv"):
+    for name in ("results.csv", "comparisons.csv", "choices.csv"):
         assert read_rows(second[name]) == read_rows(whole[name]), name
     report = experiment.run_experiment(plan, tmp_path / "sharded", report_only=True)
     assert read_rows(report["results.csv"]) == read_rows(whole["results.csv"])
@@ -89,9 +90,10 @@ def test_shards_started_together_generate_each_data_file_once(tmp_path, monkeypa
     for thread in threads:
         thread.join()
     assert errors == []
-    assert sorted(Path(p).name for p in calls) == ["test.h5", "train.h5"]
+    assert sorted(Path(p).name for p in calls) == ["test.h5", "validation.h5"]
     assert results[0] == results[1]
-    assert io.read_spec(results[0][0], require_complete=True) == plan.train_spec
+    assert io.read_spec(results[0][0], require_complete=True) == plan.validation_spec
+    assert io.read_spec(results[0][1], require_complete=True) == plan.test_spec
 
 
 def test_cli_runs_one_shard(tmp_path):
