@@ -335,7 +335,7 @@ def _parse_stages(text: str | None):
               help="Train on N samples generated as they are read, no file: of DATA's description when DATA "
               "is given, else of `msgp generate`'s defaults.")
 @click.option("--epochs", type=int, help="Passes over the training set (default: 30, and on images of fewer pixels "
-              "than 128² as many more as see as many pixels: 240 on 2048-pixel lines).")
+              "than 128² as many more as see as many pixels, at most 120: 120 on 2048-pixel lines).")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Global batch, in images.")
 @click.option("--lr", type=float, default=2e-3, show_default=True, help="Peak AdamW learning rate.")
 @click.option("--warmup", type=float, default=0.1, show_default=True,
