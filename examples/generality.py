@@ -10,7 +10,9 @@ scale, both Matérn kernels, `sample` normalisation. Each kind's data are writte
 OUT/data/KIND.h5 (1024 samples, or the nearest multiple of its class count above), and each run is
 `msgp train DATA --seed S` with every other setting at its default. The targets, per run: every
 scale's test accuracy at least 95% of the oracle's on the same test images and the joint accuracy
-at least 90% of it, within 10 minutes on 2 CPU cores. Finished runs are skipped.
+at least 90% of it, within 10 minutes on 2 CPU cores (the wall time, or the run's CPU time where
+the machine was shared and that is smaller: an upper bound on its time on 2 idle cores). Finished
+runs are skipped.
 """
 from __future__ import annotations
 
@@ -84,7 +86,16 @@ def check(run: Path) -> dict:
     return {"test": test, "oracle": oracle, "ratios": ratios, "joint_ratio": joint, "wall": wall,
             "cpu": timing.get("cpu_seconds", math.nan), "load": timing.get("load5", math.nan),
             "unlearned": [s for s, v in enumerate(summary["learned"]) if not v["learned"]],
-            "ok": min(ratios) >= 0.95 and joint >= 0.9 and not wall > TIME_LIMIT}
+            "ok": min(ratios) >= 0.95 and joint >= 0.9 and not _time(wall, timing) > TIME_LIMIT}
+
+
+def _time(wall: float, timing: dict) -> float:
+    """A run's time on 2 idle cores: its wall time, or its CPU time where smaller. On a machine
+    shared with other work the wall time counts the waiting for a core; the CPU time does not, and
+    bounds the wall time on idle cores from above for a run that waits on nothing but the CPU (its
+    threads share the work, so it takes at most as long as one thread doing all of it)."""
+    cpu = timing.get("cpu_seconds", math.nan)
+    return min(wall, cpu) if not math.isnan(cpu) else wall
 
 
 def table(rows: dict[tuple[str, int], dict]) -> str:
