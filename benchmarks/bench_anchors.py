@@ -35,7 +35,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     plan = PLANS[args.plan]()
     out = args.out or Path(tempfile.mkdtemp(prefix="bench_anchors_"))
-    train_path, test_path = prepare_data(plan, out)
+    validation_path, test_path = prepare_data(plan, out)
     methods = ["whittle", *(["scattering", "scattering"] if scattering_available() else []), args.network]
     print(f"{args.plan}, {args.threads} threads, one run each (seed 0); wall time in seconds\n")
     print("| images per class | " + " | ".join(_label(m, methods[:i]) for i, m in enumerate(methods)) + " |")
@@ -47,7 +47,7 @@ def main() -> None:
             run = make_run(method, per_class, 0)
             shutil.rmtree(out / "runs" / run.name, ignore_errors=True)
             evaluation._ORACLE_SCORES.clear()
-            result = execute(run, plan, out, train_path, test_path)
+            result = execute(run, plan, out, validation_path, test_path)
             cells.append(f"{result['wall_s']:.1f} (joint {result['test_accuracy']['joint']:.3f})")
         print(f"| {per_class} | " + " | ".join(cells) + " |", flush=True)
 

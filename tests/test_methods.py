@@ -26,8 +26,8 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-def invoke(out, *specs):
-    args = ["experiment", "--plan", "smoke", "--out", str(out), "--jobs", "1"]
+def invoke(out, *specs, options=("--jobs", "1")):
+    args = ["experiment", "--plan", "smoke", "--out", str(out), *options]
     for spec in specs:
         args += ["--method", spec]
     return CliRunner().invoke(cli.main, args)
@@ -75,15 +75,40 @@ def test_example_methods_are_run_paired_and_tabulated_like_the_built_in_ones(exa
     assert config["model"] == {"network": config["train"]["network"]}
 
 
+def test_methods_run_in_shards_and_report_like_one_process(example_run, tmp_path):
+    _, source, out = example_run
+    specs = [f"{source}:wide_net", f"{source}:nearest_spectrum"]
+    shared = tmp_path / "shared"
+    for shard in ("0/2", "1/2"):
+        result = invoke(shared, *specs, options=("--jobs", "1", "--shard", shard))
+        assert result.exit_code == 0, result.output
+        assert f"(shard {shard})" in result.output
+    result = invoke(shared, *specs, options=("--report",))
+    assert result.exit_code == 0, result.output
+
+    def rows(path):
+        return sorted(tuple((k, v) for k, v in row.items() if k != "wall_s") for row in read_csv(path))
+    assert rows(shared / "results.csv") == rows(out / "results.csv")
+    assert rows(shared / "comparisons.csv") == rows(out / "comparisons.csv")
+
+
 def test_a_fitted_run_gets_the_samples_a_network_run_with_its_seed_gets(example_run):
     _, source, out = example_run
     for seed in (0, 1):
         trained = json.loads((out / "runs" / f"no-backdrop-n2-s{seed}" / "config.json").read_text())
         recorded = json.loads((out / "runs" / f"nearest_spectrum-n2-s{seed}" / "method.json").read_text())
         assert recorded["sha256"] == methods.file_hash(source)
-        train, test = methods.run_samples(experiment.runs.training.TrainConfig(**recorded["train"]))
+        # The seed's own generated training samples, and the validation file, as the network run's.
+        assert recorded["train"]["data"] == trained["train"]["data"] and recorded["train"]["data"]["seed"] == seed
+        assert recorded["train"]["test_data"] == trained["train"]["test_data"]
+        train, validation = methods.run_samples(experiment.runs.training.TrainConfig(**recorded["train"]))
         assert train.indices.tolist() == trained["train_indices"]
-        assert test.indices.tolist() == trained["test_indices"]
+        assert validation.indices.tolist() == trained["test_indices"]
+        network = json.loads((out / "runs" / f"no-backdrop-n2-s{seed}" / "result.json").read_text())
+        fitted = json.loads((out / "runs" / f"nearest_spectrum-n2-s{seed}" / "result.json").read_text())
+        for key in ("data_seed", "validation_seed", "test_seed", "n_validation", "n_test",
+                    "validation_oracle_accuracy", "oracle_accuracy"):
+            assert fitted[key] == network[key], key
 
 
 def test_a_rerun_repeats_nothing_and_a_changed_file_is_refused(example_run):
@@ -235,11 +260,19 @@ def test_log_probabilities_are_checked_against_float32_rounding():
 def test_msgp_evaluate_rebuilds_a_network_method_from_its_file(example_run):
     _, _, out = example_run
     run_dir = out / "runs" / "wide_net-n2-s0"
-    scored = experiment.runs.training.evaluate(run_dir, device="cpu")
     recorded = json.loads((run_dir / "result.json").read_text())
-    # Calibrated and scored as the trainer scored it, on the run's own test images.
+    # Calibrated and scored as the trainer scored it, on the run's own test images (the validation set) ...
+    scored = experiment.runs.training.evaluate(run_dir, device="cpu")
+    assert [s["accuracy"] for s in scored["network"]["scales"]] == recorded["validation_accuracy"]["scales"]
+    assert scored["n"] == recorded["n_validation"]
+    # ... and as the experiment scored it on the report set.
+    scored = experiment.runs.training.evaluate(run_dir, out / "data" / "test.h5", n=recorded["n_test"], device="cpu")
     assert [s["accuracy"] for s in scored["network"]["scales"]] == recorded["test_accuracy"]["scales"]
-    assert scored["n"] == recorded["n_test"]
+    assert scored["network"]["joint"]["accuracy"] == recorded["test_accuracy"]["joint"]
+    result = CliRunner().invoke(cli.main, ["evaluate", str(run_dir), str(out / "data" / "test.h5"),
+                                           "--n", str(recorded["n_test"]), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert f"{recorded['test_accuracy']['joint']:.3f}" in result.output
 
 
 def test_the_dry_run_lists_fitted_methods_without_training_steps(tmp_path):

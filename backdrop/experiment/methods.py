@@ -41,6 +41,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from msgp.atomic import atomic_write
+from msgp.dataset import split
 from msgp.spec import DatasetSpec, choices_of
 
 from .. import training
@@ -294,14 +295,22 @@ def check_log_probs(log_probs: Any, n: int, spec: DatasetSpec, where: str) -> np
 
 
 def run_samples(config: training.TrainConfig) -> tuple[_Data, _Data]:
-    """The training and test samples of ``config``, chosen exactly as the trainer chooses a new
-    run's (:func:`~backdrop.training.data._subsets`), in memory."""
+    """The training and validation samples of ``config`` (its ``data`` and ``test_data``), chosen
+    exactly as the trainer chooses a new run's (:func:`~backdrop.training.data._subsets`), in
+    memory: a fitted run fits on the very images a network run of the same seed and size trains on."""
     data = _open(config.data)
     test_file = None if config.test_data is None else _open(config.test_data)
     config = training.resolve_sizes(config, data.spec.n_classes, len(data),
                                     None if test_file is None else len(test_file))
     train_set, test_set = _subsets(config, data, test_file)
     return _load(train_set), _load(test_set)
+
+
+def report_samples(config: training.TrainConfig, report_path: Path, n: int) -> _Data:
+    """The ``n`` samples of the report file that :func:`~backdrop.training.evaluate` scores a
+    network run of ``config`` on, in memory."""
+    _, report_set = split(_open(report_path), 0, n, seed=config.seed)
+    return _load(report_set)
 
 
 def _scores(log_probs: np.ndarray, choices: np.ndarray) -> dict[str, Any]:
@@ -333,38 +342,50 @@ def _predict(predict: Callable, where: str, data: _Data) -> np.ndarray:
     return check_log_probs(log_probs, len(data.fields), data.spec, f"{where}'s predict")
 
 
-def fit_and_score(method: Method, fit: Callable, config: training.TrainConfig, run_dir: Path) -> dict[str, Any]:
-    """Fit ``fit`` on the run's training samples, score it on its test samples beside the oracle
-    on the same samples, and return the keys of a network run's result that come from training
-    and scoring; ``method.json`` records the method and the samples' settings."""
-    train_data, test_data = run_samples(config)
+def fit_and_score(method: Method, fit: Callable, config: training.TrainConfig, run_dir: Path, report_path: Path,
+                  n_report: int) -> dict[str, Any]:
+    """Fit ``fit`` on the run's training samples, score it on the validation samples and on
+    ``n_report`` samples of the report file, each beside the oracle on the same samples, and return
+    the keys of a network run's result that come from training and scoring (``learned`` judged on
+    the validation set, as the trainer judges it); ``method.json`` records the method and the
+    samples' settings."""
+    train_data, validation_data = run_samples(config)
+    report_data = report_samples(config, report_path, n_report)
     spec = train_data.spec
     predict = _fit(fit, method.source, train_data)
-    scored = {part: _predict(predict, method.source, data)
-              for part, data in (("train", train_data), ("test", test_data))}
-    choices = {"train": train_data.choices.numpy(), "test": test_data.choices.numpy()}
-    test, train = _scores(scored["test"], choices["test"]), _scores(scored["train"], choices["train"])
+    parts = {"train": train_data, "validation": validation_data, "test": report_data}
+    scored = {part: _predict(predict, method.source, data) for part, data in parts.items()}
+    accuracy = {part: _scores(scored[part], data.choices.numpy()) for part, data in parts.items()}
     losses = F.cross_entropy(torch.from_numpy(scored["train"]).transpose(1, 2),
-                             torch.from_numpy(choices["train"]), reduction="none").mean(0).tolist()
-    oracle = _oracle_accuracy(test_data)
-    oracle_scales = [s["accuracy"] for s in oracle["scales"]]
+                             train_data.choices, reduction="none").mean(0).tolist()
+    oracle = {}
+    for part in ("validation", "test"):
+        scores = _oracle_accuracy(parts[part])
+        oracle[part] = {"joint": scores["joint"]["accuracy"], "scales": [s["accuracy"] for s in scores["scales"]]}
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(run_dir / "method.json", json.dumps({"method": method.name, "kind": "fitted",
                                                       **method.record(), "train": config.to_dict()}, indent=2) + "\n")
-    return {"status": "finished", "n_test": len(test_data.fields), "test_accuracy": test,
-            "oracle_accuracy": {"joint": oracle["joint"]["accuracy"], "scales": oracle_scales},
-            "train_accuracy": train, "train_loss": losses,
-            "learned": learned(losses, test["scales"], oracle_scales, spec.n_choices, len(test_data.fields))}
+    return {"status": "finished", "n_validation": len(validation_data.fields),
+            "validation_accuracy": accuracy["validation"], "validation_oracle_accuracy": oracle["validation"],
+            "n_test": len(report_data.fields), "test_accuracy": accuracy["test"], "oracle_accuracy": oracle["test"],
+            "train_accuracy": accuracy["train"], "train_loss": losses,
+            "learned": learned(losses, accuracy["validation"]["scales"], oracle["validation"]["scales"],
+                               spec.n_choices, len(validation_data.fields))}
 
 
-def check_recorded(method: Method, run_dir: Path) -> None:
-    """Refuse a run directory whose fitted run was made with another version of the method's file."""
+def check_recorded(method: Method, run_dir: Path, config: training.TrainConfig) -> None:
+    """Refuse a run directory whose fitted run was made with another version of the method's file,
+    or on other samples than ``config`` names (a plan changed under an old output directory)."""
     try:
         stored = json.loads((run_dir / "method.json").read_text())
     except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
         return
     if method.sha256 and stored.get("sha256") not in (None, method.sha256):
         _check_hash(method, stored["sha256"], f"{run_dir} was run")
+    trained = (stored.get("train") or {}).get("data")
+    if trained is not None and trained != config.data:
+        raise MethodError(f"{run_dir} holds a fitted run on other samples than this plan's; remove it or choose "
+                          "another --out")
 
 
 # A plan's methods ---------------------------------------------------------------------------------
@@ -414,12 +435,12 @@ def is_fitted(plan, name: str) -> bool:
     return name in ANCHORS or (method is not None and method.kind == "fitted")
 
 
-def check_methods(plan, train_path: Path, test_path: Path) -> None:
+def check_methods(plan, validation_path: Path, report_path: Path) -> None:
     """Try every method from the user's files before the plan trains anything, so that a bad one
     is refused in one line at once rather than after hours of other runs (and refuse a plan with
     the scattering anchor where its extra is not installed): a network method is
     built for the data and given two images; a fitted method is fitted on its first run's
-    training samples and its predictions on the test samples checked (its runs fit again)."""
+    training samples and its predictions on the validation samples checked (its runs fit again)."""
     from . import anchors
     from .runs import main_runs
 
@@ -428,8 +449,8 @@ def check_methods(plan, train_path: Path, test_path: Path) -> None:
                           "pip install -e '.[scattering]'")
     for method in plan.extra:
         if method.kind == "network":
-            build_network(method.record(), plan.train_spec)
+            build_network(method.record(), plan.spec)
             continue
         run = next(r for r in main_runs(plan) if r.method == method.name)
-        train_data, test_data = run_samples(run.config(plan, train_path, test_path))
-        _predict(_fit(method.function, method.source, train_data), method.source, test_data)
+        train_data, validation_data = run_samples(run.config(plan, validation_path))
+        _predict(_fit(method.function, method.source, train_data), method.source, validation_data)
