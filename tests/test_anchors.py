@@ -119,6 +119,31 @@ def test_scattering_learns_and_caches_each_image_once(tmp_path):
 
 
 @needs_scattering
+def test_scattering_in_a_plan_transforms_each_image_once_across_seeds_and_sets(tmp_path, monkeypatch):
+    """Each seed's generated training images, the validation set and the report set are cached by
+    content: no two images share an entry, and the sets every run scores are transformed once per
+    plan, not once per run."""
+    stored = []
+    store = anchors.ScatteringFeatures._store
+    monkeypatch.setattr(anchors.ScatteringFeatures, "_store",
+                        lambda self, key, value: (stored.append(key), store(self, key, value)))
+    plan = replace(experiment.smoke_plan(), methods=("scattering",))
+    experiment.run_experiment(plan, tmp_path)
+    seeds, n_train = len(plan.seeds_at(2)), 2 * plan.spec.n_classes
+    images = seeds * n_train + plan.n_validation + plan.n_test
+    assert len(stored) == len(set(stored)) == images
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == images
+    for seed in range(seeds):
+        result = experiment.read_result(tmp_path / "runs" / f"scattering-n2-s{seed}")
+        assert result["data_seed"] == seed and result["n_validation"] == plan.n_validation
+        assert result["n_test"] == plan.n_test and 0 <= result["test_accuracy"]["joint"] <= 1
+    # A rerun of a scored run's sets computes nothing.
+    (tmp_path / "runs" / "scattering-n2-s1" / "result.json").unlink()
+    experiment.run_experiment(plan, tmp_path)
+    assert len(stored) == images
+
+
+@needs_scattering
 def test_scattering_works_in_1d():
     spec = DatasetSpec(n=64, length_scales=[[1.5, 6.0]], amplitudes=[1.0], size=256, ndim=1, seed=2)
     fields, labels = draw(spec, 32)
