@@ -4,6 +4,7 @@ scikit-learn is not installed: the ``scattering`` extra, which CI need not insta
 from __future__ import annotations
 
 import csv
+import json
 import math
 from dataclasses import replace
 
@@ -81,6 +82,18 @@ def test_whittle_runs_in_a_plan_beside_networks_and_the_oracle(tmp_path):
     assert ("whittle", "no-backdrop", "joint") in rows
     # A fitted run records no epochs and the method it ran.
     assert (tmp_path / "runs" / "whittle-n2-s0" / "method.json").is_file()
+
+
+def test_a_fitted_run_recorded_on_other_samples_is_refused(tmp_path):
+    plan = replace(experiment.smoke_plan(), methods=("whittle",))
+    experiment.run_experiment(plan, tmp_path)
+    record = tmp_path / "runs" / "whittle-n2-s1" / "method.json"
+    stored = json.loads(record.read_text())
+    assert stored["train"]["data"] == plan.train_spec(1, 2).to_dict()
+    stored["train"]["data"]["seed"] = 7  # as if the plan's training seeds had changed under this --out
+    record.write_text(json.dumps(stored))
+    with pytest.raises(experiment.ExperimentError, match="fitted run on other samples"):
+        experiment.run_experiment(plan, tmp_path)
 
 
 @needs_scattering
