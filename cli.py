@@ -551,10 +551,11 @@ def merge(shards, output, overwrite):
 
 
 @main.command()
-@click.option("--plan", "plan_name", type=click.Choice(["paper128", "default3", "paper", "smoke"]),
+@click.option("--plan", "plan_name", type=click.Choice(["paper128", "default3", "paper", "smoke", "f1", "auc"]),
               default="paper128", show_default=True, help="paper128: the paper's two-scale statistics at 128²; "
               "default3: the default three-scale dataset; paper: paper-2scale at 1024², for a GPU; smoke: four "
-              "runs of seconds, to check the pipeline.")
+              "runs of seconds, to check the pipeline; f1, auc: backdrop for a loss that does not decompose over "
+              "samples (soft F1, pairwise AUC) against its exact ceiling and the baselines.")
 @click.option("--jobs", type=int, help="Runs trained at once, one thread each (default: all cores on CPU, 1 on a GPU).")
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory (default experiments/<plan>).")
 @click.option("--report", is_flag=True, help="Train nothing: write the tables and figures of the runs finished so far.")
@@ -575,6 +576,8 @@ def experiment(plan_name, jobs, out, report, dry_run):
     if dry_run and report:
         raise InputError("--dry-run and --report contradict each other; pass one")
     out = out or Path("experiments") / plan_name
+    if plan_name in ("f1", "auc"):
+        return _nondecomposable_experiment(plan_name, jobs, out, report, dry_run)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is not a directory")
     plan = exp.PLANS[plan_name]()
@@ -608,6 +611,44 @@ def experiment(plan_name, jobs, out, report, dry_run):
     except training.TrainingError as err:
         raise click.ClickException(str(err)) from None
     except (exp.ExperimentError, *training.INPUT_ERRORS) as err:
+        _fail(err)
+    finally:
+        if bar is not None:
+            bar.close()
+    click.echo("wrote " + ", ".join(str(p) for p in written.values()))
+
+
+def _nondecomposable_experiment(plan_name, jobs, out, report, dry_run):
+    """``msgp experiment --plan f1`` and ``--plan auc`` (:mod:`backdrop.nondecomposable`): writes
+    results.csv/.md, comparisons.csv/.md and curves.png."""
+    from tqdm import tqdm
+
+    from backdrop import nondecomposable as nd
+
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is not a directory")
+    plan = nd.PLANS[plan_name]()
+    jobs = jobs or os.cpu_count() or 1
+    bar = None
+
+    def progress(event, info):
+        nonlocal bar
+        if event == "plan":
+            click.echo(f"{info['runs']} runs into {out}, {info['to_train']} to train, {jobs} at a time")
+            bar = tqdm(total=info["runs"], initial=info["runs"] - info["to_train"], unit="run", disable=None)
+        elif event == "ceiling":
+            click.echo(f"ceilings of {info['problem']} from {info['n']:,} samples")
+        elif event == "done" and not info.get("skipped"):
+            bar.write(f"  {info['name']}: test F1 {info['test_f1']:.4f}, AUC {info['test_auc']:.4f}, "
+                      f"{info['train_seconds']:.1f} s")
+            bar.update()
+
+    try:
+        if dry_run:
+            click.echo(nd.dry_run(plan, out, jobs), nl=False)
+            return
+        written = nd.run_plan(plan, out, progress=progress, jobs=jobs, report_only=report)
+    except nd.NondecomposableError as err:
         _fail(err)
     finally:
         if bar is not None:
