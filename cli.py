@@ -628,7 +628,10 @@ def _nondecomposable_experiment(plan_name, jobs, out, report, dry_run):
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is not a directory")
     plan = nd.PLANS[plan_name]()
-    jobs = jobs or os.cpu_count() or 1
+    if jobs is None:
+        jobs = os.cpu_count() or 1
+    if jobs < 1:
+        raise InputError(f"--jobs must be a positive integer, but got {jobs}")
     bar = None
 
     def progress(event, info):

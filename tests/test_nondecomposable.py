@@ -111,7 +111,7 @@ def test_pairwise_auc_loss_without_a_pair_is_zero_with_zero_gradient():
     logits = torch.randn(5, requires_grad=True)
     loss = nd.pairwise_auc_loss(logits, torch.zeros(5))
     loss.backward()
-    assert float(loss) == 0.0 and torch.count_nonzero(logits.grad) == 0
+    assert float(loss.detach()) == 0.0 and torch.count_nonzero(logits.grad) == 0
 
 
 @pytest.mark.parametrize("loss", [nd.soft_f1_loss, nd.pairwise_auc_loss])
@@ -190,4 +190,13 @@ def test_cli_report_of_an_empty_directory_is_a_usage_error(tmp_path):
     assert "Error: " in result.output and "no finished run" in result.output
     assert "Traceback" not in result.output
     result = CliRunner().invoke(cli.main, ["experiment", "--plan", "auc", "--jobs", "0", "--out", str(tmp_path / "x")])
-    assert result.exit_code == 2 and "jobs must be a positive integer" in result.output
+    assert result.exit_code == 2 and "--jobs must be a positive integer" in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_dry_run_lists_what_is_left_to_train(tmp_path):
+    plan = nd.tiny_plan(seeds=1)
+    assert "4 of 4 runs to train" in nd.dry_run(plan, tmp_path)
+    nd.run_plan(plan, tmp_path)
+    text = nd.dry_run(plan, tmp_path)
+    assert "0 of 4 runs to train" in text and "backdrop-p0.75:" in text and "ms per step" in text

@@ -53,10 +53,10 @@ def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     order = np.argsort(-scores, kind="stable")
     is_pos = (labels[order] > 0.5).astype(float)
     f1 = 2 * np.cumsum(is_pos) / (np.arange(1, len(scores) + 1) + is_pos.sum())
-    return _cut(scores[order], f1)
+    return best_cut(scores[order], f1)
 
 
-def _cut(ranked: np.ndarray, value: np.ndarray) -> float:
+def best_cut(ranked: np.ndarray, value: np.ndarray) -> float:
     """The threshold that keeps the top ``i + 1`` of the descending scores ``ranked`` for the ``i``
     of largest ``value``, among the cuts a threshold can make: not inside a run of tied scores."""
     cuttable = np.append(ranked[1:] < ranked[:-1], True)

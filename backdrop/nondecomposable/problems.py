@@ -23,7 +23,7 @@ from msgp.generate import Sampler
 from msgp.oracle import FourierModel
 from msgp.spec import DatasetSpec
 
-from .losses import _cut, f1_from_rates, roc_auc
+from .losses import best_cut, f1_from_rates, roc_auc
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,9 @@ class MSGPProblem:
         return (power @ rings) / expected
 
     def class_llr(self, n: int, positive: bool, stream: int) -> np.ndarray:
+        """The log-likelihood ratio of ``n`` samples of one class (for the ceilings), drawn in chunks,
+        chunk ``i`` from stream ``256 stream + 2 i + positive``: the ceilings' streams 7 and 8 share
+        no sample with the plans' training and test streams (all below 1792)."""
         return np.concatenate([self._fields(np.full(m, positive), (stream << 8) + 2 * i + int(positive))[1]
                                for i, m in enumerate(_chunks(n, 20_000))])
 
@@ -172,6 +175,7 @@ class MSGPProblem:
 
 
 def _chunks(n: int, size: int = 100_000) -> list[int]:
+    """Sizes of the chunks that ``n`` samples are drawn in, to bound the memory of one draw."""
     return [min(size, n - start) for start in range(0, n, size)]
 
 
@@ -203,4 +207,4 @@ def best_rate_threshold(positive: np.ndarray, negative: np.ndarray, prior: float
     is_pos = np.concatenate([np.ones(len(positive)), np.zeros(len(negative))])[order]
     tpr = np.cumsum(is_pos) / len(positive)
     fpr = np.cumsum(1 - is_pos) / len(negative)
-    return _cut(scores[order], 2 * prior * tpr / (prior * tpr + prior + (1 - prior) * fpr))
+    return best_cut(scores[order], 2 * prior * tpr / (prior * tpr + prior + (1 - prior) * fpr))

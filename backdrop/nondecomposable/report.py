@@ -17,6 +17,7 @@ from msgp.atomic import atomic_open, atomic_write
 from msgp.plotting import PlotUnavailable, pyplot
 
 from ..experiment.statistics import paired_difference
+from .training import Run
 
 
 def _metric(plan) -> str:
@@ -24,7 +25,7 @@ def _metric(plan) -> str:
 
 
 def _tag(result: dict[str, Any]) -> str:
-    return result["name"].split("-", 2)[2].rsplit("-s", 1)[0]
+    return Run(**result["settings"]).tag
 
 
 def _label(tag: str) -> str:
@@ -233,16 +234,22 @@ def plot_curves(plan, results, limits, costs, path):
         problem = setup.problem.name
         grouped = _by_method(results, problem)
         ceiling = limits[problem][plan.loss]
+        # Backdrop in reds and small batches in blues, darker as more of the batch is masked.
+        shade = {p: 0.4 + 0.6 * i / max(1, len(plan.probs) - 1) for i, p in enumerate(plan.probs)}
+        styles = {"full": dict(color="k", ls="-", lw=2.0), "ce": dict(color="tab:green", ls="-.", lw=1.5)}
+        for p in plan.probs:
+            styles[f"backdrop-p{p:g}"] = dict(color=plt.cm.Reds(shade[p]), ls="-", lw=1.2)
+            styles[f"small-{setup.kept(p)}"] = dict(color=plt.cm.Blues(shade[p]), ls="--", lw=1.2)
         for tag in _order(plan, problem):
             runs = list(grouped.get(tag, {}).values())
             if not runs:
                 continue
             seconds = np.asarray(runs[0]["curve"]["step"]) * costs[problem][tag]
             values = np.mean([r["curve"]["test"] for r in runs], axis=0) / ceiling
-            style = "-" if tag.startswith("backdrop") else "--" if tag.startswith("small") else "-."
-            ax.plot(seconds, values, style, marker=".", label=_label(tag), lw=1.8 if tag == "full" else 1.2)
+            ax.plot(seconds, values, marker=".", label=_label(tag), **styles[tag])
         ax.axhline(1.0, color="k", ls=":", label="ceiling (likelihood ratio)")
         ax.set(xscale="log", xlabel="training seconds (steps x cost per step, one thread)", title=problem)
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())  # minor labels would overprint each other
     axes[0][0].set_ylabel(f"test {'F1' if plan.loss == 'f1' else 'AUC'} / ceiling")
     axes[0][-1].legend(fontsize=6)
     fig.savefig(path, dpi=90, format="png")
