@@ -32,7 +32,7 @@ from .losses import LOSSES, auc_score, best_threshold, f1_score
 from .problems import Split
 
 # A run's training metric has flattened when it moved by less than this fraction of its final value
-# over the last quarter of the steps.
+# between the first checkpoint at or past 3/4 of the steps and the last.
 FLAT = 0.01
 
 
