@@ -1,6 +1,6 @@
 """Backdrop for a loss that does not decompose over samples, one seed at a time.
 
-The measured comparison (every method, 10 seeds, two problems, paired 95% intervals, each
+The measured comparison (every method, 10-20 seeds, two problems, paired 95% intervals, each
 metric beside its exact ceiling) is ``msgp experiment --plan f1`` (and ``--plan auc``); this
 example trains three of its runs on the Gaussian problem and prints their test F1 beside the
 best achievable F1:
