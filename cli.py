@@ -334,7 +334,8 @@ def _parse_stages(text: str | None):
 @click.option("--generate", type=int, metavar="N",
               help="Train on N samples generated as they are read, no file: of DATA's description when DATA "
               "is given, else of `msgp generate`'s defaults.")
-@click.option("--epochs", type=int, default=30, show_default=True)
+@click.option("--epochs", type=int, help="Passes over the training set (default: 30, and on images of fewer pixels "
+              "than 128² as many more as see as many pixels, at most 120: 120 on 2048-pixel lines).")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Global batch, in images.")
 @click.option("--lr", type=float, default=2e-3, show_default=True, help="Peak AdamW learning rate.")
 @click.option("--warmup", type=float, default=0.1, show_default=True,
@@ -409,7 +410,7 @@ def train(ctx, data, backdrop, mask_prob, mask_block, mask_scope, topology, augm
             bar.update(info["done_steps"])
             bar.write(f"{out}: {info['n_train']} train / {info['n_test']} test images ({info['n_classes']} classes), "
                       f"{config.method} on {info['device']} x{info['world_size']}, heads at stages "
-                      f"{info['head_stages']}, {info['steps_per_epoch']} steps per epoch")
+                      f"{info['head_stages']}, {info['epochs']} epochs of {info['steps_per_epoch']} steps")
         elif event == "step":
             bar.set_postfix({"loss": f"{info['loss']:.3f}", "img/s": f"{info['images_per_s']:.0f}"}, refresh=False)
             bar.update()
@@ -551,22 +552,29 @@ def merge(shards, output, overwrite):
 
 
 @main.command()
-@click.option("--plan", "plan_name", type=click.Choice(["paper128", "default3", "paper", "smoke", "f1", "auc"]),
+@click.option("--plan", "plan_name",
+              type=click.Choice(["paper128", "paper128-lean", "default3", "paper", "smoke", "f1", "auc"]),
               default="paper128", show_default=True, help="paper128: the paper's two-scale statistics at 128²; "
-              "default3: the default three-scale dataset; paper: paper-2scale at 1024², for a GPU; smoke: four "
-              "runs of seconds, to check the pipeline; f1, auc: backdrop for a loss that does not decompose over "
-              "samples (soft F1, pairwise AUC) against its exact ceiling and the baselines.")
+              "paper128-lean: the same with fewer backdrop settings and sizes up to 32 per class, for 2 CPU "
+              "cores; default3: the default three-scale dataset; paper: paper-2scale at 1024², for a GPU; smoke: "
+              "four runs of seconds, to check the pipeline; f1, auc: backdrop for a loss that does not decompose "
+              "over samples (soft F1, pairwise AUC) against its exact ceiling and the baselines.")
 @click.option("--jobs", type=int, help="Runs trained at once, one thread each (default: all cores on CPU, 1 on a GPU).")
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory (default experiments/<plan>).")
 @click.option("--report", is_flag=True, help="Train nothing: write the tables and figures of the runs finished so far.")
 @click.option("--dry-run", is_flag=True, help="Train nothing: print the plan (runs, epochs, training images) and its "
               "estimated time on this machine, from a few seconds of timed steps.")
-def experiment(plan_name, jobs, out, report, dry_run):
-    """Backdrop against the full gradient, augmentation and crops, by training-set size, as a
-    fraction of the oracle's accuracy, with paired 95% intervals.
+@click.option("--shard", metavar="I/N", help="Train every N-th run of the plan from the I-th "
+              "(0 <= I < N; one shard per task of a cluster job array, all with the same --out), then write the "
+              "tables of every run finished in --out so far.")
+def experiment(plan_name, jobs, out, report, dry_run, shard):
+    """Backdrop at its best per size against the full gradient, augmentation and crops, by
+    training-set size, as a fraction of the oracle's accuracy, with paired 95% intervals.
 
-    Writes results.csv/.md, comparisons.csv/.md, efficiency.png, input_gradient.png and, with a
-    sweep, sweep.csv/.md/.png. Rerun after an interruption: finished runs are kept.
+    Each seed trains on its own generated images; backdrop settings are chosen per size on a
+    validation set and every table reports a separate report set. Writes results.csv/.md,
+    comparisons.csv/.md, efficiency.png, input_gradient.png and, with backdrop methods,
+    sweep.md, choices.csv and sweep.png. Rerun after an interruption: finished runs are kept.
     """
     from tqdm import tqdm
 
@@ -575,8 +583,13 @@ def experiment(plan_name, jobs, out, report, dry_run):
 
     if dry_run and report:
         raise InputError("--dry-run and --report contradict each other; pass one")
+    shard = _parse_shard(shard)
+    if shard is not None and report:
+        raise InputError("--shard and --report contradict each other: --report trains nothing and reads every shard's runs")
     out = out or Path("experiments") / plan_name
     if plan_name in ("f1", "auc"):
+        if shard is not None:
+            raise InputError(f"--shard splits the network plans; --plan {plan_name} runs on one machine")
         return _nondecomposable_experiment(plan_name, jobs, out, report, dry_run)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is not a directory")
@@ -586,6 +599,10 @@ def experiment(plan_name, jobs, out, report, dry_run):
     if dry_run:
         try:
             click.echo(f"Plan {plan_name} into {out}.\n\n" + exp.dry_run(plan, out, jobs), nl=False)
+            if shard is not None:
+                every = exp.plan_runs(plan)
+                click.echo(f"Shard {shard[0]}/{shard[1]} trains {len(exp.shard_runs(every, shard))} of the plan's "
+                           f"{len(every)} runs.")
         except (exp.ExperimentError, *training.INPUT_ERRORS) as err:
             _fail(err)
         return
@@ -594,7 +611,8 @@ def experiment(plan_name, jobs, out, report, dry_run):
     def progress(event, info):
         nonlocal bar
         if event == "plan":
-            click.echo(f"{info['runs']} runs into {out}, {info['to_train']} to train, {jobs} at a time")
+            part = f" (shard {shard[0]}/{shard[1]})" if shard is not None else ""
+            click.echo(f"{info['runs']} runs{part} into {out}, {info['to_train']} to train, {jobs} at a time")
             bar = tqdm(total=info["runs"], initial=info["runs"] - info["to_train"], unit="run", disable=None)
         elif event in ("generate", "reuse"):
             click.echo(f"{'generating' if event == 'generate' else 'reusing'} {info['path']} ({info['n']} samples)")
@@ -607,7 +625,7 @@ def experiment(plan_name, jobs, out, report, dry_run):
             bar.update()
 
     try:
-        written = exp.run_experiment(plan, out, progress=progress, jobs=jobs, report_only=report)
+        written = exp.run_experiment(plan, out, progress=progress, jobs=jobs, report_only=report, shard=shard)
     except training.TrainingError as err:
         raise click.ClickException(str(err)) from None
     except (exp.ExperimentError, *training.INPUT_ERRORS) as err:

@@ -179,7 +179,7 @@ def compare_experiment(ours: Path, reference: Path) -> list[str]:
     differences = []
     for run in sorted((reference / "runs").iterdir()):
         differences += compare_run(ours / "runs" / run.name, run)
-    for name in ("train.h5", "test.h5"):
+    for name in ("validation.h5", "test.h5"):
         with io.open_file(ours / "data" / name) as (a, _), io.open_file(reference / "data" / name) as (b, _):
             if not all(np.array_equal(a[k][:], b[k][:]) for k in ("fields", "labels", "scale_labels")):
                 differences.append(f"data/{name}: samples differ")

@@ -344,7 +344,7 @@ def run_experiment(s: Settings, device: str, work: Path, out: Path, report: Repo
     base = base_plan(s, device)
     rates = experiment.measure_rates(base, seconds=s.rate_seconds)
     # The data are written by the device sampler, not by the CPU one the estimate assumes.
-    sampler, position = TorchSampler(base.train_spec, device), [0]
+    sampler, position = TorchSampler(base.train_spec(0, max(base.sizes)), device), [0]
 
     def draw() -> float:
         started = time.perf_counter()
@@ -359,15 +359,15 @@ def run_experiment(s: Settings, device: str, work: Path, out: Path, report: Repo
     (out / "experiment").mkdir(parents=True, exist_ok=True)
     (out / "experiment" / "plan.md").write_text(experiment.dry_run(plan, folder, rates=rates))
     started = time.perf_counter()
-    for name, spec in (("train", plan.train_spec), ("test", plan.test_spec)):
+    for name, spec in (("validation", plan.validation_spec), ("test", plan.test_spec)):
         path = folder / "data" / f"{name}.h5"
         path.parent.mkdir(parents=True, exist_ok=True)
         io.write(spec, path, device=device)  # what `msgp generate --device` writes; the experiment reuses it
-    with io.open_file(folder / "data" / "train.h5") as (h5, spec):
+    with io.open_file(folder / "data" / "validation.h5") as (h5, spec):
         n = min(2, spec.n)
         stored = Batch(start=0, fields=h5["fields"][:n], labels=h5["labels"][:n], scale_labels=h5["scale_labels"][:n])
         labels, ulps, _ = compare_samples(spec, stored)
-    report.add("experiment", f"training file written by io.write(device={device!r}) vs the CPU sampler, first {n} samples",
+    report.add("experiment", f"validation file written by io.write(device={device!r}) vs the CPU sampler, first {n} samples",
                f"labels {'equal' if labels else 'DIFFER'}; fields at most {ulps:.2g} float32 ulp apart",
                "ok" if labels and ulps <= 1 else "FAIL", labels_equal=labels, max_ulps=ulps)
     results = []

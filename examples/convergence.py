@@ -36,9 +36,10 @@ def train(method: str, seed: int, data: Path, out: Path, threads: int) -> float:
     if (run / "config.json").exists():
         # A run of another default (say an older --mask-prob) is not this command's: refuse it.
         spec = io.read_spec(data)
-        # msgp train's default sizes, resolved for these data as the trainer resolves them.
+        # msgp train's default sizes and epochs, resolved for these data as the trainer resolves them.
         wanted = training.resolve_sizes(training.TrainConfig(data=str(data), backdrop=method == "backdrop", seed=seed),
                                         spec.n_classes, spec.n)
+        wanted = training.resolve_epochs(wanted, spec)
         stored = training.read_config(run)
         changed = wanted.changed_from(stored)
         if changed:

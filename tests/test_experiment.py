@@ -6,13 +6,14 @@ import csv
 import json
 import shutil
 
-import h5py
 import matplotlib.figure
 
 import numpy as np
 import pytest
 from scipy import stats
 from click.testing import CliRunner
+
+import torch
 
 import cli
 from backdrop import experiment, training
@@ -21,15 +22,19 @@ from msgp.spec import DatasetSpec
 K = 2
 
 
+SWEEP = (experiment.masks("heads", (0.5, 0.9)), experiment.masks("heads", (0.25, 0.25)),
+         experiment.masks("series", (0.3, 0.9), (1, 2)))
+
+
 def tiny_plan(**values) -> experiment.ExperimentPlan:
-    """Two sizes (two seeds at 1 per class, one at 2), one epoch, 32² images, 16 test images, every
-    method, and a sweep of two settings at 1 per class."""
+    """Two sizes (two seeds at 1 per class, one at 2), one epoch, 32² images, 16 validation and 16
+    report images, every method; two heads settings and one series setting in the sweep, the
+    batch-scope methods at the plan's default settings."""
     spec = DatasetSpec(n=4, length_scales=[[1.5, 2.0], [5.0, 8.0]], amplitudes=[1.0, 1.0], size=32)
     return experiment.ExperimentPlan(**{
         "spec": spec, "sizes": (1, 2), "seeds": 1, "small_seeds": 2, "small_max": 1, "images": 1, "min_epochs": 1,
-        "methods": experiment.METHODS, "crop": 16, "n_test": 16, "batch_size": 4, "device": "cpu",
-        "sweep_size": 1, "sweep": (experiment.masks("heads", (0.5, 0.9)), experiment.masks("series", (0.3, 0.9), (1, 2))),
-        **values})
+        "methods": experiment.METHODS, "crop": 16, "n_validation": 16, "n_test": 16, "batch_size": 4,
+        "device": "cpu", "sweep": SWEEP, **values})
 
 
 class Recorder:
@@ -56,15 +61,17 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-# 6 methods x (2 seeds at 1 per class + 1 seed at 2), plus the sweep's 2 settings x 2 seeds (its
-# references are the main grid's no-backdrop and augment runs at 1 per class).
-RUNS = 6 * 3 + 2 * 2
+# (5 methods without a sweep + 5 backdrop settings: heads x 2, series, backdrop-batch, series-batch)
+# x (2 seeds at 1 per class + 1 seed at 2).
+MAIN = 5 * 3
+RUNS = MAIN + 5 * 3
+TABLE_METHODS = [m for m in experiment.METHODS] + [experiment.BEST]
 
 
 def test_writes_every_output(finished):
     out, written, recorder = finished
     names = {"results.csv", "results.md", "comparisons.csv", "comparisons.md", "efficiency.png",
-             "input_gradient.png", "sweep.csv", "sweep.md", "sweep.png"}
+             "input_gradient.png", "choices.csv", "sweep.md", "sweep.png"}
     assert set(written) == names
     for name in names:
         assert (out / name).is_file() and (out / name).stat().st_size > 0
@@ -72,27 +79,51 @@ def test_writes_every_output(finished):
     assert recorder.count("done") == RUNS and recorder.count("generate") == 2
 
 
-def test_results_csv_has_one_row_per_run_scored_on_the_whole_test_file(finished):
+def test_results_csv_has_one_row_per_run_scored_on_both_whole_sets(finished):
     out, _, _ = finished
     rows = read_csv(out / "results.csv")
-    assert list(rows[0]) == ["method", "masks", "n_train", "per_class", "seed", "epochs",
-                             "test_joint", "test_scale0", "test_scale1", "oracle_joint", "oracle_scale0",
-                             "oracle_scale1", "ratio_joint", "ratio_scale0", "ratio_scale1", "train_joint", "wall_s",
-                             "status", "reason"]
-    assert sorted((r["method"], int(r["per_class"]), int(r["seed"])) for r in rows) == sorted(
+    names = ("joint", "scale0", "scale1")
+    assert list(rows[0]) == (["method", "masks", "n_train", "per_class", "seed", "data_seed", "epochs"]
+                             + [f"{part}_{n}" for part in ("test", "oracle", "ratio", "valid", "valid_oracle")
+                                for n in names] + ["train_joint", "wall_s", "status", "reason"])
+    assert len(rows) == RUNS
+    assert sorted({(r["method"], int(r["per_class"]), int(r["seed"])) for r in rows}) == sorted(
         [(m, 1, s) for m in experiment.METHODS for s in (0, 1)] + [(m, 2, 0) for m in experiment.METHODS])
     for r in rows:
         assert int(r["n_train"]) == int(r["per_class"]) * 2**K and int(r["epochs"]) == 1
+        assert int(r["data_seed"]) == int(r["seed"])  # the plan's training seed 0 plus the run's seed
         assert r["status"] == "finished" and r["reason"] == ""
-        for col in ("joint", "scale0", "scale1"):
+        for col in names:
+            # Every run is scored on all 16 images of each set: accuracies are multiples of 1/16.
+            for part in ("test", "valid"):
+                value = float(r[f"{part}_{col}"])
+                assert 0 <= value <= 1 and value * 16 == pytest.approx(round(value * 16))
+            # The table rounds ratios to 4 decimals: half a unit of the fourth, relative to a ratio near 1.
             test, oracle = float(r[f"test_{col}"]), float(r[f"oracle_{col}"])
-            # Every run is scored on all 16 test images: accuracies are multiples of 1/16.
-            assert 0 <= test <= 1 and test * 16 == pytest.approx(round(test * 16))
-            # The table writes ratios rounded to 4 decimals.
-            assert float(r[f"ratio_{col}"]) == pytest.approx(test / oracle, abs=1e-4)
-        assert (r["masks"] == "heads, p 0.5/0.5") == (r["method"] in ("backdrop", "augment+backdrop"))
-        assert (r["masks"] == "series, p 0.5/0.5") == (r["method"] == "series")
-    assert len({r["oracle_joint"] for r in rows}) == 1  # the same test samples for every run
+            assert float(r[f"ratio_{col}"]) == pytest.approx(test / oracle, abs=5e-5 * max(1.0, test / oracle))
+    masks = {(r["method"], r["masks"]) for r in rows}
+    assert masks == {("no-backdrop", ""), ("series-nomask", ""), ("augment", ""), ("crop", ""),
+                     ("augment+backdrop", "heads, p 0.5/0.5"), ("backdrop", "heads, p 0.5/0.9"),
+                     ("backdrop", "heads, p 0.25/0.25"), ("series", "series, p 0.3/0.9, blocks 1/2"),
+                     ("backdrop-batch", "heads, p 0.5/0.5, batch masks"),
+                     ("series-batch", "series, p 0.5/0.5, batch masks")}
+    # The same validation samples and the same report samples for every run.
+    assert len({r["oracle_joint"] for r in rows}) == 1 and len({r["valid_oracle_joint"] for r in rows}) == 1
+
+
+def test_report_scores_are_the_evaluation_of_the_whole_report_file(finished):
+    """test_accuracy is msgp evaluate's score of the checkpoint on every sample of the report file
+    (calibrated as the trainer calibrates); validation_accuracy is the trainer's own final score."""
+    out, _, _ = finished
+    run_dir = out / "runs" / "no-backdrop-n1-s1"
+    result = json.loads((run_dir / "result.json").read_text())
+    scored = training.evaluate(run_dir, out / "data" / "test.h5", n=16, device="cpu")
+    assert scored["n"] == result["n_test"] == 16 and result["n_validation"] == 16
+    assert result["test_accuracy"]["joint"] == scored["network"]["joint"]["accuracy"]
+    assert result["oracle_accuracy"]["scales"] == [s["accuracy"] for s in scored["oracle"]["scales"]]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert result["validation_accuracy"] == summary["test_accuracy"]
+    assert (result["data_seed"], result["validation_seed"], result["test_seed"]) == (1, 1000, 2000)
 
 
 def test_runs_are_trained_as_their_method_says(finished):
@@ -100,15 +131,22 @@ def test_runs_are_trained_as_their_method_says(finished):
     configs = {p.name: json.loads((p / "config.json").read_text()) for p in (out / "runs").iterdir()}
     assert len(configs) == RUNS
     for name, config in configs.items():
-        train = config["train"]
-        assert train["eval_every"] == 0 and train["test_data"].endswith("test.h5") and train["n_test"] == 16
+        train, seed = config["train"], int(name.rsplit("-s", 1)[1])
+        assert train["eval_every"] == 0 and train["test_data"].endswith("validation.h5") and train["n_test"] == 16
+        # The seed's own generated samples, named exactly in the config.
+        assert train["data"] == tiny_plan().train_spec(seed, train["n_train"] // 4).to_dict() and train["data"]["seed"] == seed
         assert train["augment"] == name.startswith("augment")
-        assert train["backdrop"] == (name.startswith(("backdrop", "series", "augment+backdrop")))
+        masked = name.startswith(("backdrop", "augment+backdrop")) or (name.startswith("series")
+                                                                        and not name.startswith("series-nomask"))
+        assert train["backdrop"] == masked
+        assert (train["topology"] == "series") == name.startswith("series")
+        assert (train["mask_scope"] == "batch") == name.startswith(("backdrop-batch", "series-batch"))
         assert (train["crop"] == 16) == name.startswith("crop")
         assert config["model"]["padding"] == ("zeros" if name.startswith("crop") else "circular")
     sweep = configs["series-series-p0.3_0.9-b1_2-n1-s1"]
     assert sweep["model"]["topology"] == "series" and sweep["model"]["mask_block"] == [None, 2]
     assert sweep["model"]["mask_prob"] == [0.3, 0.9]
+    assert configs["series-batch-series-p0.5_0.5-batch-n2-s0"]["train"]["mask_scope"] == "batch"
     # Methods with the same seed share the training subset: that is what pairs them.
     subsets = {json.dumps(c["train_indices"]) for n, c in configs.items() if n.endswith("-n1-s0")}
     assert len(subsets) == 1
@@ -117,28 +155,23 @@ def test_runs_are_trained_as_their_method_says(finished):
 def test_comparisons_pair_runs_by_seed(finished):
     out, _, _ = finished
     rows = read_csv(out / "comparisons.csv")
-    results = {(r["method"], r["per_class"], r["seed"]): r for r in read_csv(out / "results.csv")}
+    results = {(r["method"], r["masks"], r["per_class"], r["seed"]): r for r in read_csv(out / "results.csv")}
     row = next(r for r in rows if r["method"] == "series" and r["reference"] == "no-backdrop"
                and r["per_class"] == "1" and r["accuracy"] == "scale 0")
-    diffs = [float(results[("series", "1", s)]["test_scale0"]) - float(results[("no-backdrop", "1", s)]["test_scale0"])
-             for s in ("0", "1")]
+    diffs = [float(results[("series", row["masks"], "1", s)]["test_scale0"])
+             - float(results[("no-backdrop", "", "1", s)]["test_scale0"]) for s in ("0", "1")]
     assert int(row["n"]) == 2 and float(row["mean"]) == pytest.approx(np.mean(diffs))
-    # Every method against both references, at both sizes, joint and per scale; none against itself,
-    # and the two references once.
+    # Every method and best-backdrop against both references, the references once, and the two
+    # controls (series with masks minus without, in either scope), at both sizes, joint and per scale.
     keys = {(r["method"], r["reference"], r["per_class"], r["accuracy"]) for r in rows}
-    assert len(keys) == len(rows) == (5 + 4) * 2 * 3  # no-backdrop - augment is augment - no-backdrop's negative
+    others = len(TABLE_METHODS) - 2
+    assert len(keys) == len(rows) == (2 * others + 1 + 2) * 2 * 3
+    assert {(r["method"], r["reference"]) for r in rows} >= {
+        ("series", "series-nomask"), ("series-batch", "series-nomask"), ("series-nomask", "no-backdrop"),
+        ("best-backdrop", "no-backdrop"), ("best-backdrop", "augment"), ("backdrop-batch", "no-backdrop")}
     assert not any(r["method"] == r["reference"] for r in rows)
     table = (out / "comparisons.md").read_text()
     assert "95% t interval" in table and table.count("\n| ") == len(rows) // 3 + 1
-    # A pair of cells is fitted when both cells' mean final training accuracy reaches FITTED; the
-    # others are marked † in the table.
-    def cell_fitted(method, per_class):
-        train = [float(r["train_joint"]) for r in results.values() if (r["method"], r["per_class"]) == (method, per_class)
-                 and int(r["seed"]) < 2]  # the seeds both cells of a pair have
-        return np.mean(train) >= experiment.FITTED
-    for r in rows:
-        assert (r["fitted"] == "True") == (cell_fitted(r["method"], r["per_class"])
-                                          and cell_fitted(r["reference"], r["per_class"]))
     unfitted = {(r["method"], r["reference"], r["per_class"]) for r in rows if r["fitted"] == "False"}
     assert table.count("| no † |") == len(unfitted) and table.count("| yes |") == len(rows) // 3 - len(unfitted)
 
@@ -177,17 +210,30 @@ def test_paired_difference_interval_agrees_with_the_paired_t_test():
     assert one["low"] == -np.inf and not one["effect"]
 
 
-def test_sweep_compares_every_setting_with_both_references(finished):
+def test_each_backdrop_method_enters_the_tables_at_its_setting_chosen_on_validation(finished):
     out, _, _ = finished
-    rows = read_csv(out / "sweep.csv")
-    assert sorted({(r["method"], r["masks"]) for r in rows}) == sorted(
-        [("augment", ""), ("backdrop", "heads, p 0.5/0.9"), ("no-backdrop", ""),
-         ("series", "series, p 0.3/0.9, blocks 1/2")])
-    assert {r["per_class"] for r in rows} == {"1"} and len(rows) == 8
-    text = (out / "sweep.md").read_text()
-    for setting in ("heads, p 0.5/0.9", "series, p 0.3/0.9, blocks 1/2"):
-        assert sum(line.startswith(("| backdrop | " + setting, "| series | " + setting)) and "| no-backdrop |" in line
-                   for line in text.splitlines()) == 1
+    rows = read_csv(out / "results.csv")
+    choices = read_csv(out / "choices.csv")
+    assert [(c["per_class"], c["method"]) for c in choices] == [
+        (n, m) for n in ("1", "2") for m in (*experiment.BACKDROP_METHODS, experiment.BEST)]
+    for c in choices:
+        methods = experiment.BACKDROP_METHODS if c["method"] == experiment.BEST else (c["method"],)
+        settings = {}
+        for r in rows:
+            if r["per_class"] == c["per_class"] and r["method"] in methods:
+                settings.setdefault(r["masks"], []).append(float(r["valid_joint"]))
+        assert int(c["settings"]) == len(settings) == {"backdrop": 2, experiment.BEST: 5}.get(c["method"], 1)
+        assert c["masks"] in settings
+        assert float(c["validation_joint"]) == pytest.approx(np.mean(settings[c["masks"]]))
+    best = {c["per_class"]: float(c["validation_joint"]) for c in choices if c["method"] == experiment.BEST}
+    for n in ("1", "2"):
+        assert best[n] == max(float(c["validation_joint"]) for c in choices if c["per_class"] == n)
+    text = (out / "results.md").read_text()
+    for c in choices:
+        assert f"| {c['method']} | {c['per_class']} | {c['masks']} | " in text
+    sweep = (out / "sweep.md").read_text()
+    assert "the report set is not read" in sweep
+    assert sweep.count("\n| 1 | backdrop | heads, p ") == 3  # the chosen one, then both settings swept
 
 
 def test_rerun_trains_nothing_and_rebuilds_the_tables(finished):
@@ -200,18 +246,18 @@ def test_rerun_trains_nothing_and_rebuilds_the_tables(finished):
     assert recorder.count("plan", runs=RUNS, to_train=0) == 1
     assert recorder.count("done", skipped=True) == RUNS and recorder.count("reuse") == 2
     assert {p: p.stat().st_mtime_ns for run in runs for p in run.iterdir()} == stamps
-    assert len(read_csv(out / "results.csv")) == 6 * 3
+    assert len(read_csv(out / "results.csv")) == RUNS
 
 
 def test_report_writes_the_tables_of_finished_runs_only(finished, tmp_path):
     out, _, _ = finished
     plan = tiny_plan(sizes=(1, 2, 3))  # size 3 has no finished run; its data would differ, so no reuse check
     (tmp_path / "runs").mkdir()
-    for run in experiment.main_runs(tiny_plan(sizes=(1,), sweep=(), sweep_size=None)):
+    for run in experiment.main_runs(tiny_plan(sizes=(1,))):
         (tmp_path / "runs" / run.name).symlink_to(out / "runs" / run.name)
     written = experiment.run_experiment(plan, tmp_path, report_only=True)
     rows = read_csv(written["results.csv"])
-    assert len(rows) == 6 * 2 and {r["per_class"] for r in rows} == {"1"}
+    assert len(rows) == 5 * 2 and {r["per_class"] for r in rows} == {"1"}
     assert not (tmp_path / "data").exists()  # nothing generated, nothing trained
     with pytest.raises(experiment.ExperimentError, match="no finished run"):
         experiment.run_experiment(plan, tmp_path / "empty", report_only=True)
@@ -226,23 +272,23 @@ def test_runs_that_died_early_are_trained_again(finished, tmp_path):
     run_dir = out / "runs" / run.name
     before = json.loads((run_dir / "result.json").read_text())
     (run_dir / "result.json").unlink()
-    again = experiment.execute(run, plan, out, out / "data" / "train.h5", out / "data" / "test.h5")
+    again = experiment.execute(run, plan, out, out / "data" / "validation.h5", out / "data" / "test.h5")
     assert again["test_accuracy"] == before["test_accuracy"]
     for name in ("result.json", "summary.json", "checkpoint.pt", "metrics.jsonl"):
         (run_dir / name).unlink()
     assert (run_dir / "config.json").exists()
-    again = experiment.execute(run, plan, out, out / "data" / "train.h5", out / "data" / "test.h5")
+    again = experiment.execute(run, plan, out, out / "data" / "validation.h5", out / "data" / "test.h5")
     assert again["test_accuracy"] == before["test_accuracy"]
 
 
 def test_parallel_jobs_give_the_same_results(finished, tmp_path):
     out, _, _ = finished
-    plan = tiny_plan(methods=("no-backdrop", "series"), sweep=(), sweep_size=None)
+    plan = tiny_plan(methods=("no-backdrop", "series-batch"), sweep=())
     (tmp_path / "data").mkdir()
-    for name in ("train.h5", "test.h5"):
+    for name in ("validation.h5", "test.h5"):
         (tmp_path / "data" / name).symlink_to(out / "data" / name)
     experiment.run_experiment(plan, tmp_path, jobs=2)
-    for run in experiment.main_runs(plan):
+    for run in experiment.main_runs(plan) + experiment.sweep_runs(plan):
         ours = json.loads((tmp_path / "runs" / run.name / "result.json").read_text())
         theirs = json.loads((out / "runs" / run.name / "result.json").read_text())
         # One thread per job against torch's threads: the same run up to float reduction order.
@@ -256,7 +302,7 @@ def test_a_run_with_other_settings_is_refused(finished, tmp_path):
     plan = tiny_plan()
     run = experiment.main_runs(plan)[0]
     shutil.copytree(out / "runs" / run.name, tmp_path / "runs" / run.name)
-    data = out / "data" / "train.h5", out / "data" / "test.h5"
+    data = out / "data" / "validation.h5", out / "data" / "test.h5"
     assert experiment.execute(run, plan, tmp_path, *data)["skipped"]  # same settings, other paths: reused
     with pytest.raises(experiment.ExperimentError, match=r"other settings \(epochs 1, this plan 2\)"):
         experiment.execute(run, tiny_plan(min_epochs=2), tmp_path, *data)
@@ -273,7 +319,7 @@ def test_report_refuses_runs_trained_with_other_settings(finished, tmp_path):
     for run in experiment.main_runs(plan):
         (tmp_path / "runs").mkdir(exist_ok=True)
         (tmp_path / "runs" / run.name).symlink_to(out / "runs" / run.name)
-    assert len(read_csv(experiment.run_experiment(plan, tmp_path, report_only=True)["results.csv"])) == 6 * 3
+    assert len(read_csv(experiment.run_experiment(plan, tmp_path, report_only=True)["results.csv"])) == MAIN
     (tmp_path / "results.csv").unlink()
     with pytest.raises(experiment.ExperimentError, match=r"other settings \(epochs 1, this plan 2\)"):
         experiment.run_experiment(tiny_plan(min_epochs=2), tmp_path, report_only=True)
@@ -284,16 +330,16 @@ def _copy_out(finished, tmp_path, plan):
     """A new --out holding the finished experiment's data and the plan's finished runs."""
     out, _, _ = finished
     (tmp_path / "data").mkdir()
-    for name in ("train.h5", "test.h5"):
+    for name in ("validation.h5", "test.h5"):
         (tmp_path / "data" / name).symlink_to(out / "data" / name)
-    for run in experiment.main_runs(plan):
+    for run in experiment.main_runs(plan) + experiment.sweep_runs(plan):
         shutil.copytree(out / "runs" / run.name, tmp_path / "runs" / run.name)
 
 
 def test_an_unreadable_result_is_finished_again(finished, tmp_path):
     """A result.json cut short (by a crash, before writes were atomic) means unfinished, not a
     JSONDecodeError that stops the experiment; the run's training is kept."""
-    plan = tiny_plan(methods=("no-backdrop",), sweep=(), sweep_size=None)
+    plan = tiny_plan(methods=("no-backdrop",), sweep=())
     _copy_out(finished, tmp_path, plan)
     run_dir = tmp_path / "runs" / experiment.main_runs(plan)[0].name
     before = json.loads((run_dir / "result.json").read_text())
@@ -312,7 +358,7 @@ def test_an_unreadable_result_is_finished_again(finished, tmp_path):
 def test_an_interrupted_write_leaves_the_previous_tables_and_figures(finished, tmp_path, monkeypatch):
     """A write that stops half-way (here an error after the first row or bytes; a kill alike)
     leaves the previous table and figure whole."""
-    plan = tiny_plan(methods=("no-backdrop",), sweep=(), sweep_size=None)
+    plan = tiny_plan(methods=("no-backdrop",), sweep=())
     _copy_out(finished, tmp_path, plan)
     experiment.run_experiment(plan, tmp_path)
     table, figure = (tmp_path / "results.csv").read_bytes(), (tmp_path / "efficiency.png").read_bytes()
@@ -344,9 +390,9 @@ def test_a_failed_run_is_recorded_and_the_others_go_on(finished, tmp_path, monke
     """A run whose loss became NaN is recorded as failed with its reason; every other run is
     trained; the tables count and list it; a rerun keeps the record instead of failing again."""
     out, _, _ = finished
-    plan = tiny_plan(methods=("no-backdrop", "backdrop"), sweep=(), sweep_size=None)
+    plan = tiny_plan(methods=("no-backdrop", "backdrop"), sweep=())
     (tmp_path / "data").mkdir()
-    for name in ("train.h5", "test.h5"):
+    for name in ("validation.h5", "test.h5"):
         (tmp_path / "data" / name).symlink_to(out / "data" / name)
     doomed = experiment.make_run("backdrop", 1, 0, plan.backdrop).name
     trained = []
@@ -359,7 +405,7 @@ def test_a_failed_run_is_recorded_and_the_others_go_on(finished, tmp_path, monke
         return train(config, run_dir, **kwargs)
     monkeypatch.setattr(training, "train", nan_in_one_run)
     experiment.run_experiment(plan, tmp_path)
-    assert sorted(trained) == sorted(r.name for r in experiment.main_runs(plan))
+    assert sorted(trained) == sorted(r.name for r in experiment.main_runs(plan) + experiment.sweep_runs(plan))
     result = json.loads((tmp_path / "runs" / doomed / "result.json").read_text())
     assert result["status"] == "failed" and result["reason"].startswith("the loss became nan")
     rows = read_csv(tmp_path / "results.csv")
@@ -368,11 +414,12 @@ def test_a_failed_run_is_recorded_and_the_others_go_on(finished, tmp_path, monke
     assert (row["method"], row["per_class"], row["seed"], row["test_joint"]) == ("backdrop", "1", "0", "")
     assert row["reason"] == result["reason"]
     text = (tmp_path / "results.md").read_text()
-    assert "| method | per class | seeds | failed |" in text
-    assert "| backdrop | 1 | 1 | 1 |" in text and "| no-backdrop | 1 | 2 | 0 |" in text
+    assert "| method | per class | masks (chosen on validation) | seeds | failed |" in text
+    assert "| backdrop | 1 | heads, p 0.5/0.5 | 1 | 1 |" in text and "| no-backdrop | 1 |  | 2 | 0 |" in text
     assert f"- {doomed}: the loss became nan" in text
     # The comparisons at 1 per class pair the seed that finished only.
-    pairs = [r for r in read_csv(tmp_path / "comparisons.csv") if r["method"] == "backdrop" and r["per_class"] == "1"]
+    pairs = [r for r in read_csv(tmp_path / "comparisons.csv")
+             if r["method"] in ("backdrop", "best-backdrop") and r["per_class"] == "1"]
     assert pairs and {r["n"] for r in pairs} == {"1"}
     trained.clear()
     recorder = Recorder()
@@ -381,25 +428,26 @@ def test_a_failed_run_is_recorded_and_the_others_go_on(finished, tmp_path, monke
     assert recorder.count("done", status="failed", skipped=True) == 1
 
 
-def test_a_nan_run_fails_alone_in_the_process_pool(finished, tmp_path):
-    """With jobs 2: a training sample holding NaN makes the runs that train on it fail (a real
-    non-finite loss, raised in the worker); the run of the other seed finishes."""
-    out, _, _ = finished
-    plan = tiny_plan(methods=("no-backdrop",), sweep=(), sweep_size=None)
-    (tmp_path / "data").mkdir()
-    shutil.copy(out / "data" / "train.h5", tmp_path / "data" / "train.h5")
-    (tmp_path / "data" / "test.h5").symlink_to(out / "data" / "test.h5")
-    subsets = {s: set(json.loads((out / "runs" / f"no-backdrop-n1-s{s}" / "config.json").read_text())["train_indices"])
-               for s in (0, 1)}
-    poisoned = min(subsets[0] - subsets[1])
-    with h5py.File(tmp_path / "data" / "train.h5", "r+") as f:
-        f["fields"][poisoned, 0, 0] = np.nan
+def test_a_nan_run_fails_alone_in_the_process_pool(tmp_path):
+    """With jobs 2: a run resumed from a checkpoint whose weights hold NaN fails (a real non-finite
+    loss, raised in the worker) and is recorded; the other runs finish."""
+    plan = tiny_plan(methods=("no-backdrop",), sweep=(), min_epochs=2)
+    experiment.run_experiment(plan, tmp_path, jobs=2)
+    run_dir = tmp_path / "runs" / "no-backdrop-n1-s0"
+    for name in ("result.json", "summary.json"):
+        (run_dir / name).unlink()
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    for tensor in ckpt["state"].values():
+        if tensor.is_floating_point():
+            tensor.fill_(float("nan"))
+    ckpt["epoch"] = 1  # the end of the first of its two epochs
+    torch.save(ckpt, run_dir / "checkpoint.pt")
     experiment.run_experiment(plan, tmp_path, jobs=2)
     status = {r["seed"] + "/" + r["per_class"]: r["status"] for r in read_csv(tmp_path / "results.csv")}
-    assert status == {"0/1": "failed", "1/1": "finished", "0/2": "failed"}  # 2 per class is the whole file
-    result = json.loads((tmp_path / "runs" / "no-backdrop-n1-s0" / "result.json").read_text())
+    assert status == {"0/1": "failed", "1/1": "finished", "0/2": "finished"}
+    result = json.loads((run_dir / "result.json").read_text())
     assert "the loss became nan" in result["reason"]
-    assert "| no-backdrop | 2 | 0 | 1 | — |" in (tmp_path / "results.md").read_text()
+    assert "| no-backdrop | 1 |  | 1 | 1 |" in (tmp_path / "results.md").read_text()
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*")}
     recorder = Recorder()
     experiment.run_experiment(plan, tmp_path, jobs=2, progress=recorder)
@@ -435,6 +483,14 @@ def test_plan_checks():
         tiny_plan(methods=("dropout",))
     with pytest.raises(experiment.ExperimentError, match="n_test"):
         tiny_plan(n_test=10)
+    with pytest.raises(experiment.ExperimentError, match="n_validation"):
+        tiny_plan(n_validation=0)
+    with pytest.raises(experiment.ExperimentError, match="another seed each"):
+        tiny_plan(validation_seed=2000)
+    with pytest.raises(experiment.ExperimentError, match="another seed each"):
+        tiny_plan(validation_seed=1)  # seed 1's training samples
+    with pytest.raises(experiment.ExperimentError, match="scope"):
+        experiment.masks("heads", (0.5, 0.5), scope="channel")
     with pytest.raises(experiment.ExperimentError, match="another seed"):
         tiny_plan(test_seed=0)
     with pytest.raises(experiment.ExperimentError, match="one value per scale"):
@@ -445,8 +501,10 @@ def test_plan_checks():
     assert [len(plan.seeds_at(n)) for n in plan.sizes] == [10, 10, 10, 5, 5, 5]
     assert [plan.epochs(n * 4) for n in plan.sizes] == [256, 128, 64, 32, 16, 16]
     assert plan.epochs(8 * 4, "series") == 512 and plan.epochs(4 * 4, "series") == 128  # longer at 8 only
-    assert [r.config(plan, "a", "b").epochs for r in experiment.main_runs(plan) if r.per_class == 8][::10] == \
-        [64, 64, 512, 64]  # no-backdrop, backdrop, series, augment
+    assert [r.config(plan, "v").epochs for r in experiment.main_runs(plan) if r.per_class == 8][::10] == \
+        [64, 512, 64]  # no-backdrop, series-nomask, augment
+    assert {r.config(plan, "v").epochs for r in experiment.sweep_runs(plan) if r.per_class == 8
+            and r.method.startswith("series")} == {512}
     assert "series at 8 per class: 16384" in experiment._describe(plan)
     with pytest.raises(experiment.ExperimentError, match="budget"):
         tiny_plan(budgets=(("series", 5, 100),))
@@ -455,7 +513,7 @@ def test_plan_checks():
     plan = experiment.default3_plan()  # 2048 images a run at 2 per class, 15360 at 8, 30720 at 32
     assert [plan.epochs(n * 8) for n in plan.sizes] == [128, 240, 120]
     assert plan.epochs(32 * 8, "backdrop") == 120 and plan.epochs(8 * 8, "backdrop") == 240
-    assert [len(plan.seeds_at(n)) for n in plan.sizes] == [10, 10, 3]
+    assert [len(plan.seeds_at(n)) for n in plan.sizes] == [10, 10, 5]
     assert ("B = 2048 training images; every method at 8 per class: 15360; every method at 32 per class: 30720"
             in experiment._describe(plan))
     # A method's own budget wins over "*".

@@ -40,3 +40,34 @@ def test_every_scale_leaves_chance_with_the_default_settings(kind, tmp_path):
     chance = math.log(spec.n_choices)
     assert all(loss < (1 - LOSS_MARGIN) * chance for loss in losses), (kind, [x / chance for x in losses])
     assert all(v["learned"] for v in summary["learned"]), summary["learned"]
+
+
+@pytest.mark.parametrize("ndim, size, epochs", [(2, 128, 30), (2, 256, 30), (3, 32, 30), (1, 2048, 120),
+                                                (2, 64, 120), (1, 8192, 60), (2, 100, 49), (2, 16, 120),
+                                                (1, 64, 120)])
+def test_default_epochs_keep_the_pixels_a_run_sees(ndim, size, epochs):
+    spec = DatasetSpec(n=8, length_scales=[[1.2, 1.5], [3.0, 4.5]], amplitudes=[1.0, 1.0], size=size, ndim=ndim)
+    assert training.default_epochs(spec) == epochs
+    # Never fewer pixels than 30 epochs of 128² images, unless capped; never fewer than 30 epochs.
+    seen = epochs * size ** ndim
+    assert epochs >= training.DEFAULT_EPOCHS
+    assert seen >= 0.99 * training.DEFAULT_EPOCHS * 128 ** 2 or epochs == 4 * training.DEFAULT_EPOCHS
+
+
+def test_a_run_without_epochs_trains_the_default_and_resumes_to_it(tmp_path, monkeypatch):
+    """``epochs=None`` resolves to ``default_epochs`` of the data when the run starts; config.json
+    stores the number, and a resume that gives none keeps it. (The reference is shrunk so that the
+    default is 2 epochs on these 32² images.)"""
+    from backdrop.training import config as config_module
+
+    monkeypatch.setattr(config_module, "DEFAULT_EPOCHS", 1)
+    monkeypatch.setattr(config_module, "REFERENCE_PIXELS", 2 * 32 ** 2)
+    spec = DatasetSpec(n=64, **TWO)
+    assert training.default_epochs(spec) == 2
+    config = training.TrainConfig(data=spec, n_train=16, n_test=16, batch_size=8, width=4, device="cpu", eval_every=0)
+    stops = iter([False, True])  # stop after the first step: epoch 1 of 2 unfinished
+    with pytest.raises(training.Interrupted):
+        training.train(config, tmp_path / "run", should_stop=lambda: next(stops, False))
+    assert training.read_config(tmp_path / "run").epochs == 2
+    training.train(config, tmp_path / "run", resume=True)
+    assert [r["epoch"] for r in training.read_metrics(tmp_path / "run")] == [1, 2]

@@ -41,7 +41,7 @@ def tiny_plan(**values) -> experiment.ExperimentPlan:
     spec = DatasetSpec(n=4, length_scales=[[1.5, 2.0], [5.0, 8.0]], amplitudes=[1.0, 1.0], size=32)
     return experiment.ExperimentPlan(**{
         "spec": spec, "sizes": (1, 2), "seeds": 1, "small_seeds": 2, "small_max": 1, "images": 8, "min_epochs": 1,
-        "methods": ("no-backdrop", "backdrop", "crop"), "crop": 16, "n_test": 16, "batch_size": 4,
+        "methods": ("no-backdrop", "backdrop", "crop"), "crop": 16, "n_validation": 16, "n_test": 16, "batch_size": 4,
         "device": "cpu", **values})
 
 
@@ -233,20 +233,25 @@ def test_oracle_scores_the_test_set_in_batches(tmp_path, monkeypatch):
 
 def test_estimate_adds_up_the_runs():
     plan = tiny_plan()
-    runs = list(dict.fromkeys(experiment.main_runs(plan)))
+    runs = list(dict.fromkeys(experiment.main_runs(plan) + experiment.sweep_runs(plan)))
     parts = experiment.estimate(plan, RATES)
     # Sizes 1 and 2 per class (4 and 8 images, epochs ceil(8 / n)): 8 training images per run;
     # seeds 2 and 1, three methods.
     assert len(runs) == 9
     train = sum(8 / RATES.train[r.method] for r in runs)
-    test = sum((r.per_class * 4 + 16) / RATES.test for r in runs)
+    # Each run calibrates on its training images twice (after training, and before the report set)
+    # and scores the 16 validation and 16 report images, beside the oracle; it generates its
+    # training images twice; the two files are generated once.
+    test = sum((2 * r.per_class * 4 + 16 + 16) / RATES.test for r in runs)
+    per_run_generation = sum(2 * r.per_class * 4 for r in runs) / RATES.generate
     assert parts["train"] == pytest.approx(train) and parts["test"] == pytest.approx(test)
-    assert parts["oracle"] == pytest.approx(9 * 16 / RATES.oracle)
-    assert parts["generate"] == pytest.approx((8 + 16) / RATES.generate)
+    assert parts["oracle"] == pytest.approx(9 * 32 / RATES.oracle)
+    assert parts["generate"] == pytest.approx(per_run_generation + 32 / RATES.generate)
     assert parts["overhead"] == pytest.approx(9 * experiment.RUN_OVERHEAD_S)
     assert parts["total"] == pytest.approx(train + test + parts["oracle"] + parts["overhead"] + parts["generate"])
     two = experiment.estimate(plan, RATES, jobs=2)
-    assert two["total"] == pytest.approx((parts["total"] - parts["generate"]) / 2 + parts["generate"])
+    files = 32 / RATES.generate
+    assert two["total"] == pytest.approx((parts["total"] - files) / 2 + files)
 
 
 def test_dry_run_counts_what_out_already_holds(tmp_path):
@@ -254,7 +259,8 @@ def test_dry_run_counts_what_out_already_holds(tmp_path):
     text = experiment.dry_run(plan, tmp_path, rates=RATES)
     assert "| backdrop | heads, p 0.5/0.5 | 1 | 4 | 2 | 8 | 2 | 2 |" in text
     assert "9 runs, 9 to train; 72 training images in all" in text
-    assert "Data to generate (32^2 px): 8 training samples, 16 test samples" in text
+    assert ("Data files to generate (32^2 px): 16 validation samples, 16 test samples; each run generates its own "
+            "training images") in text
     assert "Estimated time on cpu with 1 job:" in text
     done = experiment.main_runs(plan)[0]
     (tmp_path / "runs" / done.name).mkdir(parents=True)
@@ -262,7 +268,7 @@ def test_dry_run_counts_what_out_already_holds(tmp_path):
     (tmp_path / "runs" / done.name / "result.json").write_text(json.dumps({"name": done.name}))
     io.write(plan.test_spec, tmp_path / "data" / "test.h5")
     text = experiment.dry_run(plan, tmp_path, rates=RATES)
-    assert "9 runs, 8 to train" in text and "Data to generate (32^2 px): 8 training samples." in text
+    assert "9 runs, 8 to train" in text and "Data files to generate (32^2 px): 16 validation samples;" in text
     assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(["runs", done.name, "result.json", "data", "test.h5"])
 
 

@@ -52,20 +52,22 @@ def plot_efficiency(results: Sequence[dict[str, Any]], path: Path | BinaryIO, n_
 
 
 def plot_sweep(sweep: Sequence[dict[str, Any]], path: Path | BinaryIO, n_scales: int) -> Path | BinaryIO:
-    """Accuracy / oracle of every setting of the sweep (mean and 95% interval over seeds), per scale."""
+    """Accuracy / oracle on the validation set, where settings are chosen, of every setting of the
+    sweep at every size (mean and 95% interval over seeds), per scale."""
     plt = pyplot()
     panels = _accessors(n_scales)
-    groups = _group(sweep, lambda r: r["method"] + (f": {r['masks']}" if r["masks"] else ""))
+    groups = _group(sorted(sweep, key=lambda r: r["per_class"]),
+                    lambda r: f"{r['per_class']}/class {r['method']}" + (f": {r['masks']}" if r["masks"] else ""))
     labels = list(groups)
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 0.5 + 0.35 * len(labels)),
                              constrained_layout=True, sharey=True)
     for ax, (name, get) in zip(axes, panels):
         for y, label in enumerate(labels):
-            v = np.array([ratio(r, get) for r in groups[label]])
+            v = np.array([ratio(r, get, "validation") for r in groups[label]])
             half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else 0
             ax.errorbar([v.mean()], [y], xerr=[half], marker="o", capsize=3, color=f"C{y % 10}")
         ax.axvline(1.0, color="k", ls=":")
-        ax.set(title=name, xlabel="accuracy / oracle")
+        ax.set(title=name, xlabel="validation accuracy / oracle")
     axes[0].set_yticks(range(len(labels)))
     axes[0].set_yticklabels(labels, fontsize=7)
     axes[0].invert_yaxis()

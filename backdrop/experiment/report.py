@@ -1,4 +1,6 @@
-"""The tables (csv and markdown) and figures of an experiment's recorded runs: :func:`write_outputs`."""
+"""The tables (csv and markdown) and figures of an experiment's recorded runs: :func:`write_outputs`.
+The sweep's table is of validation scores, where the setting per size is chosen; every other table
+is of report-set scores."""
 from __future__ import annotations
 
 import csv
@@ -12,20 +14,20 @@ from msgp.atomic import atomic_open, atomic_write
 from msgp.plotting import PlotUnavailable, pyplot
 
 from .figures import plot_efficiency, plot_input_gradient, plot_sweep
-from .plans import REFERENCES, ExperimentPlan
-from .statistics import FITTED, _accessors, _group, compare, failed, ratio, run_fitted
+from .plans import BACKDROP_METHODS, BEST, CONTROLS, METHODS, REFERENCES, ExperimentPlan
+from .statistics import FITTED, _accessors, _group, chosen, compare, failed, ratio, run_fitted
 
 
 def _columns(n_scales: int) -> list[str]:
     names = ["joint"] + [f"scale{s}" for s in range(n_scales)]
-    return (["method", "masks", "n_train", "per_class", "seed", "epochs"] + [f"test_{n}" for n in names]
-            + [f"oracle_{n}" for n in names] + [f"ratio_{n}" for n in names] + ["train_joint", "wall_s",
-                                                                                  "status", "reason"])
+    return (["method", "masks", "n_train", "per_class", "seed", "data_seed", "epochs"] + [f"test_{n}" for n in names]
+            + [f"oracle_{n}" for n in names] + [f"ratio_{n}" for n in names] + [f"valid_{n}" for n in names]
+            + [f"valid_oracle_{n}" for n in names] + ["train_joint", "wall_s", "status", "reason"])
 
 
 def _row(result: dict[str, Any], n_scales: int) -> dict[str, Any]:
     """A run's row of results.csv; a failed run's accuracies are empty and its reason is given."""
-    row = {k: result[k] for k in ("method", "n_train", "per_class", "seed", "epochs")}
+    row = {k: result[k] for k in ("method", "n_train", "per_class", "seed", "data_seed", "epochs")}
     row["masks"] = result["masks"] or ""
     row["wall_s"] = round(result["wall_s"], 2)
     row["status"], row["reason"] = result.get("status", "finished"), result.get("reason", "")
@@ -35,6 +37,8 @@ def _row(result: dict[str, Any], n_scales: int) -> dict[str, Any]:
         row[f"test_{col}"] = get(result["test_accuracy"])
         row[f"oracle_{col}"] = get(result["oracle_accuracy"])
         row[f"ratio_{col}"] = round(ratio(result, get), 4)
+        row[f"valid_{col}"] = get(result["validation_accuracy"])
+        row[f"valid_oracle_{col}"] = get(result["validation_oracle_accuracy"])
     row["train_joint"] = result["train_accuracy"]["joint"]
     return row
 
@@ -56,10 +60,11 @@ def _mean_std(values: Sequence[float]) -> str:
 
 
 def summary_table(results: Sequence[dict[str, Any]], key: Callable[[dict], Any], key_headers: Sequence[str],
-                  key_cells: Callable[[Any], Sequence[str]], n_scales: int) -> str:
+                  key_cells: Callable[[Any], Sequence[str]], n_scales: int, on: str = "test") -> str:
     """A markdown table, one row per group of runs: mean ± std over its seeds of the accuracy as a
-    fraction of the oracle's (joint, per scale), the mean oracle accuracy, and the mean final
-    training accuracy (joint; near 1 when a run has fitted its training set; † below :data:`FITTED`).
+    fraction of the oracle's (joint, per scale) on the report set (``on="test"``) or the
+    validation set, the mean oracle accuracy there, and the mean final training accuracy (joint;
+    near 1 when a run has fitted its training set; † below :data:`FITTED`).
 
     The statistics are over the runs that finished (``seeds``); where some failed, a ``failed``
     column counts them per group (a group with no finished run shows ``—``)."""
@@ -75,8 +80,9 @@ def summary_table(results: Sequence[dict[str, Any]], key: Callable[[dict], Any],
         if not group:
             lines.append("| " + " | ".join(cells + ["—"] * (2 * len(accessors) + 1)) + " |")
             continue
-        cells += [_mean_std([ratio(r, get) for r in group]) for _, get in accessors]
-        cells += [f"{np.mean([get(r['oracle_accuracy']) for r in group]):.3f}" for _, get in accessors]
+        oracle = "oracle_accuracy" if on == "test" else "validation_oracle_accuracy"
+        cells += [_mean_std([ratio(r, get, on) for r in group]) for _, get in accessors]
+        cells += [f"{np.mean([get(r[oracle]) for r in group]):.3f}" for _, get in accessors]
         unfitted = sum(not run_fitted(r) for r in group)
         cells.append(f"{np.mean([r['train_accuracy']['joint'] for r in group]):.3f}"
                      + (f" † ({len(group) - unfitted} of {len(group)} fitted)" if unfitted else ""))
@@ -119,16 +125,27 @@ def _epochs_rule(plan: ExperimentPlan) -> str:
 def _describe(plan: ExperimentPlan) -> str:
     s = plan.spec
     lengths = "; ".join(" / ".join(f"{v:g}" for v in row) for row in s.length_scales)
+    settings = "; ".join(f"{m}: " + ", ".join(x.describe() for x in plan.settings(m))
+                         for m in plan.methods if m in BACKDROP_METHODS)
+    extra = f"augment+backdrop: {plan.backdrop.describe()}; " if "augment+backdrop" in plan.methods else ""
+    seeds = plan.n_seeds
     return (f"Data: {s.size}^{s.ndim} px, {s.n_scales} scales (length scales {lengths} px), "
-            f"normalize={s.normalize}; training file seed {s.seed}, test file seed {plan.test_seed} "
-            f"({plan.n_test} images, all scored). {_epochs_rule(plan)}, "
-            f"batch min({plan.batch_size}, n_train), AdamW peak lr {plan.lr:g} with warm-up and cosine decay. "
-            f"backdrop: {plan.backdrop.describe()}; series: {plan.series.describe()}; crop: {plan.crop}² crops. "
+            f"normalize={s.normalize}. Training samples: seed i's own, generated with seed {s.seed} + i "
+            f"({s.seed} to {s.seed + seeds - 1}, none shared between seeds), at n per class its first n per class, "
+            "so the size-n set begins the size-2n one. "
+            f"Validation set: seed {plan.validation_seed}, {plan.n_validation} images, on which every setting is "
+            f"chosen; report set: seed {plan.test_seed}, {plan.n_test} images, which every table reports and no "
+            f"choice reads. {_epochs_rule(plan)}, batch min({plan.batch_size}, n_train), AdamW peak lr "
+            f"{plan.lr:g} with warm-up and cosine decay. Backdrop settings (each method's best per size on "
+            f"validation; {BEST}: the best of all): {settings or 'none'}; {extra}crop: {plan.crop}² crops. "
             f"Seeds: {plan.small_seeds} up to {plan.small_max} images per class, {plan.seeds} above.\n")
 
 
 def _comparisons(plan: ExperimentPlan, results: Sequence[dict[str, Any]], methods: Sequence[str],
-                 sizes: Sequence[int], masks_of: Callable[[dict], Any] = lambda r: None) -> list[dict[str, Any]]:
+                 sizes: Sequence[int]) -> list[dict[str, Any]]:
+    """Every method against both references at each size, then the controls (:data:`CONTROLS`):
+    the series topology with masks against it without, which the comparison of ``series-nomask``
+    with ``no-backdrop`` complements (the topology's cost)."""
     K = plan.spec.n_scales
     rows = []
     for n in sizes:
@@ -136,52 +153,68 @@ def _comparisons(plan: ExperimentPlan, results: Sequence[dict[str, Any]], method
             for method in methods:
                 # Each pair once: augment - no-backdrop, not also its negative.
                 if method != reference and not (method in REFERENCES and REFERENCES.index(method) < REFERENCES.index(reference)):
-                    rows += compare(results, method, reference, n, K, masks_of)
+                    rows += compare(results, method, reference, n, K)
+        for method, control in CONTROLS:
+            if method in methods and control in methods:
+                rows += compare(results, method, control, n, K)
     return rows
 
 
 COMPARISON_COLUMNS = ["method", "masks", "reference", "per_class", "accuracy", "n", "mean", "low", "high", "effect", "fitted"]
 
 
+def _choices_table(choices: Sequence[dict[str, Any]]) -> str:
+    lines = ["| per class | method | chosen setting | of settings | validation joint accuracy |", "|---|---|---|---:|---:|"]
+    lines += [f"| {c['per_class']} | {c['method']} | {c['masks']} | {c['settings']} | {c['validation_joint']:.3f} |"
+              for c in choices]
+    return "\n".join(lines) + "\n"
+
+
 def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, Any]],
                   sweep: Sequence[dict[str, Any]]) -> dict[str, Path]:
-    """The tables and figures of recorded runs (see :func:`run_experiment`): the csv files list
-    every run, failed ones with their reason; the statistics, comparisons and figures are over the
-    runs that finished, and the markdown tables count and list the failed ones."""
+    """The tables and figures of recorded runs (see :func:`run_experiment`): ``results`` are the
+    runs of the methods without a sweep, ``sweep`` every backdrop setting's. Each backdrop method
+    enters the main tables with its setting chosen per size on the validation set, and
+    ``best-backdrop`` with the best of them; the csv files list every run, failed ones with
+    their reason; the statistics, comparisons and figures are over the runs that finished, and the
+    markdown tables count and list the failed ones."""
     K = plan.spec.n_scales
-    finished = [r for r in results if not failed(r)]
-    finished_sweep = [r for r in sweep if not failed(r)]
-    written = {"results.csv": write_csv([_row(r, K) for r in results], out / "results.csv", _columns(K))}
-    table = summary_table(results, lambda r: (r["method"], r["per_class"]), ["method", "per class"],
-                          lambda k: [k[0], str(k[1])], K)
+    best_rows, choices = chosen(sweep, [m for m in plan.methods if m in BACKDROP_METHODS], BEST)
+    order = [*REFERENCES, BEST, *BACKDROP_METHODS, *METHODS]
+    table_runs = sorted([*results, *best_rows], key=lambda r: (r["per_class"], order.index(r["method"])))
+    finished = [r for r in table_runs if not failed(r)]
+    written = {"results.csv": write_csv([_row(r, K) for r in [*results, *sweep]], out / "results.csv", _columns(K))}
+    table = summary_table(table_runs, lambda r: (r["method"], r["per_class"], r["masks"] or ""),
+                          ["method", "per class", "masks (chosen on validation)"], lambda k: [k[0], str(k[1]), k[2]], K)
     written["results.md"] = _write_text(
-        out / "results.md", "# Accuracy as a fraction of the oracle's, by method and training-set size\n\n"
-        + _describe(plan) + "\n" + table + failed_list(results))
-    rows = _comparisons(plan, finished, plan.methods, plan.sizes)
+        out / "results.md", "# Accuracy on the report set as a fraction of the oracle's, by method and "
+        "training-set size\n\n" + _describe(plan) + "\n" + table + failed_list([*results, *sweep]))
+    methods = [BEST] * bool(best_rows) + [m for m in plan.methods if m not in REFERENCES]
+    rows = _comparisons(plan, finished, [*REFERENCES, *methods], plan.sizes)
     written["comparisons.csv"] = write_csv(rows, out / "comparisons.csv", COMPARISON_COLUMNS)
     written["comparisons.md"] = _write_text(
         out / "comparisons.md",
-        "# Paired differences in test accuracy (method minus reference, same seeds)\n\n" + _describe(plan)
-        + "Mean difference [95% t interval]; * marks an interval that excludes zero; no † where the runs of a "
-        f"method or reference did not fit their training set (mean final training accuracy below {FITTED}), "
-        "so the difference is not a result.\n\n" + comparison_table(rows, K))
+        "# Paired differences in report-set accuracy (method minus reference, same seeds)\n\n" + _describe(plan)
+        + "Mean difference [95% t interval]; * marks an interval that excludes zero; no † where a run of the "
+        f"method or of the reference did not fit its training set (final training accuracy below {FITTED}) or "
+        "left a scale unlearned, so the difference is not a result. Backdrop methods at their setting chosen per "
+        "size on the validation set (results.md, sweep.md); series minus series-nomask is the masks' effect within "
+        "the series topology, series-nomask minus no-backdrop the topology's cost.\n\n" + comparison_table(rows, K))
     figures = {"input_gradient.png": plot_input_gradient}
     if finished:  # with every run failed there is nothing to draw
         figures["efficiency.png"] = lambda f: plot_efficiency(finished, f, K)
     if sweep:
-        written["sweep.csv"] = write_csv([_row(r, K) for r in sweep], out / "sweep.csv", _columns(K))
-        settings = [r["masks"] for r in finished_sweep if r["masks"]]
-        rows = []
-        for setting in dict.fromkeys(settings):
-            for method in ("backdrop", "series"):
-                rows += _comparisons(plan, finished_sweep, [method], [plan.sweep_size], lambda r, m=setting: m)
-        table = summary_table(sweep, lambda r: (r["method"], r["masks"] or ""), ["method", "masks"],
-                              lambda k: list(k), K)
+        finished_sweep = [r for r in sweep if not failed(r)]
+        table = summary_table(sweep, lambda r: (r["per_class"], r["method"], r["masks"] or ""),
+                              ["per class", "method", "masks"], lambda k: [str(k[0]), k[1], k[2]], K, on="validation")
         written["sweep.md"] = _write_text(
-            out / "sweep.md", f"# Backdrop settings at {plan.sweep_size} training images per class\n\n"
-            + _describe(plan) + "\n" + table + failed_list(sweep)
-            + "\nPaired differences in test accuracy; * marks an interval that excludes zero.\n\n"
-            + comparison_table(rows, K))
+            out / "sweep.md", "# Backdrop settings on the validation set, by training-set size\n\n" + _describe(plan)
+            + "\nThe setting chosen per size for each method, and for best-backdrop, by mean joint accuracy on the "
+            "validation set (among the settings whose runs all fitted, when any did); the report set is not "
+            "read:\n\n" + _choices_table(choices) + "\nEvery setting, accuracy on the validation set:\n\n"
+            + table + failed_list(sweep))
+        written["choices.csv"] = write_csv(choices, out / "choices.csv",
+                                           ["per_class", "method", "masks", "settings", "validation_joint"])
         if finished_sweep:
             figures["sweep.png"] = lambda f: plot_sweep(finished_sweep, f, K)
     # The tables need nothing beyond the base install; the figures need the plot extra.

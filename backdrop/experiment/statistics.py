@@ -1,10 +1,11 @@
-"""Accuracy as a fraction of the oracle's, paired differences between methods, and whether a run
-fitted its training set.
+"""Accuracy as a fraction of the oracle's, paired differences between methods, whether a run
+fitted its training set, and the backdrop setting chosen per size on the validation set.
 
-Runs of two methods with the same seed share the training subset (and the test file), so
-differences are paired by seed: :func:`paired_difference` gives the mean difference and its 95% t
-interval, and an effect is claimed only when the interval excludes zero. Failed runs
-(:func:`failed`) are left out of the statistics.
+Runs of two methods with the same seed share the training subset (and the validation and report
+files), so differences are paired by seed: :func:`paired_difference` gives the mean difference and
+its 95% t interval, and an effect is claimed only when the interval excludes zero. Failed runs
+(:func:`failed`) are left out of the statistics. :func:`choose` reads validation scores only, so
+the report set scores a choice it never made.
 """
 from __future__ import annotations
 
@@ -21,9 +22,15 @@ def _accessors(n_scales: int) -> list[tuple[str, Callable[[dict], float]]]:
     return [("joint", lambda a: a["joint"])] + [(f"scale {s}", lambda a, s=s: a["scales"][s]) for s in range(n_scales)]
 
 
-def ratio(result: dict[str, Any], get: Callable[[dict], float]) -> float:
-    """A run's accuracy as a fraction of the oracle's on the same test samples."""
-    return get(result["test_accuracy"]) / get(result["oracle_accuracy"])
+SCORED = {"test": ("test_accuracy", "oracle_accuracy"),
+          "validation": ("validation_accuracy", "validation_oracle_accuracy")}
+
+
+def ratio(result: dict[str, Any], get: Callable[[dict], float], on: str = "test") -> float:
+    """A run's accuracy as a fraction of the oracle's on the same samples of the report set
+    (``on="test"``) or of the validation set."""
+    network, best = SCORED[on]
+    return get(result[network]) / get(result[best])
 
 
 def failed(result: dict[str, Any]) -> bool:
@@ -93,3 +100,42 @@ def compare(results: Sequence[dict[str, Any]], method: str, reference: str, per_
         rows.append({"method": method, "masks": ours[seeds[0]]["masks"] or "", "reference": reference,
                      "per_class": per_class, "accuracy": name, **diff, "fitted": both_fitted})
     return rows
+
+
+def choose(results: Sequence[dict[str, Any]], per_class: int, method: str | None = None) -> str | None:
+    """The backdrop setting (its description) whose runs at ``per_class`` have the best mean joint
+    accuracy on the validation set, among the settings of ``method`` (``None``: of every backdrop
+    method); ``None`` when none has a run.
+
+    A setting whose runs all finished is preferred to one with a failed run, and among those one
+    whose cell fitted (:func:`fitted`) to any that did not; the mean is over the runs that
+    finished. Report-set scores are never read."""
+    cells = _group([r for r in results if r["per_class"] == per_class and r["masks"]
+                    and (method is None or r["method"] == method)], lambda r: r["masks"])
+    scored = {k: [r for r in g if not failed(r)] for k, g in cells.items()}
+    scored = {k: g for k, g in scored.items() if g}
+    whole = {k: g for k, g in scored.items() if len(g) == len(cells[k])}
+    pool = {k: g for k, g in whole.items() if fitted(g)} or whole or scored
+    if not pool:
+        return None
+    return max(pool, key=lambda k: np.mean([r["validation_accuracy"]["joint"] for r in pool[k]]))
+
+
+def chosen(results: Sequence[dict[str, Any]], methods: Sequence[str], best: str) -> tuple[list[dict], list[dict]]:
+    """Each backdrop method's runs at its setting chosen per size, and those of the best setting of
+    all of them relabelled ``best``; and the choices, one ``{"per_class", "method", "masks",
+    "validation_joint", "settings"}`` per size and method (``best`` last)."""
+    rows, choices = [], []
+    for n in sorted({r["per_class"] for r in results}):
+        for method in (*methods, best):
+            setting = choose(results, n, None if method == best else method)
+            if setting is None:
+                continue
+            runs = [r for r in results if r["per_class"] == n and r["masks"] == setting]
+            rows += [{**r, "method": best} if method == best else r for r in runs]
+            finished = [r for r in runs if not failed(r)]
+            candidates = {r["masks"] for r in results if r["per_class"] == n and r["masks"]
+                          and (method == best or r["method"] == method)}
+            choices.append({"per_class": n, "method": method, "masks": setting, "settings": len(candidates),
+                            "validation_joint": float(np.mean([r["validation_accuracy"]["joint"] for r in finished]))})
+    return rows, choices

@@ -20,7 +20,7 @@ from msgp.spec import DatasetSpec
 from .. import training
 from .plans import ExperimentError, ExperimentPlan
 from .report import _describe
-from .runs import Run, _reusable, main_runs, make_run, read_result, sweep_runs
+from .runs import Run, _data_specs, _reusable, main_runs, make_run, read_result, sweep_runs
 from .statistics import _group
 
 # Seconds per run beyond its training steps, test-time forwards and oracle: building the network,
@@ -162,7 +162,7 @@ def measure_rates(plan: ExperimentPlan, seconds: float = 1.0, batch: int | None 
         device = training.resolve_device(plan.device)
         name = f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "cpu"
         batch = batch or (plan.batch_size if device.type == "cuda" else 2)
-        sampler = Sampler(plan.train_spec)
+        sampler = Sampler(plan.train_spec(0, max(plan.sizes)))
         drawn = []
 
         def generate() -> float:
@@ -182,7 +182,7 @@ def measure_rates(plan: ExperimentPlan, seconds: float = 1.0, batch: int | None 
         oracle_rate = _per_second(score, len(fields), seconds)
         train, test = {}, math.nan
         for method, run in _methods(plan).items():
-            timer = StepTimer(run.config(plan, Path("train.h5"), Path("test.h5")), plan.spec, batch)
+            timer = StepTimer(run.config(plan, Path("validation.h5")), plan.spec, batch)
             if device.type == "cuda":
                 timer.train_step()  # CUDA's lazy initialisation and cuDNN's choice of kernels
                 timer.test_step()
@@ -204,26 +204,30 @@ def estimate(plan: ExperimentPlan, rates: Rates, runs: Sequence[Run] | None = No
     rates : from :func:`measure_rates` on the machine that will run it.
     runs : the runs to train (default: all of the plan's).
     jobs : runs trained at once, each on its own core.
-    samples : samples to generate (default: the training and test files').
+    samples : samples of the validation and report files to generate (default: both files').
 
     Returns
     -------
     ``{"train", "test", "oracle", "overhead", "generate", "total"}`` in seconds: training steps,
-    test-time forwards (the calibration on the training images and the test file), the oracle
-    on the test file, :data:`RUN_OVERHEAD_S` per run, generation; the first four summed over the
-    runs, and divided by ``jobs`` in the total.
+    test-time forwards (the calibration on the training images twice, by the trainer and by the
+    report's scoring, the validation and the report file), the oracle on both files,
+    :data:`RUN_OVERHEAD_S` per run, generation (each run's training images, twice, and the two
+    files); all but the files' generation summed over the runs and divided by ``jobs`` in the total.
     """
     runs = list(dict.fromkeys(sweep_runs(plan) + main_runs(plan))) if runs is None else runs
-    samples = plan.train_spec.n + plan.test_spec.n if samples is None else samples
+    samples = plan.n_validation + plan.n_test if samples is None else samples
     parts = dict.fromkeys(("train", "test", "oracle", "overhead"), 0.0)
+    generated = 0
     for run in runs:
-        config = run.config(plan, Path("train.h5"), Path("test.h5"))
+        config = run.config(plan, Path("validation.h5"))
         parts["train"] += config.epochs * (config.n_train // config.batch_size) * config.batch_size / rates.train[run.method]
-        parts["test"] += (config.n_train + plan.n_test) / rates.test
-        parts["oracle"] += plan.n_test / rates.oracle
+        parts["test"] += (2 * config.n_train + plan.n_validation + plan.n_test) / rates.test
+        parts["oracle"] += (plan.n_validation + plan.n_test) / rates.oracle
         parts["overhead"] += RUN_OVERHEAD_S
-    parts["generate"] = samples / rates.generate
-    parts["total"] = sum(parts[k] for k in ("train", "test", "oracle", "overhead")) / jobs + parts["generate"]
+        generated += 2 * config.n_train
+    parts["generate"] = (generated + samples) / rates.generate
+    per_run = sum(parts[k] for k in ("train", "test", "oracle", "overhead")) + generated / rates.generate
+    parts["total"] = per_run / jobs + samples / rates.generate
     return parts
 
 
@@ -259,14 +263,14 @@ def dry_run(plan: ExperimentPlan, out: str | Path, jobs: int = 1, rates: Rates |
         rates = measure_rates(plan, threads=1 if jobs > 1 else None)
     runs = list(dict.fromkeys(main_runs(plan) + sweep_runs(plan)))
     todo = [r for r in runs if read_result(out / "runs" / r.name) is None]
-    missing = [(name, spec) for name, spec in (("training", plan.train_spec), ("test", plan.test_spec))
-               if not _reusable(out / "data" / f"{'train' if name == 'training' else 'test'}.h5", spec)]
+    missing = [(name, spec) for name, spec in _data_specs(plan).items()
+               if not _reusable(out / "data" / f"{name}.h5", spec)]
     parts = estimate(plan, rates, todo, jobs, sum(spec.n for _, spec in missing))
     lines = ["| method | masks | per class | n_train | epochs | images per run | runs | to train |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     images = 0
     for (method, setting, per_class), group in _group(runs, lambda r: (r.method, r.masks, r.per_class)).items():
-        config = group[0].config(plan, Path("train.h5"), Path("test.h5"))
+        config = group[0].config(plan, Path("validation.h5"))
         per_run = config.epochs * (config.n_train // config.batch_size) * config.batch_size
         images += per_run * len(group)
         lines.append(f"| {method} | {setting.describe() if setting else ''} | {per_class} | {config.n_train} | "
@@ -276,7 +280,7 @@ def dry_run(plan: ExperimentPlan, out: str | Path, jobs: int = 1, rates: Rates |
     split = ", ".join(f"{k} {duration(parts[k])}" for k in ("train", "test", "oracle", "generate", "overhead"))
     return (_describe(plan) + "\n" + "\n".join(lines) + "\n\n"
             f"{len(runs)} runs, {len(todo)} to train; {images:,} training images in all. "
-            f"Data to generate ({s.size}^{s.ndim} px): {data}.\n"
+            f"Data files to generate ({s.size}^{s.ndim} px): {data}; each run generates its own training images.\n"
             f"{rates.describe()}\n"
             f"Estimated time on {rates.device} with {jobs} job{'s' if jobs > 1 else ''}: "
             f"{duration(parts['total'])} ({split}; the per-run parts divided by the jobs).\n")

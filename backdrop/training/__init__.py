@@ -16,9 +16,9 @@ from msgp.io import MSGPError
 from msgp.spec import SpecError
 
 from .checkpoints import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_checkpoint
-from .config import (DEFAULT_SIZE, DEVICES, PRECISIONS, RESUMABLE, CheckpointError, ConfigError, IncompatibleDataError,
-                     Interrupted, Progress, TrainConfig, TrainingError, check_config, default_run_dir, read_config,
-                     resolve_sizes)
+from .config import (DEFAULT_EPOCHS, DEFAULT_SIZE, DEVICES, PRECISIONS, RESUMABLE, CheckpointError, ConfigError, IncompatibleDataError,
+                     Interrupted, Progress, TrainConfig, TrainingError, check_config, default_epochs, default_run_dir,
+                     read_config, resolve_epochs, resolve_sizes)
 from .data import _Data, apply_symmetries, check_compatible, draw_symmetries, take_crops
 from .devices import _tf32_switches, init_distributed, precision_context, resolve_device
 from .evaluation import _oracle_accuracy, _oracle_predict, _predict, calibrate, evaluate
@@ -29,10 +29,10 @@ from .outputs import plot_curves, read_metrics
 # The errors that mean bad input (settings, data, run directories), each with a one-line message.
 INPUT_ERRORS = (ConfigError, CheckpointError, IncompatibleDataError, SplitError, SpecError, MSGPError)
 
-__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "DEFAULT_SIZE", "DEVICES", "PRECISIONS", "RESUMABLE", "CheckpointError",
+__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "DEFAULT_EPOCHS", "DEFAULT_SIZE", "DEVICES", "PRECISIONS", "RESUMABLE", "CheckpointError",
            "ConfigError",
            "INPUT_ERRORS", "IncompatibleDataError", "Interrupted", "Progress", "TrainConfig", "TrainingError", "apply_gradients",
-           "apply_symmetries", "build_model", "calibrate", "check_compatible", "check_config", "crops_per_image", "default_run_dir", "dist",
+           "apply_symmetries", "build_model", "calibrate", "check_compatible", "check_config", "crops_per_image", "default_epochs", "default_run_dir", "dist",
            "draw_symmetries", "end_epoch", "evaluate", "forward_losses", "init_distributed", "learning_rate",
            "load_checkpoint", "make_optimizer", "plot_curves", "precision_context", "read_config", "read_metrics",
-           "resolve_device", "resolve_sizes", "save_checkpoint", "take_crops", "train", "train_one_epoch", "transform_batch"]
+           "resolve_device", "resolve_epochs", "resolve_sizes", "save_checkpoint", "take_crops", "train", "train_one_epoch", "transform_batch"]

@@ -33,7 +33,7 @@ from msgp.spec import DatasetSpec
 from ..models import MultiScaleNet
 from .checkpoints import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, _restore_rng_states, _rng_states, load_checkpoint
 from .config import (RESUMABLE, CheckpointError, ConfigError, Interrupted, Progress, TrainConfig, TrainingError,
-                     check_config, read_config, resolve_sizes)
+                     check_config, read_config, resolve_epochs, resolve_sizes)
 from .data import _Data, _load, _open, _subsets, apply_symmetries, data_identity, draw_symmetries, take_crops
 from .devices import _all_sum, _GlobalMasks, _world, precision_context, resolve_device
 from .evaluation import _accuracies, _correct, _summary, _test_metrics, calibrate
@@ -57,7 +57,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     resume : continue the run saved in ``out`` from its checkpoint, on its train and test samples;
         a run stopped before its first checkpoint (``config.json`` alone) starts afresh.
     progress : ``progress(event, info)`` with events ``"start"`` (``total_steps``, ``done_steps``,
-        ``steps_per_epoch``, ``device``, ``head_stages``, and the sizes used: ``n_train``, ``n_test``,
+        ``steps_per_epoch``, ``epochs``, ``device``, ``head_stages``, and the sizes used: ``n_train``, ``n_test``,
         ``n_classes``), ``"step"`` (``loss``, ``images_per_s``)
         and ``"epoch"`` (the epoch's metrics); called on rank 0 only.
     should_stop : polled after every step; when it returns true (on any rank) a checkpoint is
@@ -79,7 +79,7 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     config = run.config  # with its sizes resolved
     notify = progress if (progress is not None and run.rank == 0) else (lambda event, info: None)
     notify("start", {"total_steps": run.total_steps, "done_steps": run.epoch * run.steps_per_epoch + run.step,
-                     "steps_per_epoch": run.steps_per_epoch, "device": str(run.device), "world_size": run.world,
+                     "steps_per_epoch": run.steps_per_epoch, "epochs": config.epochs, "device": str(run.device), "world_size": run.world,
                      "head_stages": list(run.model.head_stages), "method": config.method,
                      "n_train": config.n_train, "n_test": config.n_test, "n_classes": run.spec.n_classes})
     while run.epoch < config.epochs:
@@ -316,6 +316,7 @@ def _set_up(config: TrainConfig, out: Path, resume: bool) -> _Run:
     data = _open(config.data)
     test_file = None if config.test_data is None else _open(config.test_data)
     config = resolve_sizes(config, data.spec.n_classes, len(data), None if test_file is None else len(test_file))
+    config = resolve_epochs(config, data.spec)
     check_config(config, data.spec)
     ckpt = _saved_run(config, out, world) if resume else None
     if not resume and ((out / "checkpoint.pt").exists() or (out / "config.json").exists()):
