@@ -552,11 +552,13 @@ def merge(shards, output, overwrite):
 
 
 @main.command()
-@click.option("--plan", "plan_name", type=click.Choice(["paper128", "paper128-lean", "default3", "paper", "smoke"]),
+@click.option("--plan", "plan_name",
+              type=click.Choice(["paper128", "paper128-lean", "default3", "paper", "smoke", "f1", "auc"]),
               default="paper128", show_default=True, help="paper128: the paper's two-scale statistics at 128²; "
               "paper128-lean: the same with fewer backdrop settings and sizes up to 32 per class, for 2 CPU "
               "cores; default3: the default three-scale dataset; paper: paper-2scale at 1024², for a GPU; smoke: "
-              "four runs of seconds, to check the pipeline.")
+              "four runs of seconds, to check the pipeline; f1, auc: backdrop for a loss that does not decompose "
+              "over samples (soft F1, pairwise AUC) against its exact ceiling and the baselines.")
 @click.option("--jobs", type=int, help="Runs trained at once, one thread each (default: all cores on CPU, 1 on a GPU).")
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory (default experiments/<plan>).")
 @click.option("--report", is_flag=True, help="Train nothing: write the tables and figures of the runs finished so far.")
@@ -591,6 +593,10 @@ def experiment(plan_name, jobs, out, report, dry_run, method_names, shard):
     if shard is not None and report:
         raise InputError("--shard and --report contradict each other: --report trains nothing and reads every shard's runs")
     out = out or Path("experiments") / plan_name
+    if plan_name in ("f1", "auc"):
+        if shard is not None:
+            raise InputError(f"--shard splits the network plans; --plan {plan_name} runs on one machine")
+        return _nondecomposable_experiment(plan_name, jobs, out, report, dry_run)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is not a directory")
     try:
@@ -632,6 +638,47 @@ def experiment(plan_name, jobs, out, report, dry_run, method_names, shard):
     except training.TrainingError as err:
         raise click.ClickException(str(err)) from None
     except (exp.ExperimentError, *training.INPUT_ERRORS) as err:
+        _fail(err)
+    finally:
+        if bar is not None:
+            bar.close()
+    click.echo("wrote " + ", ".join(str(p) for p in written.values()))
+
+
+def _nondecomposable_experiment(plan_name, jobs, out, report, dry_run):
+    """``msgp experiment --plan f1`` and ``--plan auc`` (:mod:`backdrop.nondecomposable`): writes
+    results.csv/.md, comparisons.csv/.md and curves.png."""
+    from tqdm import tqdm
+
+    from backdrop import nondecomposable as nd
+
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is not a directory")
+    plan = nd.PLANS[plan_name]()
+    if jobs is None:
+        jobs = os.cpu_count() or 1
+    if jobs < 1:
+        raise InputError(f"--jobs must be a positive integer, but got {jobs}")
+    bar = None
+
+    def progress(event, info):
+        nonlocal bar
+        if event == "plan":
+            click.echo(f"{info['runs']} runs into {out}, {info['to_train']} to train, {jobs} at a time")
+            bar = tqdm(total=info["runs"], initial=info["runs"] - info["to_train"], unit="run", disable=None)
+        elif event == "ceiling":
+            click.echo(f"ceilings of {info['problem']} from {info['n']:,} samples")
+        elif event == "done" and not info.get("skipped"):
+            bar.write(f"  {info['name']}: test F1 {info['test_f1']:.4f}, AUC {info['test_auc']:.4f}, "
+                      f"{info['train_seconds']:.1f} s")
+            bar.update()
+
+    try:
+        if dry_run:
+            click.echo(nd.dry_run(plan, out, jobs), nl=False)
+            return
+        written = nd.run_plan(plan, out, progress=progress, jobs=jobs, report_only=report)
+    except nd.NondecomposableError as err:
         _fail(err)
     finally:
         if bar is not None:

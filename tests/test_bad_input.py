@@ -316,7 +316,8 @@ def _cases():
                                  ("experiment --dry-run --plan bogus --out {root}/e", "is not one of")],
         "experiment --shard": [("experiment --shard 2/2 --out {root}/e", "are numbered 0 to 1"),
                                ("experiment --shard 1 --out {root}/e", "must look like I/N"),
-                               ("experiment --shard 0/2 --report --out {root}/e", "contradict")],
+                               ("experiment --shard 0/2 --report --out {root}/e", "contradict"),
+                               ("experiment --plan f1 --shard 0/2 --out {root}/e", "runs on one machine")],
     }
     return [(f"{option}: {command}", command, fragment)
             for option, group in cases.items() for command, fragment in group]
