@@ -120,6 +120,10 @@ def _check_output_file(output: Path) -> None:
         raise InputError(f"{output} is a directory; -o names the file to write")
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
 def _parse_shard(text: str | None):
     if text is None:
         return None
@@ -410,7 +414,7 @@ def train(ctx, data, backdrop, mask_prob, mask_block, mask_scope, topology, augm
             bar.update(info["done_steps"])
             bar.write(f"{out}: {info['n_train']} train / {info['n_test']} test images ({info['n_classes']} classes), "
                       f"{config.method} on {info['device']} x{info['world_size']}, heads at stages "
-                      f"{info['head_stages']}, {info['epochs']} epochs of {info['steps_per_epoch']} steps")
+                      f"{info['head_stages']}, {_count(info['epochs'], 'epoch')} of {_count(info['steps_per_epoch'], 'step')}")
         elif event == "step":
             bar.set_postfix({"loss": f"{info['loss']:.3f}", "img/s": f"{info['images_per_s']:.0f}"}, refresh=False)
             bar.update()
