@@ -184,6 +184,21 @@ def test_a_run_recorded_with_other_settings_is_refused(tmp_path):
         nd.run_plan(plan, tmp_path / "empty", report_only=True)
 
 
+def test_a_result_cut_short_is_trained_again(tmp_path):
+    """A damaged result.json (say cut short by a crash before writes were atomic) means the run has
+    not finished: a rerun trains it again rather than stopping with a traceback."""
+    plan = nd.tiny_plan(seeds=1)
+    nd.run_plan(plan, tmp_path)
+    path = tmp_path / "runs" / plan.runs()[0].name / "result.json"
+    whole = path.read_text()
+    path.write_text(whole[: len(whole) // 2])
+    events, progress = _recorder()
+    nd.run_plan(plan, tmp_path, progress=progress)
+    trained = [info["name"] for event, info in events if event == "done" and not info.get("skipped")]
+    assert trained == [plan.runs()[0].name]
+    assert json.loads(path.read_text())["settings"] == plan.runs()[0].settings()
+
+
 def test_cli_report_of_an_empty_directory_is_a_usage_error(tmp_path):
     result = CliRunner().invoke(cli.main, ["experiment", "--plan", "f1", "--report", "--out", str(tmp_path)])
     assert result.exit_code == 2

@@ -20,6 +20,7 @@ import torch
 
 from msgp.atomic import atomic_write
 
+from ..experiment.runs import read_result as read_run_result
 from .losses import auc_score, f1_score
 from .plans import TEST_STREAM, TRAIN_STREAM, NondecomposableError, Plan, Setup
 from .problems import Split, ceilings
@@ -40,13 +41,14 @@ def _split(setup: Setup, n: int, stream: int) -> Split:
 
 
 def read_result(out: Path, run: Run) -> dict[str, Any] | None:
-    """The recorded result of ``run`` under ``out``, ``None`` when it has not finished, or a
-    :class:`NondecomposableError` when the recorded run had other settings."""
+    """The recorded result of ``run`` under ``out``, ``None`` when it has not finished (or its
+    ``result.json`` cannot be read, so the run is trained again, as the network experiment does),
+    or a :class:`NondecomposableError` when the recorded run had other settings."""
     path = out / "runs" / run.name / "result.json"
-    if not path.exists():
+    result = read_run_result(path.parent)
+    if result is None:
         return None
-    result = json.loads(path.read_text())
-    if result["settings"] != run.settings():
+    if result.get("settings") != run.settings():
         raise NondecomposableError(f"{path} was trained with other settings than this plan's; move it away or "
                                    f"pass another --out")
     return result
