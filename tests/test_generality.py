@@ -54,6 +54,16 @@ def test_default_epochs_keep_the_pixels_a_run_sees(ndim, size, epochs):
     assert seen >= 0.99 * training.DEFAULT_EPOCHS * 128 ** 2 or epochs == 4 * training.DEFAULT_EPOCHS
 
 
+@pytest.mark.parametrize("n_scales, ndim, size, epochs", [(1, 2, 128, 30), (4, 2, 128, 30), (5, 2, 128, 60),
+                                                         (5, 2, 256, 60), (5, 2, 100, 98), (5, 1, 2048, 120)])
+def test_default_epochs_grow_past_four_scales(n_scales, ndim, size, epochs):
+    """Five scales at 128² missed the coarsest scale's target with 30 epochs on every seed; the
+    epochs double there, and never pass the cap."""
+    spec = DatasetSpec(n=8, length_scales=[[1.2 * 2**s, 1.5 * 2**s] for s in range(n_scales)],
+                       amplitudes=[1.0] * n_scales, size=size, ndim=ndim)
+    assert training.default_epochs(spec) == epochs
+
+
 def test_a_run_without_epochs_trains_the_default_and_resumes_to_it(tmp_path, monkeypatch):
     """``epochs=None`` resolves to ``default_epochs`` of the data when the run starts; config.json
     stores the number, and a resume that gives none keeps it. (The reference is shrunk so that the
