@@ -41,12 +41,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from msgp.atomic import atomic_write
-from msgp.dataset import split
 from msgp.spec import DatasetSpec, choices_of
 
 from .. import training
 from ..models import BatchStandardize, MultiScaleNet
 from ..training.data import _Data, _load, _open, _subsets
+from ..training.evaluation import other_samples
 from ..training.evaluation import _oracle_accuracy, learned
 from .plans import ANCHORS, METHODS, ExperimentError
 
@@ -309,8 +309,7 @@ def run_samples(config: training.TrainConfig) -> tuple[_Data, _Data]:
 def report_samples(config: training.TrainConfig, report_path: Path, n: int) -> _Data:
     """The ``n`` samples of the report file that :func:`~backdrop.training.evaluate` scores a
     network run of ``config`` on, in memory."""
-    _, report_set = split(_open(report_path), 0, n, seed=config.seed)
-    return _load(report_set)
+    return _load(other_samples(_open(report_path), config, n))
 
 
 def _scores(log_probs: np.ndarray, choices: np.ndarray) -> dict[str, Any]:

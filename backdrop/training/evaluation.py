@@ -173,6 +173,13 @@ def _summary(config: TrainConfig, spec, test_data: _Data, last: dict[str, Any], 
     }
 
 
+def other_samples(dataset, config: TrainConfig, n: int):
+    """The ``n`` samples of ``dataset`` (not the run's own data) that :func:`evaluate` scores a run of
+    ``config`` on: class-balanced, drawn with the run's seed. Fitted methods of the experiment are
+    scored on the same ones."""
+    return split(dataset, 0, n, seed=config.seed)[1]
+
+
 def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, *, n: int | None = None,
              device: str = "auto", batch_size: int | None = None) -> dict[str, Any]:
     """Score the network of a run beside the oracle, on the same samples.
@@ -224,7 +231,7 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
             f"({trained.seed}), so its samples are the training samples; score the run on its own test samples "
             "(no DATA) or on data generated with another --seed")
     else:
-        _, test_set = split(dataset, 0, config.n_test if n is None else n, seed=config.seed)
+        test_set = other_samples(dataset, config, config.n_test if n is None else n)
     test_data = _load(test_set)
     train_data = _training_data(run_dir, config, ckpt)
     device = resolve_device(device)
