@@ -280,3 +280,21 @@ def test_the_dry_run_lists_fitted_methods_without_training_steps(tmp_path):
                              generate=10.0)
     text = experiment.dry_run(experiment.paper128_plan(), tmp_path, rates=rates)
     assert "| whittle (fitted) | | 64 | 256 |" in text and "| scattering (fitted) | | 2 | 8 |" in text
+
+
+def test_report_refuses_a_fitted_run_on_other_samples(example_run, tmp_path):
+    """--report applies to a fitted run the check a rerun applies: a method.json that names other
+    training samples (a plan changed under an old --out) is refused in one line, not tabulated."""
+    _, source, out = example_run
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("*.png"))
+    specs = (f"{source}:wide_net", f"{source}:nearest_spectrum")
+    assert invoke(copy, *specs, options=("--report",)).exit_code == 0
+    recorded = copy / "runs" / "nearest_spectrum-n2-s1" / "method.json"
+    stored = json.loads(recorded.read_text())
+    stored["train"]["data"] = {**stored["train"]["data"], "seed": 77}
+    recorded.write_text(json.dumps(stored))
+    result = invoke(copy, *specs, options=("--report",))
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "nearest_spectrum-n2-s1 holds a fitted run on other samples" in errors[0], result.output

@@ -158,6 +158,19 @@ def _read_summary(run_dir: Path) -> dict[str, Any] | None:
         return None
 
 
+def check_recorded_run(run: Run, plan: ExperimentPlan, out: Path, config: training.TrainConfig):
+    """Refuse ``run``'s directory when what it holds was made with other settings or samples than
+    ``config`` (a network run) or than the plan's fitted method and samples (a fitted run); the
+    fitted method and its ``fit``, or ``None`` for a network."""
+    run_dir = out / "runs" / run.name
+    fitted = methods.fitted_method(plan, run.method, out)
+    if fitted is not None:
+        methods.check_recorded(fitted[0], run_dir, config)
+    else:
+        _check_same_run(run_dir, config)
+    return fitted
+
+
 def execute(run: Run, plan: ExperimentPlan, out: Path, validation_path: Path, test_path: Path) -> dict[str, Any]:
     """Train ``run`` (resuming an interrupted one) unless its ``result.json`` exists, and return
     the result: the trainer scores the whole validation file once, after the last epoch
@@ -172,11 +185,7 @@ def execute(run: Run, plan: ExperimentPlan, out: Path, validation_path: Path, te
     run_dir = out / "runs" / run.name
     result_path = run_dir / "result.json"
     config = run.config(plan, validation_path)
-    fitted = methods.fitted_method(plan, run.method, out)
-    if fitted is not None:
-        methods.check_recorded(fitted[0], run_dir, config)
-    else:
-        _check_same_run(run_dir, config)
+    fitted = check_recorded_run(run, plan, out, config)
     recorded = read_result(run_dir)
     if recorded is not None:
         return {**recorded, "skipped": True}
@@ -329,7 +338,7 @@ def _report(plan: ExperimentPlan, out: Path, runs: list[Run], sweep: list[Run]) 
     data = out / "data"
     for r, result in recorded.items():
         if result is not None:
-            _check_same_run(out / "runs" / r.name, r.config(plan, data / "validation.h5"))
+            check_recorded_run(r, plan, out, r.config(plan, data / "validation.h5"))
     return write_outputs(plan, out, [recorded[r] for r in runs if recorded[r] is not None],
                          [recorded[r] for r in sweep if recorded[r] is not None])
 
