@@ -597,12 +597,14 @@ def experiment(plan_name, jobs, out, report, dry_run, method_names, shard):
     if shard is not None and report:
         raise InputError("--shard and --report contradict each other: --report trains nothing and reads every shard's runs")
     out = out or Path("experiments") / plan_name
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is not a directory")
     if plan_name in ("f1", "auc"):
         if shard is not None:
             raise InputError(f"--shard splits the network plans; --plan {plan_name} runs on one machine")
+        if method_names:
+            raise InputError(f"--method adds methods to the network plans; --plan {plan_name} has its own baselines")
         return _nondecomposable_experiment(plan_name, jobs, out, report, dry_run)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is not a directory")
     try:
         plan = exp.PLANS[plan_name]().with_methods([load_method(m) for m in method_names])
     except exp.ExperimentError as err:
@@ -656,8 +658,6 @@ def _nondecomposable_experiment(plan_name, jobs, out, report, dry_run):
 
     from backdrop import nondecomposable as nd
 
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is not a directory")
     plan = nd.PLANS[plan_name]()
     if jobs is None:
         jobs = os.cpu_count() or 1

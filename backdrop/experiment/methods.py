@@ -46,8 +46,7 @@ from msgp.spec import DatasetSpec, choices_of
 from .. import training
 from ..models import BatchStandardize, MultiScaleNet
 from ..training.data import _Data, _load, _open, _subsets
-from ..training.evaluation import other_samples
-from ..training.evaluation import _oracle_accuracy, learned
+from ..training.evaluation import _oracle_accuracy, learned, other_samples
 from .plans import ANCHORS, METHODS, ExperimentError
 
 KINDS = ("network", "fitted")
