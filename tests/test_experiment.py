@@ -79,6 +79,14 @@ def test_writes_every_output(finished):
     assert recorder.count("done") == RUNS and recorder.count("generate") == 2
 
 
+def test_runs_are_trained_smallest_size_first(finished):
+    # Every method of a size, the sweep's included, before any run of the next size: an
+    # experiment stopped part-way leaves whole cells to compare.
+    out, written, recorder = finished
+    sizes = [info["per_class"] for event, info in recorder.events if event == "done"]
+    assert len(sizes) == RUNS and sizes == sorted(sizes) and len(set(sizes)) == 2
+
+
 def test_results_csv_has_one_row_per_run_scored_on_both_whole_sets(finished):
     out, _, _ = finished
     rows = read_csv(out / "results.csv")
