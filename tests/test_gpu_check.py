@@ -179,7 +179,7 @@ def test_precisions_on_cpu(data, tmp_path):
 
 
 def test_precision_context_sets_and_restores_cudas_tf32_switches():
-    switches = training._tf32_switches()
+    switches = training.devices._tf32_switches()
     before = [getattr(owner, name) for owner, name, _ in switches]
     cuda = torch.device("cuda")  # the switches exist without a GPU; nothing runs on it here
     with warnings.catch_warnings():
@@ -212,21 +212,21 @@ def test_oracle_scores_the_test_set_in_batches(tmp_path, monkeypatch):
     io.write(spec, tmp_path / "d.h5")
     with io.open_file(tmp_path / "d.h5") as (h5, _):
         fields, labels = h5["fields"][:], h5["labels"][:]
-    data = training._Data(spec, torch.from_numpy(fields)[:, None], torch.from_numpy(spec.choices(labels).astype(np.int64)),
+    data = training.data._Data(spec, torch.from_numpy(fields)[:, None], torch.from_numpy(spec.choices(labels).astype(np.int64)),
                           np.arange(len(labels)))
     whole = oracle.predict(fields, spec)
     sizes = []
     log_likelihoods = oracle.FourierModel.log_likelihoods
     monkeypatch.setattr(oracle.FourierModel, "log_likelihoods",
                         lambda self, x: sizes.append(len(x)) or log_likelihoods(self, x))
-    batched = training._oracle_predict(data, pixels=5 * 32 * 32)
+    batched = training.evaluation._oracle_predict(data, pixels=5 * 32 * 32)
     assert sizes == [5, 5, 5, 5, 4]
     np.testing.assert_array_equal(batched.labels, whole.labels)
     np.testing.assert_array_equal(batched.choices, whole.choices)
     # The per-sample amplitude fit stops when a whole batch has converged, so the confidences
     # agree to its tolerance, not bit for bit.
     np.testing.assert_allclose(batched.confidence, whole.confidence, rtol=1e-6)
-    assert training._oracle_accuracy(data)["joint"]["accuracy"] == np.mean(whole.labels == labels)
+    assert training.evaluation._oracle_accuracy(data)["joint"]["accuracy"] == np.mean(whole.labels == labels)
 
 
 # Dry run and time estimate -----------------------------------------------------------------------

@@ -71,13 +71,13 @@ def test_crop_trained_networks_score_whole_images_by_their_tiles():
     torch.manual_seed(0)
     model = MultiScaleNet(2, 2, (1, 2))
     images = torch.randn(3, 1, 32, 32)
-    tiled = training._predict(model, images, torch.device("cpu"), batch_size=2, crop=16)
+    tiled = training.evaluation._predict(model, images, torch.device("cpu"), batch_size=2, crop=16)
     model.eval()
     with torch.no_grad():
         tiles = [images[:, :, r:r + 16, c:c + 16] for r in (0, 16) for c in (0, 16)]
         expected = torch.stack([torch.log_softmax(model(t), -1) for t in tiles]).mean(0)
     assert torch.allclose(tiled, expected, atol=1e-6)
-    whole = training._predict(model, images, torch.device("cpu"), batch_size=2)
+    whole = training.evaluation._predict(model, images, torch.device("cpu"), batch_size=2)
     assert not torch.allclose(tiled.log_softmax(-1), whole.log_softmax(-1), atol=1e-3)
 
 
@@ -440,7 +440,7 @@ def test_missing_default_dataset_says_to_generate(tmp_path, monkeypatch):
 
 def test_the_oracle_scores_a_set_of_samples_once_per_process(data, tmp_path, monkeypatch):
     calls = []
-    original = training._oracle_predict
+    original = training.evaluation._oracle_predict
     monkeypatch.setattr(training.evaluation, "_oracle_predict", lambda d, *a: calls.append(len(d.fields)) or original(d, *a))
     monkeypatch.setattr(training.evaluation, "_ORACLE_SCORES", {})
     first = training.train(config(data, epochs=1, seed=3), tmp_path / "a")

@@ -19,9 +19,9 @@ from .checkpoints import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_checkpoint
 from .config import (DEFAULT_EPOCHS, DEFAULT_SIZE, DEVICES, PRECISIONS, RESUMABLE, CheckpointError, ConfigError, IncompatibleDataError,
                      Interrupted, Progress, TrainConfig, TrainingError, check_config, default_epochs, default_run_dir,
                      read_config, resolve_epochs, resolve_sizes)
-from .data import _Data, apply_symmetries, check_compatible, draw_symmetries, take_crops
-from .devices import _tf32_switches, init_distributed, precision_context, resolve_device
-from .evaluation import _oracle_accuracy, _oracle_predict, _predict, calibrate, evaluate
+from .data import apply_symmetries, check_compatible, draw_symmetries, take_crops
+from .devices import init_distributed, precision_context, resolve_device
+from .evaluation import calibrate, evaluate
 from .loop import (apply_gradients, build_model, crops_per_image, end_epoch, forward_losses, learning_rate,
                    make_optimizer, save_checkpoint, train, train_one_epoch, transform_batch)
 from .outputs import plot_curves, read_metrics
