@@ -21,7 +21,7 @@ from .statistics import FITTED, _accessors, _group, fitted, ratio
 def plot_efficiency(results: Sequence[dict[str, Any]], path: Path | BinaryIO, n_scales: int) -> Path | BinaryIO:
     """Accuracy as a fraction of the oracle's against training images per class, one panel per
     scale and one joint, one line per method (mean; bars: 95% t interval of the mean over seeds;
-    hollow markers: mean final training accuracy below :data:`FITTED`)."""
+    hollow markers: a cell in which a run did not fit, :func:`~.statistics.fitted`)."""
     plt = pyplot()
     panels = _accessors(n_scales)
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), constrained_layout=True)
@@ -45,7 +45,7 @@ def plot_efficiency(results: Sequence[dict[str, Any]], path: Path | BinaryIO, n_
         ax.set_xticklabels([str(n) for n in sizes_all])
         ax.minorticks_off()  # the log axis's minor labels would overprint the sizes
     axes[0].set_ylabel("accuracy / oracle accuracy")
-    axes[-1].legend(fontsize=7, title=f"hollow: training accuracy < {FITTED}", title_fontsize=6)
+    axes[-1].legend(fontsize=7, title=f"hollow: a run did not fit\n(training accuracy < {FITTED}\nor a scale unlearned)", title_fontsize=6)
     fig.savefig(path, dpi=80, format="png")
     plt.close(fig)
     return path
