@@ -237,11 +237,19 @@ def test_each_backdrop_method_enters_the_tables_at_its_setting_chosen_on_validat
     best = {c["per_class"]: float(c["validation_joint"]) for c in choices if c["method"] == experiment.BEST}
     for n in ("1", "2"):
         assert best[n] == max(float(c["validation_joint"]) for c in choices if c["per_class"] == n)
+    # The tables' rows are cross-fitted: each seed's run at the setting chosen on the other seeds.
     text = (out / "results.md").read_text()
+    # In the plan's order, as the report reads them (a tie on validation goes to the first).
+    sweep_runs = [json.loads((out / "runs" / run.name / "result.json").read_text())
+                  for run in experiment.sweep_runs(tiny_plan())]
     for c in choices:
-        assert f"| {c['method']} | {c['per_class']} | {c['masks']} | " in text
+        scope = None if c["method"] == experiment.BEST else c["method"]
+        picks = experiment.held_out_choices(sweep_runs, int(c["per_class"]), scope)
+        assert set(picks.values()) <= set(r["masks"] for r in sweep_runs)
+        label = next(iter(picks.values())) if len(set(picks.values())) == 1 else "per seed: "
+        assert f"| {c['method']} | {c['per_class']} | {label}" in text
     sweep = (out / "sweep.md").read_text()
-    assert "the report set is not read" in sweep
+    assert "the report set is not read" in sweep and "cross-fitted" in sweep
     assert sweep.count("\n| 1 | backdrop | heads, p ") == 3  # the chosen one, then both settings swept
 
 

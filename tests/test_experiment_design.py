@@ -125,6 +125,27 @@ def test_the_choice_reads_validation_scores_only():
     assert [r["masks"] for r in best] == ["heads, p 0.5/0.9"] * 3 and [r["seed"] for r in best] == [0, 1, 2]
 
 
+def test_each_seeds_row_is_chosen_on_the_other_seeds():
+    # 0.25/0.25 is best on all three seeds only through seed 0's lucky run; without seed 0 it loses.
+    validation = {"heads, p 0.25/0.25": [0.95, 0.60, 0.60], "heads, p 0.5/0.9": [0.70, 0.70, 0.70]}
+    test = {"heads, p 0.25/0.25": [0.91, 0.61, 0.62], "heads, p 0.5/0.9": [0.71, 0.72, 0.73]}
+    results = _sweep(validation, test)
+    assert experiment.choose(results, 4, "backdrop") == "heads, p 0.25/0.25"
+    assert experiment.held_out_choices(results, 4, "backdrop") == {
+        0: "heads, p 0.5/0.9", 1: "heads, p 0.25/0.25", 2: "heads, p 0.25/0.25"}
+    rows, choices = experiment.chosen(results, ("backdrop",), experiment.BEST)
+    for method in ("backdrop", experiment.BEST):
+        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["seed"])
+        # Seed 0's row is its 0.5/0.9 run, not the lucky run that made 0.25/0.25 the choice.
+        assert [r["test_accuracy"]["joint"] for r in mine] == [0.71, 0.61, 0.62]
+        assert {r["masks"] for r in mine} == {"per seed: heads, p 0.25/0.25 (2 seeds); heads, p 0.5/0.9 (1 seed)"}
+    # The choice on every seed is still what choices.csv and sweep.md name.
+    assert [c["masks"] for c in choices] == ["heads, p 0.25/0.25"] * 2
+    # One seed has nothing else to choose on: its own scores choose.
+    single = [r for r in results if r["seed"] == 0]
+    assert experiment.held_out_choices(single, 4, "backdrop") == {0: "heads, p 0.25/0.25"}
+
+
 def test_the_choice_prefers_settings_whose_runs_all_fitted_and_finished():
     validation = {"heads, p 0.25/0.25": [0.70, 0.72, 0.71], "heads, p 0.5/0.9": [0.80, 0.81, 0.82]}
     test = {k: [0.5] * 3 for k in validation}

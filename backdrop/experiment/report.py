@@ -175,7 +175,8 @@ def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, A
         + "Mean difference [95% t interval]; * marks an interval that excludes zero; no † where a run of the "
         f"method or of the reference did not fit its training set (final training accuracy below {FITTED}) or "
         "left a scale unlearned, so the difference is not a result. Backdrop methods at their setting chosen per "
-        "size on the validation set (results.md, sweep.md); series minus series-nomask is the masks' effect within "
+        "size on the validation set, each seed's run at the setting chosen on the other seeds' scores "
+        "(results.md, sweep.md); series minus series-nomask is the masks' effect within "
         "the series topology, series-nomask minus no-backdrop the topology's cost.\n\n" + comparison_table(rows, K))
     figures = {"input_gradient.png": plot_input_gradient}
     if finished:  # with every run failed there is nothing to draw
@@ -187,8 +188,10 @@ def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, A
         written["sweep.md"] = _write_text(
             out / "sweep.md", "# Backdrop settings on the validation set, by training-set size\n\n" + _describe(plan)
             + "\nThe setting chosen per size for each method, and for best-backdrop, by mean joint accuracy on the "
-            "validation set (among the settings whose runs all fitted, when any did); the report set is not "
-            "read:\n\n" + _choices_table(choices) + "\nEvery setting, accuracy on the validation set:\n\n"
+            "validation set (among the settings whose runs all fitted, when any did), on every seed; the report set is "
+            "not read. The tables' rows are cross-fitted: each seed's run is the one at the setting chosen on the "
+            "other seeds' validation scores, so where those choices differ the tables say how many seeds took "
+            "which:\n\n" + _choices_table(choices) + "\nEvery setting, accuracy on the validation set:\n\n"
             + table + failed_list(sweep))
         written["choices.csv"] = write_csv(choices, out / "choices.csv",
                                            ["per_class", "method", "masks", "settings", "validation_joint"])

@@ -124,18 +124,47 @@ def choose(results: Sequence[dict[str, Any]], per_class: int, method: str | None
 def chosen(results: Sequence[dict[str, Any]], methods: Sequence[str], best: str) -> tuple[list[dict], list[dict]]:
     """Each backdrop method's runs at its setting chosen per size, and those of the best setting of
     all of them relabelled ``best``; and the choices, one ``{"per_class", "method", "masks",
-    "validation_joint", "settings"}`` per size and method (``best`` last)."""
+    "validation_joint", "settings"}`` per size and method (``best`` last), made on every seed.
+
+    The rows are cross-fitted: each seed's run is the one at the setting chosen on the *other*
+    seeds' validation scores (:func:`held_out_choices`), so a seed's luck in training, which its
+    validation and report scores share, never picks its own row. Where every seed's choice is the
+    same, a row's ``masks`` is that setting; otherwise it says how many seeds took which."""
     rows, choices = [], []
     for n in sorted({r["per_class"] for r in results}):
         for method in (*methods, best):
-            setting = choose(results, n, None if method == best else method)
+            scope = None if method == best else method
+            setting = choose(results, n, scope)
             if setting is None:
                 continue
-            runs = [r for r in results if r["per_class"] == n and r["masks"] == setting]
-            rows += [{**r, "method": best} if method == best else r for r in runs]
-            finished = [r for r in runs if not failed(r)]
+            picks = held_out_choices(results, n, scope)
+            label = _label(picks)
+            for seed, pick in picks.items():
+                rows += [{**r, "method": best if method == best else r["method"], "masks": label}
+                         for r in results if r["per_class"] == n and r["seed"] == seed and r["masks"] == pick]
+            finished = [r for r in results if r["per_class"] == n and r["masks"] == setting and not failed(r)]
             candidates = {r["masks"] for r in results if r["per_class"] == n and r["masks"]
                           and (method == best or r["method"] == method)}
             choices.append({"per_class": n, "method": method, "masks": setting, "settings": len(candidates),
                             "validation_joint": float(np.mean([r["validation_accuracy"]["joint"] for r in finished]))})
     return rows, choices
+
+
+def held_out_choices(results: Sequence[dict[str, Any]], per_class: int, method: str | None = None) -> dict[int, str]:
+    """Each seed's setting at ``per_class``, chosen (:func:`choose`) on the validation scores of
+    every other seed's runs; on every seed's, its own included, where the others give nothing to
+    choose on (a single seed, or the others' runs all failed)."""
+    seeds = sorted({r["seed"] for r in results if r["per_class"] == per_class and r["masks"]
+                    and (method is None or r["method"] == method)})
+    everyone = choose(results, per_class, method)
+    return {s: choose([r for r in results if r["seed"] != s], per_class, method) or everyone for s in seeds}
+
+
+def _label(picks: dict[int, str]) -> str:
+    counts = {}
+    for pick in picks.values():
+        counts[pick] = counts.get(pick, 0) + 1
+    if len(counts) == 1:
+        return next(iter(counts))
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return "per seed: " + "; ".join(f"{k} ({c} seed{'s' * (c > 1)})" for k, c in ranked)
