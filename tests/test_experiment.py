@@ -197,6 +197,16 @@ def test_a_pair_is_fitted_only_when_both_cells_fitted_their_training_sets():
     assert [r["fitted"] for r in experiment.compare(results, "a", "b", 4, K)] == [True] * 3
     assert [r["fitted"] for r in experiment.compare(results, "c", "a", 4, K)] == [False] * 3
     assert [r["fitted"] for r in experiment.compare(results, "d", "a", 4, K)] == [False] * 3
+    # A scale at chance on the test set after fitting the training set is an outcome: compared.
+    at_chance = [{"learned": True, "reason": None, "basis": None},
+                 {"learned": False, "reason": "test accuracy 0.51 is within two standard errors of chance",
+                  "basis": "test"}]
+    results += [{**run("e", s, 1.0), "learned": at_chance} for s in range(3)]
+    assert [r["fitted"] for r in experiment.compare(results, "e", "a", 4, K)] == [True] * 3
+    # Records from before verdicts had a basis: the reason says which.
+    older = [{k: v for k, v in verdict.items() if k != "basis"} for verdict in at_chance]
+    assert experiment.run_fitted({**run("e", 0, 1.0), "learned": older})
+    assert not experiment.run_fitted({**run("d", 1, 1.0), "learned": unlearned})
     assert "† (2 of 3 fitted)" in experiment.summary_table([r for r in results if r["method"] == "c"],
                                                           lambda r: r["method"], ["method"], lambda k: [k], K)
     table = experiment.comparison_table(experiment.compare(results, "a", "b", 4, K)

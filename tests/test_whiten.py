@@ -89,5 +89,6 @@ def test_learned_names_a_scale_at_chance_by_its_loss_or_its_accuracy():
                        oracle_scales=[1.0, 0.9, line - 0.02, 0.9], n_choices=2, n_test=512)
     assert [v["learned"] for v in verdicts] == [False, False, True, True]
     assert "training loss" in verdicts[0]["reason"] and "two standard errors" in verdicts[1]["reason"]
+    assert [v["basis"] for v in verdicts] == ["training", "test", None, None]
     # The oracle itself at chance: the data cannot tell the classes apart, so nothing is missed.
     assert verdicts[2]["reason"] is None

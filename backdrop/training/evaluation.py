@@ -133,7 +133,9 @@ LOSS_MARGIN = 0.05
 
 def learned(train_loss: Sequence[float], test_scales: Sequence[float], oracle_scales: Sequence[float],
             n_choices: int, n_test: int) -> list[dict[str, Any]]:
-    """Whether each scale was learned, with the reason when it was not: ``{"learned": bool, "reason": str|None}``.
+    """Whether each scale was learned, with the reason when it was not: ``{"learned": bool, "reason":
+    str|None, "basis": None|"training"|"test"}`` (``basis``: which verdict failed, the training
+    loss or the test accuracy).
 
     A scale was not learned when its final training loss is within ``LOSS_MARGIN`` of ln M (chance),
     or when its test accuracy is within two standard errors of chance, ``1/M + 2 sqrt((1/M)(1 - 1/M)
@@ -150,7 +152,8 @@ def learned(train_loss: Sequence[float], test_scales: Sequence[float], oracle_sc
         elif acc < line <= best:
             reason = (f"test accuracy {acc:.3f} is within two standard errors of chance ({line:.3f} on {n_test} "
                       f"images) while the oracle's is {best:.3f}")
-        verdicts.append({"learned": reason is None, "reason": reason})
+        basis = None if reason is None else "training" if reason.startswith("training") else "test"
+        verdicts.append({"learned": reason is None, "reason": reason, "basis": basis})
     return verdicts
 
 
