@@ -174,9 +174,9 @@ def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, A
         "# Paired differences in report-set accuracy (method minus reference, same seeds)\n\n" + _describe(plan)
         + "Mean difference [95% t interval]; * marks an interval that excludes zero; no † where a run of the "
         f"method or of the reference did not fit its training set (final training accuracy below {FITTED}) or "
-        "left a scale at chance in training (its training loss), so the difference is not a result. Backdrop methods at their setting chosen per "
-        "size on the validation set, each seed's run at the setting chosen on the other seeds' scores "
-        "(results.md, sweep.md); series minus series-nomask is the masks' effect within "
+        "left a scale at chance in training (its training loss), so the difference is not a result. Backdrop "
+        "methods at their setting chosen per size on the validation set, each seed's run at the setting chosen "
+        "on the other seeds' scores (results.md, sweep.md); series minus series-nomask is the masks' effect within "
         "the series topology, series-nomask minus no-backdrop the topology's cost.\n\n" + comparison_table(rows, K))
     figures = {"input_gradient.png": plot_input_gradient}
     if finished:  # with every run failed there is nothing to draw

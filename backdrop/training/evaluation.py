@@ -146,13 +146,13 @@ def learned(train_loss: Sequence[float], test_scales: Sequence[float], oracle_sc
     line = chance + 2.0 * math.sqrt(chance * (1.0 - chance) / max(n_test, 1))
     verdicts = []
     for loss, acc, best in zip(train_loss, test_scales, oracle_scales, strict=True):
-        reason = None
+        reason, basis = None, None
         if loss > (1.0 - LOSS_MARGIN) * math.log(n_choices):
-            reason = f"training loss {loss:.3f} is within {LOSS_MARGIN:.0%} of chance (ln {n_choices} = {math.log(n_choices):.3f})"
+            reason, basis = (f"training loss {loss:.3f} is within {LOSS_MARGIN:.0%} of chance "
+                             f"(ln {n_choices} = {math.log(n_choices):.3f})"), "training"
         elif acc < line <= best:
-            reason = (f"test accuracy {acc:.3f} is within two standard errors of chance ({line:.3f} on {n_test} "
-                      f"images) while the oracle's is {best:.3f}")
-        basis = None if reason is None else "training" if reason.startswith("training") else "test"
+            reason, basis = (f"test accuracy {acc:.3f} is within two standard errors of chance ({line:.3f} on "
+                             f"{n_test} images) while the oracle's is {best:.3f}"), "test"
         verdicts.append({"learned": reason is None, "reason": reason, "basis": basis})
     return verdicts
 
