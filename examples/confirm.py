@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 from backdrop import experiment
@@ -68,12 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     todo = [the_run(plan, m, args.per_class, s, args.masks if m == args.method else None)
             for s in args.seeds for m in (args.method, args.reference)]
     validation, test = runs_module.prepare_shared_data(plan, args.out)
-    if args.jobs == 1:
-        results = [runs_module.execute(r, plan, args.out, validation, test) for r in todo]
-    else:
-        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-            results = list(pool.map(runs_module._execute_one_thread, todo,
-                                    *zip(*[(plan, args.out, validation, test)] * len(todo))))
+    results = list(experiment.execute_runs(todo, plan, args.out, validation, test, args.jobs).values())
     finished = [r for r in results if r["status"] == "finished"]
     rows = compare(finished, args.method, args.reference, args.per_class, plan.spec.n_scales)
     joint = next(row for row in rows if row["accuracy"] == "joint")

@@ -232,6 +232,25 @@ def _execute_one_thread(*args) -> dict[str, Any]:
     return execute(*args)
 
 
+def execute_runs(runs: list[Run], plan: ExperimentPlan, out: Path, validation_path: Path, test_path: Path,
+                 jobs: int = 1, notify: Progress | None = None) -> dict[Run, dict[str, Any]]:
+    """:func:`execute` every run, in this process (``jobs`` 1, torch's threads) or ``jobs`` at once,
+    each in its own process with one thread; ``notify("done", result)`` as each ends."""
+    notify = notify or (lambda event, info: None)
+    results = {}
+    if jobs == 1:
+        for run in runs:
+            results[run] = execute(run, plan, out, validation_path, test_path)
+            notify("done", results[run])
+        return results
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(_execute_one_thread, run, plan, out, validation_path, test_path): run for run in runs}
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            notify("done", results[futures[future]])
+    return results
+
+
 def plan_runs(plan: ExperimentPlan) -> list[Run]:
     """Every run of the plan once, in the order that shards split it."""
     return list(dict.fromkeys(sweep_runs(plan) + main_runs(plan)))
@@ -316,18 +335,7 @@ def run_experiment(plan: ExperimentPlan, out: str | Path, progress: Progress | N
     mine = sorted(mine, key=lambda r: r.per_class)
     validation_path, test_path = prepare_shared_data(plan, out, progress)
     methods.check_methods(plan, validation_path, test_path)
-    results = {}
-    if jobs == 1:
-        for run in mine:
-            results[run] = execute(run, plan, out, validation_path, test_path)
-            notify("done", results[run])
-    else:
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_execute_one_thread, run, plan, out, validation_path, test_path): run
-                       for run in mine}
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                notify("done", results[futures[future]])
+    results = execute_runs(mine, plan, out, validation_path, test_path, jobs, notify)
     if shard is not None:
         return _report(plan, out, runs, sweep)
     return write_outputs(plan, out, [results[r] for r in runs], [results[r] for r in sweep])

@@ -10,6 +10,7 @@ the report set scores a choice it never made.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -170,9 +171,7 @@ def held_out_choices(results: Sequence[dict[str, Any]], per_class: int, method: 
 
 
 def _label(picks: dict[int, str]) -> str:
-    counts = {}
-    for pick in picks.values():
-        counts[pick] = counts.get(pick, 0) + 1
+    counts = Counter(picks.values())
     if len(counts) == 1:
         return next(iter(counts))
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
