@@ -7,4 +7,4 @@ from .functional import backdrop, draw_mask, mask_gradient
 from .layer import Backdrop
 from . import models
 
-__all__ = ["Backdrop", "backdrop", "draw_mask", "mask_gradient"]
+__all__ = ["Backdrop", "backdrop", "draw_mask", "mask_gradient", "models"]

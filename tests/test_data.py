@@ -68,7 +68,7 @@ def test_file_is_bit_identical_for_any_workers_and_batch_size(tmp_path, spec):
 # Resume ----------------------------------------------------------------------------------------------
 
 RESUMABLE = [*SPEC_OPTIONS, "--size", "64", "--n", "1500", "--batch-size", "4", "--workers", "1"]
-KILLABLE = f"""
+KILLABLE = """
 import sys
 from msgp import io
 from msgp.spec import DatasetSpec

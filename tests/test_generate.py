@@ -288,7 +288,6 @@ def test_interrupted_write_is_marked_incomplete(tmp_path):
 
 
 def test_disk_filling_up_during_write_is_one_clean_error(tmp_path, monkeypatch):
-    spec = small_spec(n=50)
     real_batch = Sampler.batch
 
     def failing(self, start, stop):

@@ -14,6 +14,7 @@ a network wastes of what its training images hold.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -125,10 +126,9 @@ def _import_kymatio():
 def scattering_available() -> bool:
     try:
         _import_kymatio()
-        import sklearn  # noqa: F401
     except ImportError:
         return False
-    return True
+    return importlib.util.find_spec("sklearn") is not None
 
 
 class ScatteringFeatures:
