@@ -162,3 +162,14 @@ def test_scattering_works_in_1d():
     fields, labels = draw(spec, 32)
     log_probs = anchors.scattering(fields, labels, spec)(fields)
     assert (log_probs.argmax(-1) == spec.choices(labels)).mean() > 0.9
+
+
+@needs_scattering
+@pytest.mark.parametrize("size", [256, 1024])
+def test_1d_scattering_filters_fit_the_signal(size, recwarn):
+    """kymatio warns of border effects when its low-pass is wider than the signal (as it was with
+    T = 2**J at 256 samples); from 256 samples on the anchor's T keeps it quiet."""
+    spec = DatasetSpec(n=8, length_scales=[[1.5, 6.0]], amplitudes=[1.0], size=size, ndim=1)
+    features = anchors.ScatteringFeatures(spec)
+    assert not [w for w in recwarn if "border effects" in str(w.message)]
+    assert features.T <= size // 8

@@ -150,8 +150,13 @@ class ScatteringFeatures:
             self.transform = kymatio.Scattering2D(J=self.J, shape=(spec.size, spec.size), L=8)
             self.tag = f"2d-{spec.size}-J{self.J}-L8"
         else:
-            self.transform = kymatio.Scattering1D(J=self.J, shape=spec.size, Q=8)
-            self.tag = f"1d-{spec.size}-J{self.J}-Q8"
+            # The low-pass's width T (kymatio's default 2**J) is capped at size / 8: a wider one
+            # does not fit the signal and kymatio warns of border effects (from 256 samples on,
+            # the cap avoids them; below 256 its Q = 8 filters are longer than the signal whatever
+            # T is, and the warning stands). The features are grid means, which T barely moves.
+            self.T = min(2 ** self.J, max(1, spec.size // 8))
+            self.transform = kymatio.Scattering1D(J=self.J, shape=spec.size, Q=8, T=self.T)
+            self.tag = f"1d-{spec.size}-J{self.J}-T{self.T}-Q8"
         self.ndim, self.cache = spec.ndim, None if cache is None else Path(cache) / self.tag
 
     def __call__(self, fields: np.ndarray) -> np.ndarray:
