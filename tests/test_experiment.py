@@ -207,6 +207,13 @@ def test_a_pair_is_fitted_only_when_both_cells_fitted_their_training_sets():
     older = [{k: v for k, v in verdict.items() if k != "basis"} for verdict in at_chance]
     assert experiment.run_fitted({**run("e", 0, 1.0), "learned": older})
     assert not experiment.run_fitted({**run("d", 1, 1.0), "learned": unlearned})
+    # The floor is relative to the oracle: where the Bayes rule is right on 93% of images, a run at
+    # 0.89 in training learned that rule rather than its images (default3's coarsest scale).
+    bayes = {"joint": 0.932, "scales": [1.0, 0.932]}
+    assert experiment.fit_floor({**run("f", 0, 0.89), "oracle_accuracy": bayes}) == pytest.approx(0.9 * 0.932)
+    assert experiment.run_fitted({**run("f", 0, 0.89), "oracle_accuracy": bayes})
+    assert not experiment.run_fitted({**run("f", 0, 0.83), "oracle_accuracy": bayes})
+    assert not experiment.run_fitted(run("f", 0, 0.89))  # the same run where the oracle is always right
     assert "† (2 of 3 fitted)" in experiment.summary_table([r for r in results if r["method"] == "c"],
                                                           lambda r: r["method"], ["method"], lambda k: [k], K)
     table = experiment.comparison_table(experiment.compare(results, "a", "b", 4, K)

@@ -45,7 +45,7 @@ def plot_efficiency(results: Sequence[dict[str, Any]], path: Path | BinaryIO, n_
         ax.set_xticklabels([str(n) for n in sizes_all])
         ax.minorticks_off()  # the log axis's minor labels would overprint the sizes
     axes[0].set_ylabel("accuracy / oracle accuracy")
-    axes[-1].legend(fontsize=7, title=f"hollow: a run did not fit\n(training accuracy < {FITTED}\nor a scale at chance in training)", title_fontsize=6)
+    axes[-1].legend(fontsize=7, title=f"hollow: a run did not fit\n(training accuracy < {FITTED} × oracle\nor a scale at chance in training)", title_fontsize=6)
     fig.savefig(path, dpi=80, format="png")
     plt.close(fig)
     return path

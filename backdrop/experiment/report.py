@@ -40,7 +40,8 @@ def summary_table(results: Sequence[dict[str, Any]], key: Callable[[dict], Any],
     """A markdown table, one row per group of runs: mean ± std over its seeds of the accuracy as a
     fraction of the oracle's (joint, per scale) on the report set (``on="test"``) or the
     validation set, the mean oracle accuracy there, and the mean final training accuracy (joint;
-    near 1 when a run has fitted its training set; † below :data:`FITTED`).
+    near 1 when a run has fitted its training set; † below :func:`fit_floor`, FITTED times the
+    oracle's).
 
     The statistics are over the runs that finished (``seeds``); where some failed, a ``failed``
     column counts them per group (a group with no finished run shows ``—``)."""
@@ -173,7 +174,8 @@ def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, A
         out / "comparisons.md",
         "# Paired differences in report-set accuracy (method minus reference, same seeds)\n\n" + _describe(plan)
         + "Mean difference [95% t interval]; * marks an interval that excludes zero; no † where a run of the "
-        f"method or of the reference did not fit its training set (final training accuracy below {FITTED}) or "
+        f"method or of the reference did not fit its training set (final training accuracy below {FITTED} times "
+        "the oracle's joint accuracy) or "
         "left a scale at chance in training (its training loss), so the difference is not a result. Backdrop "
         "methods at their setting chosen per size on the validation set, each seed's run at the setting chosen "
         "on the other seeds' scores (results.md, sweep.md); series minus series-nomask is the masks' effect within "

@@ -64,11 +64,16 @@ def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.9
             "effect": bool(mean - half > 0 or mean + half < 0)}
 
 
-# Below this final training accuracy (joint) a run has not fitted its training set. A cell with
-# such a run, or with a run one of whose scales stayed at chance in training (the trainer's verdict
-# in summary.json, on the training loss), is marked † in the tables, hollow in the figure, and not
-# to be compared. A run that fitted its training set but stays at chance on a scale of the
-# validation set has converged: that is what it learned from its images, and it is compared.
+# Below FITTED times the oracle's joint accuracy (on the report set) a run has not fitted its
+# training set. Relative to the oracle, because where the Bayes-optimal rule itself is right on only
+# 93% of images (default3's coarsest scale), a run that learned that rule instead of memorising its
+# images is at about 0.93 on them too (with 256 images, ± 0.016): against a bare 0.9 the runs that
+# generalised best were the ones flagged. Where the oracle is right on every image (paper128) the
+# floor is 0.9. A cell with such a run, or with a run one of whose scales stayed at chance in
+# training (the trainer's verdict in summary.json, on the training loss), is marked † in the
+# tables, hollow in the figure, and not to be compared. A run that fitted its training set but
+# stays at chance on a scale of the validation set has converged: that is what it learned from
+# its images, and it is compared.
 FITTED = 0.9
 
 
@@ -78,11 +83,18 @@ def _unlearned_in_training(verdict: dict[str, Any]) -> bool:
     return not verdict["learned"] and basis == "training"
 
 
+def fit_floor(result: dict[str, Any]) -> float:
+    """The final training accuracy (joint) below which ``result`` has not fitted its training set:
+    :data:`FITTED` times the oracle's joint accuracy on the report set (times 1 without one)."""
+    return FITTED * (result.get("oracle_accuracy") or {}).get("joint", 1.0)
+
+
 def run_fitted(result: dict[str, Any]) -> bool:
-    """Whether one run fitted its training set: final training accuracy ≥ FITTED and no scale whose
-    training loss stayed at chance (the trainer's verdict on the test set, a scale at chance there,
-    is an outcome, not a failure to fit; runs recorded before the verdict count as fitted)."""
-    return (result["train_accuracy"]["joint"] >= FITTED
+    """Whether one run fitted its training set: final training accuracy ≥ :func:`fit_floor` and no
+    scale whose training loss stayed at chance (the trainer's verdict on the test set, a scale at
+    chance there, is an outcome, not a failure to fit; runs recorded before the verdict count as
+    fitted)."""
+    return (result["train_accuracy"]["joint"] >= fit_floor(result)
             and not any(_unlearned_in_training(v) for v in result.get("learned") or []))
 
 
