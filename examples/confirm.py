@@ -21,6 +21,7 @@ from pathlib import Path
 from backdrop import experiment
 from backdrop.experiment import runs as runs_module
 from backdrop.experiment.statistics import compare, run_fitted
+from msgp.atomic import atomic_write
 
 
 def parse_seeds(text: str) -> range:
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"plan": args.plan, "method": args.method, "reference": args.reference, "per_class": args.per_class,
                "seeds": [args.seeds.start, args.seeds.stop - 1], "joint": joint, "per_scale": rows[1:],
                "runs": len(results), "failed": len(results) - len(finished), "not_fitted": unfitted}
-    (args.out / "confirm.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write(args.out / "confirm.json", json.dumps(summary, indent=2) + "\n")
     mark = " (excludes zero)" if joint["effect"] else ""
     print(f"{args.method} - {args.reference} at {args.per_class} per class, seeds {args.seeds.start}-{args.seeds.stop - 1} "
           f"({joint['n']} pairs): joint {joint['mean']:+.3f} [{joint['low']:+.3f}, {joint['high']:+.3f}]{mark}; "

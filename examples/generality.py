@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from msgp.atomic import atomic_write
+
 # Each kind: the `msgp generate` options that make it (beside --n and -o).
 KINDS = {
     "default": [],
@@ -63,9 +65,9 @@ def train(kind: str, seed: int, out: Path, extra: list[str]) -> Path:
                    *extra, *(["--resume"] if (run / "config.json").exists() else [])]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         # The machine may be shared: the run's own CPU time and the load beside it tell how much.
-        (run / "wall.json").write_text(json.dumps({"seconds": time.perf_counter() - started,
-                                                   "cpu_seconds": _child_cpu() - cpu,
-                                                   "load5": os.getloadavg()[1]}) + "\n")
+        atomic_write(run / "wall.json", json.dumps({"seconds": time.perf_counter() - started,
+                                                    "cpu_seconds": _child_cpu() - cpu,
+                                                    "load5": os.getloadavg()[1]}) + "\n")
     return run
 
 
@@ -142,8 +144,8 @@ def main() -> None:
     text = per_kind(rows) + "\n\n" + table(rows)
     print(text)
     if args.md is not None:
-        args.md.write_text(f"# Generality of the defaults\n\n`python examples/generality.py --kinds {args.kinds} "
-                           f"--seeds {args.seeds}`\n\n{text}\n")
+        atomic_write(args.md, f"# Generality of the defaults\n\n`python examples/generality.py --kinds {args.kinds} "
+                              f"--seeds {args.seeds}`\n\n{text}\n")
 
 
 if __name__ == "__main__":

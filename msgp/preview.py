@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from . import io, spectral
+from .atomic import atomic_open
 from .plotting import pyplot
 from .spec import DatasetSpec
 
@@ -81,7 +82,9 @@ def draw(path: str | Path, output: str | Path, per_class: int = 3) -> Path:
     for s in range(spec.n_scales):
         ax = fig.add_subplot(spectrum_row[0, s])
         _plot_scale_spectrum(ax, spec, s, spectra, choices)
-    fig.savefig(output, dpi=72)
+    # All or nothing: an interrupted draw leaves the picture that was there (--overwrite) intact.
+    with atomic_open(output, "wb") as f:
+        fig.savefig(f, dpi=72, format=Path(output).suffix.lstrip(".").lower())
     plt.close(fig)
     return Path(output)
 

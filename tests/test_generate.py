@@ -336,6 +336,26 @@ def test_preview_without_matplotlib_is_one_line(tmp_path, monkeypatch):
     assert result.exit_code == 2 and result.output.strip() == "Error: pictures need matplotlib: pip install 'msgp[plot]'"
 
 
+def test_an_interrupted_preview_leaves_the_old_picture(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from msgp import preview
+
+    io.write(small_spec(), tmp_path / "d.h5")
+    picture = tmp_path / "g.png"
+    picture.write_bytes(b"the old picture")
+
+    def interrupted(fig, f, **kwargs):
+        f.write(b"\x89PNG half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        preview.draw(tmp_path / "d.h5", picture)
+    assert picture.read_bytes() == b"the old picture"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5", "g.png"]
+
+
 def test_lengths_amplitudes_and_preset_options(tmp_path):
     runner = CliRunner()
     out = tmp_path / "x.h5"
