@@ -1,29 +1,87 @@
-"""Backdrop as functions: the gradient-masking autograd Function, and the mask it is given.
+"""Backdrop as functions: the gradient-masking autograd Functions, and the mask they use.
 
 :func:`mask_gradient` is the identity in the forward pass and multiplies the incoming gradient by a
-mask in the backward pass. :func:`draw_mask` draws the random mask of backdrop (Golkar & Cranmer,
-arXiv:1806.01337), and :func:`backdrop` puts the two together, as ``F.dropout`` does for dropout.
+given mask in the backward pass. :func:`draw_mask` draws the random mask of backdrop (Golkar &
+Cranmer, arXiv:1806.01337), and :func:`backdrop` puts the two together, as ``F.dropout`` does for
+dropout.
+
+*Layout.* Inputs are ``(N, C, *positions)``: dim 0 is the batch, dim 1 the channels (features),
+and every dim after it a position (``L``; ``H, W``; ``D, H, W``). By default every sample has its
+own mask over its positions, shared by the channels; an input without positions, ``(N,)`` or
+``(N, C)``, has its whole samples masked.
+
+*When the mask is drawn.* :func:`backdrop` draws its mask in the backward pass, the first time the
+gradient reaches it, and nothing when no backward pass can reach it (``torch.no_grad``, an input
+that does not require grad). Activation checkpointing, which runs a forward pass again during the
+backward pass, therefore needs no care: the mask is a property of the backward pass, not of the
+forward pass that was replayed. Inside ``torch.compile`` and the ``torch.func`` transforms, which
+trace the backward pass or run it on wrapped tensors, the mask is drawn in the forward pass from
+the same generator instead. ``torch.export`` and ONNX export keep no custom backward, so a
+training-mode export is refused; in eval mode the layer is the identity and exports as one.
 """
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from numbers import Real
 
 import torch
 
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 
+EXPORT_REFUSED = ("backdrop: torch.export and ONNX export keep no custom backward, so an exported "
+                  "training-mode backdrop would give unmasked gradients; export the model in eval "
+                  "mode (model.eval()), where backdrop is the identity")
+REENTRANT_REFUSED = ("backdrop: a reentrant torch.utils.checkpoint replays torch's default random "
+                     "state, so a mask drawn from it would repeat; pass use_reentrant=False to the "
+                     "checkpoint or give the backdrop layer its own torch.Generator")
+
+
+def layout_dims(ndim: int) -> tuple[int, ...]:
+    """The default mask dims of an ``ndim``-dim input: the batch and every position dim."""
+    return (0,) + tuple(range(2, ndim))
+
+
+def _grad_can_reach(x: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and x.requires_grad
+
+
+def _transformed() -> bool:
+    """Whether this runs inside a ``torch.func`` transform (vmap, grad, jacrev, ...), whose
+    wrapped tensors must not leave it. (Dynamo, tracing, answers as if inside one.)"""
+    return not torch.compiler.is_compiling() and torch._C._functorch.peek_interpreter_stack() is not None
+
+
+def _traced() -> bool:
+    """Whether the graph is being recorded (torch.compile, torch.jit.trace) or runs on functorch's
+    wrapped tensors, where a mask must be an ordinary tensor of the graph, drawn in the forward
+    pass, rather than drawn by Python code in the backward pass."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or _transformed()
+
+
+def _refuse_export() -> None:
+    if torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export():
+        raise RuntimeError(EXPORT_REFUSED)
+
+
+def _backward(grad: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    # A float32 mask on a half-precision gradient: multiply in float32, round once.
+    return (grad * mask).to(grad.dtype)
+
 
 class _MaskGradient(torch.autograd.Function):
-    """``y = x`` forward, ``grad_x = grad_y * mask`` backward.
+    """``y = x`` forward, ``grad_x = grad_y * mask`` backward, for a given mask tensor.
 
-    The backward is written with ordinary tensor operations, so autograd can differentiate it:
-    the double backward of this linear map is the same masking, applied to the grad-of-grad.
+    The forward returns a copy: a view made inside a custom Function may not be modified in
+    place, and a ``ReLU(inplace=True)`` or ``out += identity`` after the layer must work. The
+    backward is written with ordinary tensor operations, so autograd can differentiate it (double
+    backward) and ``torch.func.vmap`` can batch it.
     """
+
+    generate_vmap_rule = True
 
     @staticmethod
     def forward(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return x.view_as(x)
+        return x.clone()
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -33,17 +91,62 @@ class _MaskGradient(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         mask, = ctx.saved_tensors
-        # A float32 mask on a half-precision gradient: multiply in float32, round once.
-        return (grad * mask).to(grad.dtype), None
+        return _backward(grad, mask), None
+
+
+class _LazyMask:
+    """The mask of one node of the graph, drawn when its backward pass first needs it.
+
+    A node is kept until the graph is freed, so a second backward pass through the same graph
+    (``retain_graph=True``) uses the same mask.
+    """
+
+    __slots__ = ("p", "dims", "rescale", "generator", "block", "on_draw", "mask")
+
+    def __init__(self, p, dims, rescale, generator, block, on_draw):
+        self.p, self.dims, self.rescale, self.generator, self.block = p, dims, rescale, generator, block
+        self.on_draw = on_draw
+        self.mask = None
+
+    def draw(self, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        if self.mask is None:
+            self.mask = _draw(shape, dtype, device, self.p, self.dims, self.rescale, self.generator, self.block)
+            if self.on_draw is not None:
+                self.on_draw(self.mask)
+        return self.mask
+
+
+class _MaskGradientLazily(torch.autograd.Function):
+    """``y = x`` forward (a copy, as in :class:`_MaskGradient`); the backward draws the mask."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, lazy: _LazyMask) -> torch.Tensor:
+        return x.clone()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, lazy = inputs
+        ctx.lazy = lazy
+        ctx.input = (x.shape, x.dtype, x.device)
+        # A forward pass run during a backward pass is a checkpoint's recomputation. Only a
+        # reentrant checkpoint runs the backward of the nodes it makes, inside a fork of torch's
+        # default random state.
+        ctx.recomputed = torch._C._current_graph_task_id() != -1
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        if ctx.recomputed and ctx.lazy.generator is None:
+            raise RuntimeError(REENTRANT_REFUSED)
+        return _backward(grad, ctx.lazy.draw(*ctx.input)), None
 
 
 def mask_gradient(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Return ``x`` unchanged, with its gradient multiplied by ``mask`` in the backward pass.
 
-    The output is a view of ``x`` (no copy, no arithmetic). In the backward pass the gradient
-    reaching ``x`` is ``grad * mask``, ``mask`` broadcast to ``x``; ``mask`` itself gets no
-    gradient. The function runs under ``torch.no_grad`` (where it records nothing) and
-    ``torch.compile``.
+    The output equals ``x`` bit for bit; it is a copy (so in-place operations after it work)
+    when a backward pass can reach ``x``, and ``x`` itself otherwise (under ``torch.no_grad``, or
+    when ``x`` does not require grad). In the backward pass the gradient reaching ``x`` is
+    ``grad * mask``, ``mask`` broadcast to ``x``; ``mask`` itself gets no gradient.
 
     Double backward is defined: the backward is made of differentiable operations, so with
     ``create_graph=True`` the gradient is a function of ``x`` and of the incoming gradient whose
@@ -68,6 +171,9 @@ def mask_gradient(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         >>> x.grad[0]
         tensor([0., 2., 1.])
     """
+    for name, value in (("x", x), ("mask", mask)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"mask_gradient: {name} must be a tensor, but got {type(value).__name__}")
     try:
         fits = torch.broadcast_shapes(mask.shape, x.shape) == x.shape
     except RuntimeError:
@@ -75,56 +181,106 @@ def mask_gradient(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     if not fits:
         raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to the input's "
                          f"shape {tuple(x.shape)}")
+    if not _grad_can_reach(x):
+        return x
+    _refuse_export()
     return _MaskGradient.apply(x, mask.to(device=x.device))
 
 
+def _describe(value) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
 def check_p(p: float) -> float:
-    """``p`` as a float, or a ValueError if it is not in [0, 1)."""
+    """``p`` as a float: a TypeError if it is not a real number, a ValueError if not in [0, 1)."""
+    if isinstance(p, bool) or not isinstance(p, Real):
+        raise TypeError(f"backdrop p, the probability that a position's gradient is masked, must be "
+                        f"a number in [0, 1), but got {_describe(p)}")
     if not 0.0 <= p < 1.0:
-        raise ValueError(f"backdrop mask probability has to be in [0, 1), but got {p}")
+        raise ValueError(f"backdrop p, the probability that a position's gradient is masked, has to "
+                         f"be in [0, 1), but got {p}")
     return float(p)
 
 
-def check_dims(dims: Sequence[int]) -> tuple[int, ...]:
-    """``dims`` as a tuple of ints, or a ValueError if it is empty, not ints, or repeats a dim."""
+def check_dims(dims: Sequence[int] | None) -> tuple[int, ...] | None:
+    """``dims`` as a tuple of ints (``None``, the default layout, stays ``None``): a TypeError if it
+    is not a sequence of ints, a ValueError if it is empty or repeats a dim."""
+    if dims is None:
+        return None
+    if isinstance(dims, (str, bytes)) or not isinstance(dims, Sequence):
+        raise TypeError(f"backdrop dims must be a sequence of ints such as (0, 2, 3), but got {_describe(dims)}")
     dims = tuple(dims)
-    if not dims:
-        raise ValueError("backdrop dims must name at least one dimension, but got ()")
     for d in dims:
         if isinstance(d, bool) or not isinstance(d, int):
-            raise ValueError(f"backdrop dims must be ints, but got {d!r} in {dims}")
+            raise TypeError(f"backdrop dims must be ints, but got {_describe(d)} in dims={dims}")
+    if not dims:
+        raise ValueError("backdrop dims must name at least one dimension, but got ()")
     if len(set(dims)) != len(dims):
         raise ValueError(f"backdrop dims must not repeat a dimension, but got {dims}")
     return dims
 
 
-def check_block(block: int | Sequence[int] | None, dims: Sequence[int]) -> tuple[int, ...] | None:
-    """``block`` as a tuple with one size per entry of ``dims`` other than 0, or a ValueError."""
-    if block is None:
-        return None
-    spatial = [d for d in dims if d != 0]
-    if not spatial:
-        raise ValueError(f"block={block} needs a masked non-batch dim, but dims are {tuple(dims)}")
-    sizes = (block,) * len(spatial) if isinstance(block, int) else tuple(block)
-    if len(sizes) != len(spatial):
-        raise ValueError(f"block needs one size per masked non-batch dim {tuple(spatial)}, but got {block}")
-    for b in sizes:
-        try:
-            check_block_size(b)
-        except ValueError:
-            raise ValueError(f"block sizes must be positive ints, but got {block}") from None
-    return sizes
+def check_rescale(rescale: bool) -> bool:
+    """``rescale``, or a TypeError if it is not a bool."""
+    if not isinstance(rescale, bool):
+        raise TypeError(f"backdrop rescale must be True or False, but got {_describe(rescale)}")
+    return rescale
+
+
+def check_generator(generator: torch.Generator | None) -> torch.Generator | None:
+    """``generator``, or a TypeError if it is neither ``None`` nor a ``torch.Generator``."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"backdrop generator must be a torch.Generator or None, but got {_describe(generator)}")
+    return generator
 
 
 def check_block_size(size: int) -> int:
-    """``size``, the side of a block of positions masked together, or a ValueError if it is not a
-    positive int."""
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"block sizes must be positive ints, but got {size!r}")
+    """``size``, the side of a block of positions masked together: a TypeError if it is not an
+    int, a ValueError if it is not positive."""
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError(f"backdrop block sizes must be positive ints, but got {_describe(size)}")
+    if size < 1:
+        raise ValueError(f"backdrop block sizes must be positive ints, but got {size}")
     return size
 
 
-def _resolve_dims(dims: Sequence[int], ndim: int) -> tuple[int, ...]:
+def check_block(block: int | Sequence[int] | None, dims: Sequence[int] | None,
+                ndim: int | None = None) -> tuple[int, ...] | None:
+    """``block`` as a tuple with one size per masked non-batch dim, or a TypeError/ValueError.
+
+    With the default ``dims=None`` the masked dims are known only for an input of ``ndim`` dims;
+    without ``ndim`` only the sizes themselves are checked.
+    """
+    if block is None:
+        return None
+    if isinstance(block, int) and not isinstance(block, bool):
+        sizes = (check_block_size(block),)
+    elif isinstance(block, Sequence) and not isinstance(block, (str, bytes)):
+        sizes = tuple(check_block_size(b) for b in block)
+    else:
+        raise TypeError(f"backdrop block must be an int or a sequence of ints, but got {_describe(block)}")
+    if dims is None and ndim is None:
+        return sizes
+    masked = [d for d in (layout_dims(ndim) if dims is None else dims) if d != 0]
+    if not masked:
+        raise ValueError(f"backdrop block={block} needs a masked non-batch dim, but the masked dims are "
+                         f"{tuple(dims) if dims is not None else (0,)}")
+    if isinstance(block, int):
+        return sizes * len(masked)
+    if len(sizes) != len(masked):
+        raise ValueError(f"backdrop block needs one size per masked non-batch dim {tuple(masked)}, but got {block}")
+    return sizes
+
+
+def block_setting(block: int | Sequence[int] | None, dims: Sequence[int] | None) -> int | tuple[int, ...] | None:
+    """``block`` checked against ``dims`` (:func:`check_block`), kept as given: an int, a tuple or ``None``."""
+    check_block(block, dims)
+    return block if block is None or isinstance(block, int) else tuple(block)
+
+
+def _resolve_dims(dims: Sequence[int] | None, ndim: int) -> tuple[int, ...]:
+    if dims is None:
+        return layout_dims(ndim)
     resolved = []
     for d in dims:
         if not -ndim <= d < ndim:
@@ -136,7 +292,7 @@ def _resolve_dims(dims: Sequence[int], ndim: int) -> tuple[int, ...]:
     return tuple(resolved)
 
 
-def draw_mask(x: torch.Tensor, p: float, dims: Sequence[int] = (0, -2, -1), rescale: bool = True,
+def draw_mask(x: torch.Tensor, p: float, dims: Sequence[int] | None = None, rescale: bool = True,
               generator: torch.Generator | None = None,
               block: int | Sequence[int] | None = None) -> torch.Tensor:
     """Draw a backdrop mask for ``x``: 1 (or the rescaling factor) where the gradient is kept, 0 where it is masked.
@@ -154,6 +310,9 @@ def draw_mask(x: torch.Tensor, p: float, dims: Sequence[int] = (0, -2, -1), resc
         x: the tensor to be masked; gives the shape, device and dtype.
         p: probability that a position's gradient is masked, in [0, 1).
         dims: the dims that get a mask entry per position; negative dims count from ``x.ndim``.
+            ``None``: the batch dim and every dim after the channel dim 1, ``(0, 2, ..., x.ndim -
+            1)``: a mask per sample over its positions, shared by the channels (``(0,)``, whole
+            samples, for an input of one or two dims).
         rescale: scale the kept entries so that the mask sums to its number of positions per group.
         generator: the random stream of the mask (torch's default generator when ``None``).
         block: masks ``b x b`` blocks of positions together: one size per entry of ``dims`` that
@@ -174,18 +333,33 @@ def draw_mask(x: torch.Tensor, p: float, dims: Sequence[int] = (0, -2, -1), resc
         >>> mask.shape
         torch.Size([4, 1, 8, 8])
     """
-    p = check_p(p)
-    dims = _resolve_dims(check_dims(dims), x.ndim)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"draw_mask: x must be a tensor, but got {type(x).__name__}")
+    p, dims = check_p(p), check_dims(dims)
+    check_block(block, dims)
+    return _draw(x.shape, x.dtype, x.device, p, dims, check_rescale(rescale), check_generator(generator), block)
+
+
+def _draw(shape: Sequence[int], dtype: torch.dtype, device: torch.device, p: float,
+          dims: Sequence[int] | None, rescale: bool, generator: torch.Generator | None,
+          block: int | Sequence[int] | None) -> torch.Tensor:
+    """:func:`draw_mask` for a tensor of ``shape``, ``dtype`` and ``device``, settings checked."""
+    ndim = len(shape)
+    dims = _resolve_dims(dims, ndim)
     blocks = dict(zip([d for d in dims if d != 0], check_block(block, dims) or ()))
-    dtype = torch.float32 if x.dtype in LOW_PRECISION or not x.is_floating_point() else x.dtype
-    shape = [x.shape[d] if d in dims else 1 for d in range(x.ndim)]
-    coarse = [math.ceil(s / blocks.get(d, 1)) for d, s in enumerate(shape)]
+    dtype = torch.float32 if dtype in LOW_PRECISION or not dtype.is_floating_point else dtype
+    shape = [shape[d] if d in dims else 1 for d in range(ndim)]
+    # Integer ceiling: ``math.ceil(s / b)`` is a float division, which torch.compile cannot keep
+    # symbolic when the shape is dynamic.
+    coarse = [-(-s // blocks.get(d, 1)) for d, s in enumerate(shape)]
     per_sample = 0 in dims and len(dims) > 1
     groups = coarse[0] if per_sample else 1
 
     # Keeping u >= p keeps each position with probability 1 - p; also keeping each group's largest
     # u leaves the mask unchanged unless all were masked, and then keeps one uniformly chosen position.
-    u = torch.rand(coarse, generator=generator, device=x.device, dtype=torch.float32).view(groups, -1)
+    # ``generator=None`` is not passed on: torch.compile cannot trace that overload with dynamic shapes.
+    options = {} if generator is None else {"generator": generator}
+    u = torch.rand(coarse, device=device, dtype=torch.float32, **options).view(groups, -1)
     keep = (u >= p) | (u == u.amax(dim=1, keepdim=True))
     mask = keep.view(coarse).to(dtype)
     for d, b in blocks.items():
@@ -199,13 +373,37 @@ def draw_mask(x: torch.Tensor, p: float, dims: Sequence[int] = (0, -2, -1), resc
     return mask
 
 
-def backdrop(x: torch.Tensor, p: float, dims: Sequence[int] = (0, -2, -1), training: bool = True,
+def masked(x: torch.Tensor, p: float, dims: tuple[int, ...] | None, rescale: bool,
+           generator: torch.Generator | None, block: int | tuple[int, ...] | None,
+           on_draw: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+    """:func:`backdrop` in training mode, settings checked; ``on_draw`` is called with each mask
+    drawn (not under the ``torch.func`` transforms, whose tensors must not leave them, nor while
+    ``torch.jit.trace`` records, whose replays call no Python)."""
+    # Settings that do not fit the input are refused whether or not a mask is needed.
+    _resolve_dims(dims, x.ndim)
+    check_block(block, dims, x.ndim)
+    if not _grad_can_reach(x):
+        return x
+    _refuse_export()
+    if _traced():
+        mask = _draw(x.shape, x.dtype, x.device, p, dims, rescale, generator, block)
+        if on_draw is not None and not (_transformed() or torch.jit.is_tracing()):
+            on_draw(mask)
+        return _MaskGradient.apply(x, mask)
+    return _MaskGradientLazily.apply(x, _LazyMask(p, dims, rescale, generator, block, on_draw))
+
+
+def backdrop(x: torch.Tensor, p: float, dims: Sequence[int] | None = None, training: bool = True,
              rescale: bool = True, generator: torch.Generator | None = None,
              block: int | Sequence[int] | None = None) -> torch.Tensor:
     """Backdrop: ``x`` unchanged, its gradient masked by a fresh :func:`draw_mask` mask.
 
+    The mask is drawn when the backward pass first reaches it (see the module's notes), so under
+    ``torch.no_grad``, or for an ``x`` that does not require grad, nothing is drawn and ``x``
+    itself is returned.
+
     Args:
-        x: input tensor.
+        x: input tensor, ``(N, C, *positions)``.
         p, dims, rescale, generator, block: as in :func:`draw_mask`.
         training: when ``False``, return ``x`` itself and draw nothing.
 
@@ -219,6 +417,11 @@ def backdrop(x: torch.Tensor, p: float, dims: Sequence[int] = (0, -2, -1), train
         >>> x.grad.shape
         torch.Size([4, 3, 8, 8])
     """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"backdrop: x must be a tensor, but got {type(x).__name__}")
+    p, dims = check_p(p), check_dims(dims)
+    rescale, generator = check_rescale(rescale), check_generator(generator)
+    block = block_setting(block, dims)
     if not training:
         return x
-    return mask_gradient(x, draw_mask(x, p, dims, rescale, generator, block))
+    return masked(x, p, dims, rescale, generator, block)

@@ -386,7 +386,7 @@ def test_cli_train_evaluate_and_compatibility(data, tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--mask-prob", "1.5"], "mask_prob: backdrop mask probability has to be in [0, 1), but got 1.5"),
+    (["--mask-prob", "1.5"], "mask_prob: backdrop p, the probability that a position's gradient is masked, has to be in [0, 1), but got 1.5"),
     (["--mask-prob", "half"], "--mask-prob must be comma-separated numbers"),
     (["--mask-prob", "0.1,0.2,0.3"], "3 mask probabilities for 2 scales"),
     (["--epochs", "0"], "epochs must be a positive integer, but got 0"),
