@@ -9,9 +9,12 @@ client checks that the layer refuses in one line instead of giving a wrong gradi
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import pickle
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -334,7 +337,6 @@ def test_torch_export_refuses_training_mode_and_exports_eval_mode():
 
 
 def test_onnx_export_refuses_training_mode_and_exports_eval_mode(tmp_path):
-    pytest.importorskip("onnxscript", reason="ONNX export needs onnx and onnxscript (pip install -e '.[test]')")
     net = sequential(Backdrop(0.5))
     x = torch.randn(2, 1, 6, 6)
     with pytest.raises(Exception, match=r"export the model in eval mode"):
@@ -456,3 +458,17 @@ def test_default_layout_for_every_shape(shape, mask_shape):
     else:  # no positions: whole samples are masked and the batch is the group
         kept = int((mask != 0).sum())
         assert kept >= 1 and torch.equal(mask[mask != 0], torch.full((kept,), shape[0] / kept, dtype=mask.dtype))
+
+
+# --- the example in docs/backdrop.md ------------------------------------------------------------
+
+
+def test_the_documented_residual_network_trains_in_a_plain_loop():
+    page = (Path(__file__).resolve().parent.parent / "docs" / "backdrop.md").read_text()
+    section = page[page.index("## Using the layer in your own model"):]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, "docs/backdrop.md", "exec"), {"__name__": "docs_example"})
+    loss, shape = re.fullmatch(r"loss (\S+), mask of the last step (.*)\n", printed.getvalue()).groups()
+    assert float(loss) < 2.0 and shape == "(8, 1, 16, 16)"
