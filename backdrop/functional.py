@@ -21,6 +21,7 @@ training-mode export is refused; in eval mode the layer is the identity and expo
 """
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable, Sequence
 from numbers import Real
 
@@ -173,7 +174,7 @@ def mask_gradient(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """
     for name, value in (("x", x), ("mask", mask)):
         if not isinstance(value, torch.Tensor):
-            raise TypeError(f"mask_gradient: {name} must be a tensor, but got {type(value).__name__}")
+            raise TypeError(f"mask_gradient: {name} must be a tensor, but got {_describe(value)}")
     try:
         fits = torch.broadcast_shapes(mask.shape, x.shape) == x.shape
     except RuntimeError:
@@ -188,7 +189,8 @@ def mask_gradient(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def _describe(value) -> str:
-    return f"{value!r} ({type(value).__name__})"
+    """The value and its type, on one short line."""
+    return f"{' '.join(reprlib.repr(value).split())} ({type(value).__name__})"
 
 
 def check_p(p: float) -> float:
@@ -334,7 +336,7 @@ def draw_mask(x: torch.Tensor, p: float, dims: Sequence[int] | None = None, resc
         torch.Size([4, 1, 8, 8])
     """
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"draw_mask: x must be a tensor, but got {type(x).__name__}")
+        raise TypeError(f"draw_mask: x must be a tensor, but got {_describe(x)}")
     p, dims = check_p(p), check_dims(dims)
     check_block(block, dims)
     return _draw(x.shape, x.dtype, x.device, p, dims, check_rescale(rescale), check_generator(generator), block)
@@ -418,10 +420,12 @@ def backdrop(x: torch.Tensor, p: float, dims: Sequence[int] | None = None, train
         torch.Size([4, 3, 8, 8])
     """
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"backdrop: x must be a tensor, but got {type(x).__name__}")
+        raise TypeError(f"backdrop: x must be a tensor, but got {_describe(x)}")
     p, dims = check_p(p), check_dims(dims)
     rescale, generator = check_rescale(rescale), check_generator(generator)
     block = block_setting(block, dims)
+    if not isinstance(training, bool):
+        raise TypeError(f"backdrop training must be True or False, but got {_describe(training)}")
     if not training:
         return x
     return masked(x, p, dims, rescale, generator, block)
