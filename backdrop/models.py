@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
-from msgp import oracle, spectral
+from msgp import spectral
 from msgp.spec import choices_of
 
 from .functional import check_block_size
@@ -102,7 +102,7 @@ def whitening_gain(spec, max_gain: float = MAX_WHITENING_GAIN) -> np.ndarray:
     The cap keeps the filter from amplifying modes that hold almost no power (down to 1e-6 of the
     strongest, far above float32 rounding at the defaults) into the whole of the output.
     """
-    power = oracle.class_signal(spec).mean(0) + spec.noise**2
+    power = spectral.class_signal(spec).mean(0) + spec.noise**2
     gain = np.minimum(np.sqrt(power.max() / np.maximum(power, power.max() * 1e-300)), max_gain)
     variance = (spectral.half_weights(spec.size, spec.ndim) * power * gain**2).sum() / spec.size**spec.ndim
     return gain / math.sqrt(variance)

@@ -55,6 +55,7 @@ from scipy.special import logsumexp
 from . import spectral
 from .io import MSGPError, open_file
 from .spec import DatasetSpec
+from .spectral import class_signal
 
 # Dense crop covariances are factorised per class: 4096 pixels (64^2, 16^3) takes ~1 s per class.
 MAX_CROP_PIXELS = 4096
@@ -87,26 +88,6 @@ def rounding_floor(spec: DatasetSpec) -> float:
     """
     eps = float(np.finfo(np.dtype(spec.dtype)).eps)
     return eps**2 * total_variance(spec) / 12.0
-
-
-def _component_eigenvalues(spec: DatasetSpec, scale: int, choice: int) -> np.ndarray:
-    """Half-grid eigenvalues of the unit-variance component of ``scale`` with candidate ``choice``;
-    for ``normalize="sample"``, of the standardised component: mode 0 removed, the rest rescaled
-    to sum to N over the full grid."""
-    lam = spectral.eigenvalues(spec.kernel, spec.length_scales[scale][choice], spec.size, spec.ndim)
-    if spec.normalize == "theory":
-        return lam
-    n_pixels = spec.size**spec.ndim
-    lam = lam * (n_pixels / (n_pixels - lam.flat[0]))
-    lam.flat[0] = 0.0
-    return lam
-
-
-def class_signal(spec: DatasetSpec) -> np.ndarray:
-    """Eigenvalues ``S_c = sum_s a_s^2 lam_s`` of the components' sum for every class,
-    ``(C, *half_shape)`` (field units squared), without noise or floor."""
-    roots = [[np.sqrt(_component_eigenvalues(spec, s, m)) for m in range(spec.n_choices)] for s in range(spec.n_scales)]
-    return np.stack([spectral.class_power(spec, c, roots, noise=False) for c in range(spec.n_classes)])
 
 
 def _profile_log_likelihood(power: np.ndarray, signal: np.ndarray, white: float, weights: np.ndarray,
@@ -243,7 +224,7 @@ def crop_covariances(spec: DatasetSpec, crop: int, white: float):
     diagonal.
     """
     # Covariance functions c(r) on the full grid, from the same eigenvalues as the whole-image model.
-    functions = [[spectral.covariance_function(_component_eigenvalues(spec, s, m), spec.size, spec.ndim)
+    functions = [[spectral.covariance_function(spectral.component_eigenvalues(spec, s, m), spec.size, spec.ndim)
                   for m in range(spec.n_choices)] for s in range(spec.n_scales)]
     index = _crop_index(spec.size, crop, spec.ndim)
     pixels = crop**spec.ndim

@@ -82,6 +82,27 @@ def class_power(spec, label: int, root_eigenvalues, noise: bool = True) -> np.nd
     return power
 
 
+def component_eigenvalues(spec, scale: int, choice: int) -> np.ndarray:
+    """Half-grid eigenvalues of the unit-variance component of ``scale`` with candidate ``choice``;
+    for ``normalize="sample"``, of the standardised component: mode 0 removed, the rest rescaled
+    to sum to N over the full grid."""
+    lam = eigenvalues(spec.kernel, spec.length_scales[scale][choice], spec.size, spec.ndim)
+    if spec.normalize == "theory":
+        return lam
+    n_pixels = spec.size**spec.ndim
+    lam = lam * (n_pixels / (n_pixels - lam.flat[0]))
+    lam.flat[0] = 0.0
+    return lam
+
+
+def class_signal(spec) -> np.ndarray:
+    """Eigenvalues ``S_c = sum_s a_s^2 lam_s`` of the components' sum for every class,
+    ``(C, *half_shape)`` (field units squared), without noise or floor: the oracle's class
+    spectra, and the mean spectrum the network's whitening flattens."""
+    roots = [[np.sqrt(component_eigenvalues(spec, s, m)) for m in range(spec.n_choices)] for s in range(spec.n_scales)]
+    return np.stack([class_power(spec, c, roots, noise=False) for c in range(spec.n_classes)])
+
+
 @functools.lru_cache(maxsize=16)
 def _conjugate_planes(size: int, ndim: int):
     """Last-axis indices of the self-conjugate planes, the flat index of each plane entry's
