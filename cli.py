@@ -182,6 +182,8 @@ def info(path, as_json):
         click.echo(f"{report['path']}  (msgp format {report['format_version']}, written by msgp {report['msgp_version']})")
         click.echo(f"  samples       {report['n_written']} of {spec['n']} written, "
                    f"{'complete' if report['complete'] else 'INCOMPLETE'}, {io.human_bytes(report['bytes_on_disk'])}")
+        if report["file_id"] is not None:
+            click.echo(f"  file id       {report['file_id']}")
         click.echo(f"  fields        {spec['ndim']}-D, {spec['size']} px per axis, {spec['dtype']}, "
                    f"compression {spec['compression'] or 'none'}{', with components' if spec['save_components'] else ''}")
         click.echo(f"  kernel        {spec['kernel']}, normalize={spec['normalize']}, noise={spec['noise']:g}, seed={spec['seed']}")

@@ -3,6 +3,7 @@ fly from its description (:class:`GeneratedDataset`), item for item the same; an
 class-balanced train/test split of either."""
 from __future__ import annotations
 
+import copy
 import math
 import os
 from pathlib import Path
@@ -13,24 +14,28 @@ import torch
 from torch.utils.data import Dataset
 
 from . import io
+from .checks import Checks
 from .generate import Sampler, labels_of
 from .spec import DatasetSpec
 
 TARGETS = ("class", "scales", "both")
 
 
-
 class SplitError(ValueError):
     """Sizes a class-balanced split cannot give; the message is one line for the user."""
+
+
+_ARGS = Checks()
+_SPLIT_ARGS = Checks(SplitError)
+
 
 class _Samples(Dataset):
     """What the file and the generated dataset share: the target, the transform, the item format."""
 
-    def __init__(self, spec: DatasetSpec, target: str, transform):
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {', '.join(map(repr, TARGETS))}, but got {target!r}")
-        self.spec = spec
-        self.target = target
+    def __init__(self, target: str, transform):
+        self.target = _ARGS.choice("target", target, TARGETS, "one of " + ", ".join(map(repr, TARGETS)))
+        if transform is not None and not callable(transform):
+            raise TypeError(f"transform must be a function of the field tensor, or None, but got {transform!r}")
         self.transform = transform
 
     def _item(self, field: np.ndarray, label):
@@ -68,16 +73,25 @@ class MSGPDataset(_Samples):
     at the first item read in each process and kept open, never in ``__init__``, so the dataset
     pickles for ``DataLoader`` workers, and a worker forked after the parent has read items opens
     its own handle.
+
+    The labels are read in ``__init__`` and the fields later, so a process that opens the file
+    checks that it is still the file the labels came from (its ``file_id``; for a file written
+    before msgp wrote one, its description, completeness and labels). A file written anew at
+    ``path`` since (``msgp generate --overwrite``) raises :class:`~msgp.io.ReplacedFileError`,
+    rather than give its fields with the old file's labels: make the dataset again. A file that
+    another process is writing raises :class:`~msgp.io.FormatError` saying so.
     """
 
     def __init__(self, path, target: str = "class", transform=None, indices=None):
-        self.path = Path(path)
+        self.path = Path(_ARGS.path("path", path))
+        super().__init__(target, transform)
         with io.open_file(self.path) as (f, spec):
             if io.shard_of(f) is not None:
                 raise io.FormatError(f"{self.path} is shard {'{}/{}'.format(*io.shard_of(f))} of a dataset; "
                                      "merge the shards first (msgp merge)")
             labels = f["labels"][:]
-        super().__init__(spec, target, transform)
+            self._file_id = io.file_id(f)
+        self.spec = spec
         self.indices = _check_indices(indices, spec.n)
         self.labels = labels[self.indices]
         self._file = None
@@ -92,7 +106,7 @@ class MSGPDataset(_Samples):
     def _read(self, index: int) -> np.ndarray:
         # A handle inherited through fork belongs to the parent's HDF5 state: open our own.
         if self._pid != os.getpid():
-            self._file = h5py.File(self.path, "r")
+            self._file = self._open()
             self._pid = os.getpid()
             self._fields = self._file["fields"]
             self._raw_chunks = io.raw_rows(self._fields)
@@ -102,6 +116,31 @@ class MSGPDataset(_Samples):
             return out
         return self._fields[index]
 
+    def _open(self) -> h5py.File:
+        """The file, opened in this process, if it is still the one this dataset was made from."""
+        f = io.open_h5(self.path)
+        try:
+            if not self._same_file(f):
+                raise io.ReplacedFileError(
+                    f"{self.path} was replaced after this dataset was made (another file was written in its "
+                    "place, e.g. by msgp generate --overwrite), so its fields would not match the labels "
+                    "read before; make the dataset again")
+        except BaseException:
+            f.close()
+            raise
+        return f
+
+    def _same_file(self, f: h5py.File) -> bool:
+        if io.file_id(f) is not None or self._file_id is not None:
+            return io.file_id(f) == self._file_id
+        # Both written before files had an identity: the same description, complete, and the same
+        # label for every sample shown, so that no field comes with another sample's label.
+        try:
+            return (DatasetSpec.from_attrs(f.attrs) == self.spec and bool(f.attrs["complete"])
+                    and np.array_equal(f["labels"][:][self.indices], self.labels))
+        except (KeyError, ValueError, TypeError):
+            return False
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_fields", None)
@@ -110,12 +149,15 @@ class MSGPDataset(_Samples):
 
     def subset(self, indices) -> "MSGPDataset":
         """The samples ``indices`` (positions in this dataset), with the same target and transform."""
-        positions = _check_indices(indices, len(self))
-        return self._select(self.indices[positions], self.target, self.transform)
+        return self._select(_check_indices(indices, len(self)), self.target, self.transform)
 
-    def _select(self, indices, target, transform) -> "MSGPDataset":
-        """The samples ``indices`` of the file."""
-        return MSGPDataset(self.path, target, transform, indices)
+    def _select(self, positions, target, transform) -> "MSGPDataset":
+        """The samples at ``positions`` in this dataset. The labels are this dataset's, not read
+        again, and the file must stay the one they came from."""
+        view = copy.copy(self)  # through __getstate__: without this process's file handle
+        _Samples.__init__(view, target, transform)
+        view.indices, view.labels = self.indices[positions], self.labels[positions]
+        return view
 
     def __repr__(self) -> str:
         return (f"MSGPDataset({str(self.path)!r}, target={self.target!r}, {len(self)} of {self.spec.n} samples, "
@@ -162,8 +204,9 @@ class GeneratedDataset(_Samples):
 
     def __init__(self, spec: DatasetSpec, target: str = "class", transform=None, indices=None):
         if not isinstance(spec, DatasetSpec):
-            raise TypeError(f"spec must be a DatasetSpec, but got {type(spec).__name__}")
-        super().__init__(spec, target, transform)
+            raise TypeError(f"spec must be a DatasetSpec, but got {spec!r}")
+        super().__init__(target, transform)
+        self.spec = spec
         # None stands for all samples, so that a dataset of 10**9 samples costs nothing until read.
         self._indices = None if indices is None else _check_indices(indices, spec.n)
         self._labels = None
@@ -214,11 +257,11 @@ class GeneratedDataset(_Samples):
 
     def subset(self, indices) -> "GeneratedDataset":
         """The samples ``indices`` (positions in this dataset), with the same target and transform."""
-        return self._select(self._at(_check_indices(indices, len(self))), self.target, self.transform)
+        return self._select(_check_indices(indices, len(self)), self.target, self.transform)
 
-    def _select(self, indices, target, transform) -> "GeneratedDataset":
-        """The samples ``indices`` of the dataset."""
-        return GeneratedDataset(self.spec, target, transform, indices)
+    def _select(self, positions, target, transform) -> "GeneratedDataset":
+        """The samples at ``positions`` in this dataset."""
+        return GeneratedDataset(self.spec, target, transform, self._at(positions))
 
     def __repr__(self) -> str:
         spec = self.spec
@@ -244,22 +287,30 @@ def split(source, n_train: int, n_test: int, seed: int = 0, **options) -> tuple[
     -------
     (train, test) : two datasets of the kind ``source`` gives, their indices sorted.
     """
+    for name, count in (("n_train", n_train), ("n_test", n_test)):
+        _SPLIT_ARGS.integer(name, count, 0)
+    _SPLIT_ARGS.integer("seed", seed, 0)
+    unknown = sorted(set(options) - {"target", "transform"})
+    if unknown:
+        raise TypeError(f"split's options are target and transform, but got {', '.join(map(repr, unknown))}")
     if isinstance(source, _Samples):
         dataset = source
     elif isinstance(source, DatasetSpec):
         dataset = GeneratedDataset(source)
-    else:
+    elif isinstance(source, (str, os.PathLike)):
         dataset = MSGPDataset(source)
+    else:
+        raise TypeError(f"source must be a path, a DatasetSpec, an MSGPDataset or a GeneratedDataset, "
+                        f"but got {source!r}")
     C = dataset.spec.n_classes
     for name, count in (("n_train", n_train), ("n_test", n_test)):
-        if not isinstance(count, (int, np.integer)) or count < 0:
-            raise SplitError(f"{name} must be a non-negative integer, but got {count!r}")
         if count % C:
             below, above = count - count % C, count - count % C + C
             raise SplitError(f"{name}={count} cannot be balanced over {C} classes; "
                              f"use a multiple of {C}, e.g. {below} or {above}")
     if n_train + n_test > len(dataset):
-        raise SplitError(f"n_train + n_test = {n_train + n_test} is more than the {len(dataset)} samples")
+        raise SplitError(f"n_train + n_test = {n_train} + {n_test} = {n_train + n_test} is more than the "
+                         f"{len(dataset)} samples")
     rng = np.random.default_rng(seed)
     train, test = [], []
     per_train, per_test = n_train // C, n_test // C
@@ -272,15 +323,20 @@ def split(source, n_train: int, n_test: int, seed: int = 0, **options) -> tuple[
         train.append(members[:per_train])
         test.append(members[per_train:per_train + per_test])
     options = {"target": dataset.target, "transform": dataset.transform, **options}
-    return tuple(dataset._select(dataset.indices[np.sort(np.concatenate(part))], **options) for part in (train, test))
+    return tuple(dataset._select(np.sort(np.concatenate(part)), **options) for part in (train, test))
 
 
 def _check_indices(indices, n: int) -> np.ndarray:
+    """``indices`` as an int64 array; a TypeError unless they are integers, a ValueError unless they
+    are 1-D, and (as a list would) an IndexError for one beyond ``0`` to ``n - 1``."""
     if indices is None:
         return np.arange(n, dtype=np.int64)
-    array = np.asarray(indices)
-    if array.ndim != 1 or not (array.size == 0 or np.issubdtype(array.dtype, np.integer)):
-        raise ValueError("indices must be a 1-D sequence of integers")
+    what = "a 1-D sequence of sample indices (integers)"
+    array = np.asarray(indices) if not isinstance(indices, (str, bytes)) else None
+    if array is None or array.ndim == 0 or not (array.size == 0 or np.issubdtype(array.dtype, np.integer)):
+        raise TypeError(f"indices must be {what}, but got {indices!r}")
+    if array.ndim != 1:
+        raise ValueError(f"indices must be {what}, but got an array of shape {array.shape}")
     if array.size and (array.min() < 0 or array.max() >= n):
         raise IndexError(f"indices must lie in 0 to {n - 1}, but got {array.min()} to {array.max()}")
     return array.astype(np.int64)

@@ -8,8 +8,9 @@ Layout (root of the file)::
     components    (n, K, *shape)   float32 | float16   only with save_components
 
 Root attributes: those of :meth:`DatasetSpec.to_attrs`, plus ``msgp_version``, ``n_written``
-(samples written so far, in order) and ``complete`` (true only after the last sample is written
-and flushed).
+(samples written so far, in order), ``complete`` (true only after the last sample is written
+and flushed) and ``file_id`` (a random identity drawn when the file is created and kept by
+``--resume``; files written before it was introduced have none, and still read).
 
 A shard file (``msgp generate --shard i/N``) holds samples ``shard_start`` to ``shard_stop`` of
 the dataset of ``n`` samples its attributes describe, with ``shard_index`` and ``shard_count``;
@@ -24,6 +25,7 @@ import itertools
 import os
 import shutil
 import time
+import uuid
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import shared_memory
@@ -50,6 +52,10 @@ class MSGPError(ValueError):
 
 class FormatError(MSGPError):
     """The file is not a readable msgp format-1 file, or is incomplete."""
+
+
+class ReplacedFileError(FormatError):
+    """The file at a dataset's path is no longer the one the dataset was made from."""
 
 
 @dataclass
@@ -106,6 +112,7 @@ def create(path: Path, spec: DatasetSpec, shard: tuple[int, int] | None = None) 
     f = h5py.File(path, "w")
     f.attrs.update(spec.to_attrs())
     f.attrs["msgp_version"] = __version__
+    f.attrs["file_id"] = new_file_id()
     if shard is not None:
         f.attrs.update({"shard_index": shard[0], "shard_count": shard[1], "shard_start": start, "shard_stop": stop})
     f.attrs["n_written"] = 0
@@ -144,7 +151,8 @@ def write(spec: DatasetSpec, path: str | os.PathLike = DEFAULT_PATH, *, overwrit
     path : the HDF5 file to write.
     overwrite : replace an existing file.
     resume : finish an incomplete file written with the same ``spec`` and ``shard``; the samples
-        after its ``n_written`` are generated again. A complete file is left as it is.
+        after its ``n_written`` are generated again. A complete file is only read, and left as it
+        is, whoever else reads it.
     shard : ``(index, count)``: write only the samples of :func:`shard_range`; ``msgp merge``
         (:func:`merge`) joins the shards into one file.
     workers : processes drawing samples; 1 draws in this process. The file is the same for any
@@ -178,11 +186,12 @@ def write(spec: DatasetSpec, path: str | os.PathLike = DEFAULT_PATH, *, overwrit
         try:
             create(partial, spec, shard).close()
             os.replace(partial, path)
-            f = h5py.File(path, "r+")
         except OSError as err:
             partial.unlink(missing_ok=True)
             raise MSGPError(f"cannot write {path}: {_os_reason(err)}") from None
+        f = open_h5(path, "r+")
     with f:
+        complete = bool(f.attrs["complete"])
         written = int(f.attrs["n_written"])
         if written and progress is not None:
             progress(written)
@@ -204,8 +213,9 @@ def write(spec: DatasetSpec, path: str | os.PathLike = DEFAULT_PATH, *, overwrit
                 written = b
                 if progress is not None:
                     progress(b - a)
-            f.attrs.modify("complete", True)
-            f.flush()
+            if not complete:
+                f.attrs.modify("complete", True)
+                f.flush()
         except OSError as err:
             raise MSGPError(f"writing {path} failed after {written} of {stop - start} samples: {_os_reason(err)}; "
                             "the file is marked incomplete") from None
@@ -320,7 +330,9 @@ def _worker_batch(start: int, stop: int, slot: int):
 
 
 def _reopen(path: Path, spec: DatasetSpec, shard: tuple[int, int] | None) -> h5py.File:
-    """``path`` opened for writing, after checking it holds ``spec`` (and ``shard``)."""
+    """``path`` opened to be finished, after checking it holds ``spec`` (and ``shard``): for writing
+    when samples are missing; read-only when it is complete, since then there is nothing to write
+    and a writer could not open it while another process reads it."""
     try:
         f, stored = _open(path, require_complete=False)
     except FormatError as err:
@@ -334,12 +346,13 @@ def _reopen(path: Path, spec: DatasetSpec, shard: tuple[int, int] | None) -> h5p
         if differences:
             raise MSGPError(f"cannot resume {path}: it was written with other parameters "
                             f"({'; '.join(differences)}); pass --overwrite to start it again")
-    finally:
+        if bool(f.attrs["complete"]):
+            return f
+    except BaseException:
         f.close()
-    try:
-        return h5py.File(path, "r+")
-    except OSError as err:
-        raise MSGPError(f"cannot resume {path}: {_os_reason(err)}") from None
+        raise
+    f.close()
+    return open_h5(path, "r+")
 
 
 def _differences(stored: DatasetSpec, wanted: DatasetSpec) -> list[str]:
@@ -400,10 +413,12 @@ def merge(shards, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
                 "scale_labels": ((spec.n_scales,), np.uint8, 255)}
     if spec.save_components:
         datasets["components"] = ((spec.n_scales,) + spec.shape, spec.dtype, np.nan)
-    try:
-        with h5py.File(path, "w") as f:
+    with open_h5(path, "w") as f:
+        try:
             f.attrs.update(spec.to_attrs())
             f.attrs["msgp_version"] = parts[0][4]
+            # The merged file is a file of its own: a dataset made from it must notice if it is merged again.
+            f.attrs["file_id"] = new_file_id()
             f.attrs["n_written"] = spec.n
             f.attrs["complete"] = True
             for name, (shape, dtype, fill) in datasets.items():
@@ -412,8 +427,8 @@ def merge(shards, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
                     source = os.path.relpath(shard.resolve(), path.resolve().parent)
                     layout[start:stop] = h5py.VirtualSource(source, name, shape=(stop - start,) + shape)
                 f.create_virtual_dataset(name, layout, fillvalue=fill)
-    except OSError as err:
-        raise MSGPError(f"cannot write {path}: {_os_reason(err)}") from None
+        except OSError as err:
+            raise MSGPError(f"cannot write {path}: {_os_reason(err)}") from None
     return path
 
 
@@ -440,15 +455,55 @@ class open_file:
         self.file.close()
 
 
-def _open(path: Path, require_complete: bool):
-    if not path.exists():
+def open_h5(path: str | os.PathLike, mode: str = "r") -> h5py.File:
+    """``h5py.File(path, mode)``, or the reason it cannot be opened in one line: a
+    :class:`FormatError` for reading (``mode="r"``), an :class:`MSGPError` for writing. Every msgp
+    file is opened here.
+
+    HDF5 locks a file while it is open: shared by readers, exclusive to a writer. msgp keeps that
+    locking (h5py's default; ``locking=False`` would turn it off): it is what keeps a reader from
+    reading samples a writer has not finished, and a writer from changing a file under a reader.
+    A file that is locked against us is reported as such, with what to do about it.
+    """
+    path = Path(path)
+    if mode != "w" and not path.exists():
         raise FormatError(f"{path} does not exist")
     if path.is_dir():
         raise FormatError(f"{path} is a directory, not an msgp file")
     try:
-        f = h5py.File(path, "r")
-    except OSError:
-        raise FormatError(f"{path} is not an HDF5 file (or is damaged)") from None
+        return h5py.File(path, mode)
+    except OSError as err:
+        # h5py raises BlockingIOError (errno EAGAIN) when HDF5 cannot take the lock; the text is
+        # checked too, for a build that reports it as a plain OSError.
+        locked = (isinstance(err, BlockingIOError) or err.errno in (errno.EAGAIN, errno.EWOULDBLOCK)
+                  or "unable to lock file" in str(err))
+        if locked and mode == "r":
+            raise FormatError(f"{path} is being written by another process (HDF5 locks a file while it is "
+                              "written); wait until that process is done, e.g. until msgp generate has "
+                              "finished the file, and try again") from None
+        if locked:
+            raise MSGPError(f"cannot write {path}: another process has it open (HDF5 locks a file while it is "
+                            "read or written); close it there, or wait until that process is done") from None
+        if mode == "r":
+            raise FormatError(f"{path} is not an HDF5 file (or is damaged)") from None
+        raise MSGPError(f"cannot write {path}: {_os_reason(err)}") from None
+
+
+def new_file_id() -> str:
+    """A random identity for a file being created: 32 hexadecimal digits (a UUID4)."""
+    return uuid.uuid4().hex
+
+
+def file_id(f: h5py.File) -> str | None:
+    """The identity ``f`` was given when it was created; ``None`` for a file written before msgp
+    wrote one. A file written again at the same path (``--overwrite``, or ``msgp merge`` again) has
+    another one; a resumed file keeps its own."""
+    value = f.attrs.get("file_id")
+    return None if value is None else value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _open(path: Path, require_complete: bool):
+    f = open_h5(path)
     try:
         attrs = f.attrs
         if attrs.get("format") not in (FORMAT, FORMAT.encode()):
@@ -525,6 +580,7 @@ def inspect(path: str | os.PathLike, regenerate: int = 1) -> dict:
             "class_counts": np.bincount(labels, minlength=spec.n_classes).tolist(),
             "n_written": n_written,
             "complete": complete,
+            "file_id": file_id(f),
             "shard": None if shard is None else {"index": shard[0], "count": shard[1], "start": start, "stop": stop},
             "bytes_on_disk": Path(path).stat().st_size,
             "ok": not problems,

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .checks import Checks, is_number, is_sequence
 from .kernels import KERNELS
 
 FORMAT = "msgp"
@@ -49,6 +50,17 @@ class SpecError(ValueError):
     """A dataset description that cannot be generated; the message is one line for the user."""
 
 
+class SpecTypeError(SpecError, TypeError):
+    """A dataset parameter of the wrong type: a TypeError, as Python has it, that is also a
+    :class:`SpecError`, so that the command line and the preset loader, which catch those, answer
+    a preset's ``"n": "ten"`` in one line too (numpy's AxisError is both a ValueError and an
+    IndexError for the same reason)."""
+
+
+_ARGS = Checks(SpecError, SpecTypeError)
+LENGTH_TABLE = "one row of candidate length scales (pixels) per scale, as many in each row, e.g. [[1.5, 4.0], [6.0, 16.0]]"
+
+
 def default_lengths(n_scales: int, size: int) -> tuple[tuple[float, ...], ...]:
     """Default candidate length scales (pixels) for ``n_scales`` scales on a ``size`` grid.
 
@@ -58,8 +70,7 @@ def default_lengths(n_scales: int, size: int) -> tuple[tuple[float, ...], ...]:
     1.05 (finest: many blobs per image carry the evidence) to 1.43 (coarsest: few blobs); K = 1 is
     the paper's middle scale, (60, 80). Everything is scaled by size/1024 and rounded to 3 digits.
     """
-    if not 1 <= n_scales <= MAX_SCALES:
-        raise SpecError(f"--scales must be between 1 and {MAX_SCALES}, but got {n_scales}")
+    _ARGS.integer("n_scales", n_scales, 1, MAX_SCALES)
     factor = size / 1024
     if n_scales in PAPER_LENGTHS:
         base = PAPER_LENGTHS[n_scales]
@@ -120,25 +131,23 @@ class DatasetSpec:
     save_components: bool = False
 
     def __post_init__(self):
-        _check(_is_rectangular(self.length_scales), "every scale needs the same, non-zero number of candidate length scales")
-        try:
-            lengths = tuple(tuple(float(v) for v in row) for row in self.length_scales)
-            amplitudes = tuple(float(a) for a in np.ravel(self.amplitudes))
-        except (TypeError, ValueError):
-            raise SpecError("length scales and amplitudes must be numbers") from None
-        object.__setattr__(self, "length_scales", lengths)
-        object.__setattr__(self, "amplitudes", amplitudes)
-        _check(isinstance(self.n, (int, np.integer)) and self.n > 0, f"n must be a positive integer, but got {self.n}")
-        _check(self.ndim in (1, 2, 3), f"ndim must be 1, 2 or 3, but got {self.ndim}")
-        _check(isinstance(self.size, (int, np.integer)) and self.size >= 4,
-               f"size must be an integer of at least 4 pixels, but got {self.size}")
-        _check(self.kernel in KERNELS, f"unknown kernel {self.kernel!r}; choose one of {', '.join(KERNELS)}")
-        _check(self.normalize in NORMALIZE, f"normalize must be 'theory' or 'sample', but got {self.normalize!r}")
-        _check(self.dtype in DTYPES, f"dtype must be float32 or float16, but got {self.dtype!r}")
-        _check(self.compression in COMPRESSION, f"compression must be gzip or lzf, but got {self.compression!r}")
-        _check(self.noise >= 0 and math.isfinite(self.noise), f"noise must be >= 0, but got {self.noise}")
-        _check(isinstance(self.seed, (int, np.integer)) and self.seed >= 0,
-               f"seed must be a non-negative integer, but got {self.seed}")
+        checked = {
+            "length_scales": _length_table(self.length_scales),
+            "amplitudes": _ARGS.numbers("amplitudes", self.amplitudes, "a sequence of numbers, one per scale"),
+            "n": _ARGS.integer("n", self.n, 1),
+            "ndim": _ARGS.integer("ndim", self.ndim, 1, 3, "1, 2 or 3"),
+            "size": _ARGS.integer("size", self.size, 4, what="an integer of at least 4 pixels"),
+            "kernel": _ARGS.choice("kernel", self.kernel, tuple(KERNELS)),
+            "noise": _ARGS.number("noise", self.noise, "a number >= 0", lambda v: v >= 0),
+            "normalize": _ARGS.choice("normalize", self.normalize, NORMALIZE, "'theory' or 'sample'"),
+            "seed": _ARGS.integer("seed", self.seed, 0),
+            "dtype": _ARGS.choice("dtype", self.dtype, DTYPES, "float32 or float16"),
+            "compression": None if self.compression is None else
+            _ARGS.choice("compression", self.compression, COMPRESSION[1:], "None, 'gzip' or 'lzf'"),
+            "save_components": _ARGS.flag("save_components", self.save_components),
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
         K, M = self.n_scales, self.n_choices
         _check(1 <= K <= MAX_SCALES, f"the number of scales must be between 1 and {MAX_SCALES}, but got {K}")
         _check(M >= 2, f"each scale needs at least 2 candidate length scales, but scale 0 has {M}")
@@ -258,8 +267,7 @@ class DatasetSpec:
     @classmethod
     def default(cls, n_scales: int = 3, size: int = 128, **overrides) -> "DatasetSpec":
         """The documented defaults for ``n_scales`` scales at ``size`` pixels."""
-        _check(isinstance(size, (int, np.integer)) and size >= 4,
-               f"size must be an integer of at least 4 pixels, but got {size}")
+        _ARGS.integer("size", size, 4, what="an integer of at least 4 pixels")
         lengths = default_lengths(n_scales, size)
         if overrides.get("length_scales") is None and lengths[0][0] < MIN_LENGTH:
             minimum = math.ceil(MIN_LENGTH / lengths[0][0] * size)
@@ -306,12 +314,15 @@ def _fmt_row(row) -> str:
     return ",".join(format_length(v) for v in row)
 
 
-def _is_rectangular(rows) -> bool:
-    try:
-        rows = [list(r) for r in rows]
-    except TypeError:
-        return False
-    return len(rows) > 0 and len({len(r) for r in rows}) == 1
+def _length_table(value) -> tuple[tuple[float, ...], ...]:
+    """``length_scales`` as a tuple of rows of floats, or a SpecTypeError (not rows of numbers) or a
+    SpecError (no rows, an empty row, or rows of different lengths) that shows it."""
+    if not (is_sequence(value) and all(is_sequence(row) and all(map(is_number, row)) for row in value)):
+        raise SpecTypeError(f"length_scales must be {LENGTH_TABLE}, but got {value!r}")
+    if len(value) == 0 or len({len(row) for row in value}) != 1 or len(value[0]) == 0:
+        raise SpecError(f"length_scales must give every scale the same, non-zero number of candidate length "
+                        f"scales, but got {value!r}")
+    return tuple(tuple(float(v) for v in row) for row in value)
 
 
 def _py(value):

@@ -34,8 +34,9 @@ def small_spec(**values) -> DatasetSpec:
 
 
 def contents(path) -> dict:
+    """What a file holds, but for its file_id: drawn at random for every file created."""
     with h5py.File(path, "r") as f:
-        return {"attrs": {k: np.asarray(v).tolist() for k, v in f.attrs.items()},
+        return {"attrs": {k: np.asarray(v).tolist() for k, v in f.attrs.items() if k != "file_id"},
                 **{name: f[name][:] for name in DATASETS if name in f}}
 
 

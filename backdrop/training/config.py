@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from msgp import io
+from msgp.checks import Checks, is_integer, is_number, is_sequence
 from msgp.spec import DatasetSpec, SpecError
 
 from ..functional import check_block_size, check_p
@@ -48,6 +48,15 @@ class Interrupted(RuntimeError):
 class ConfigError(ValueError):
     """Settings that cannot train (bad values, or values the data or the machine cannot serve);
     the message is one line for the user."""
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """A setting of the wrong type: a TypeError that is also a :class:`ConfigError`, which the
+    command line and the experiment catch (as :class:`~msgp.spec.SpecTypeError` is for the data)."""
+
+
+_ARGS = Checks(ConfigError, ConfigTypeError)
+DATA = "a path to an msgp file, or a dataset description (a DatasetSpec or the dict of its fields)"
 
 
 class CheckpointError(ValueError):
@@ -142,60 +151,53 @@ class TrainConfig:
     network: dict[str, str] | None = None
 
     def __post_init__(self):
-        self.data = _data_source(self.data)
-        self.test_data = None if self.test_data is None else _data_source(self.test_data)
-        if isinstance(self.mask_prob, (list, tuple)):
-            self.mask_prob = tuple(float(p) for p in self.mask_prob)
-        else:
-            self.mask_prob = float(self.mask_prob)
-        if isinstance(self.mask_block, (list, tuple)):
-            self.mask_block = tuple(self.mask_block)
-        if self.head_stages is not None:
-            self.head_stages = tuple(int(k) for k in self.head_stages)
-        blocks = self.mask_block if isinstance(self.mask_block, tuple) else (self.mask_block,)
-        for b in blocks:
-            _as_config_error("mask_block", check_block_size, b)
-        if self.mask_scope not in MASK_SCOPES:
-            raise ConfigError(f"mask_scope must be one of {', '.join(MASK_SCOPES)}, but got {self.mask_scope!r}")
-        if self.topology not in TOPOLOGIES:
-            raise ConfigError(f"topology must be one of {', '.join(TOPOLOGIES)}, but got {self.topology!r}")
-        if not 0.0 <= self.warmup < 1.0:
-            raise ConfigError(f"warmup must be a fraction of the steps in [0, 1), but got {self.warmup:g}")
-        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            raise ConfigError(f"weight_decay must be a non-negative number, but got {self.weight_decay}")
-        if self.clip_grad is not None and not (self.clip_grad > 0 and math.isfinite(self.clip_grad)):
-            raise ConfigError(f"clip_grad must be a positive number, but got {self.clip_grad}")
-        if isinstance(self.eval_every, bool) or not isinstance(self.eval_every, int) or self.eval_every < 0:
-            raise ConfigError(f"eval_every must be a non-negative integer, but got {self.eval_every}")
-        probs = self.mask_prob if isinstance(self.mask_prob, tuple) else (self.mask_prob,)
-        for p in probs:
+        self.data = _data_source("data", self.data)
+        self.test_data = None if self.test_data is None else _data_source("test_data", self.test_data)
+        for name in ("backdrop", "augment", "whiten"):
+            setattr(self, name, _ARGS.flag(name, getattr(self, name)))
+        self.mask_prob = _one_or_per_scale("mask_prob", self.mask_prob, is_number, "a probability in [0, 1)", float)
+        for p in self.mask_prob if isinstance(self.mask_prob, tuple) else (self.mask_prob,):
             _as_config_error("mask_prob", check_p, p)
-        for name in ("n_train", "n_test", "epochs", "batch_size", "width", "eval_batch_size"):
-            value = getattr(self, name)
-            if value is None and name in ("n_train", "n_test", "epochs"):
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, but got {value}")
+        self.mask_block = _one_or_per_scale("mask_block", self.mask_block, is_integer, "a positive int (a block's side)", int)
+        for b in self.mask_block if isinstance(self.mask_block, tuple) else (self.mask_block,):
+            _as_config_error("mask_block", check_block_size, b)
+        self.mask_scope = _ARGS.choice("mask_scope", self.mask_scope, MASK_SCOPES)
+        self.topology = _ARGS.choice("topology", self.topology, TOPOLOGIES)
+        if self.crop is not None:
+            self.crop = _ARGS.integer("crop", self.crop, 2, what="an integer of at least 2 pixels")
+        for name in ("n_train", "n_test", "epochs"):
+            if getattr(self, name) is not None:
+                setattr(self, name, _ARGS.integer(name, getattr(self, name), 1))
+        for name in ("batch_size", "width", "eval_batch_size"):
+            setattr(self, name, _ARGS.integer(name, getattr(self, name), 1))
         if self.batch_size < 2:
             raise ConfigError(f"batch_size must be at least 2 (the logits are standardised over the batch), "
                               f"but got {self.batch_size}")
         if self.n_train is not None and self.batch_size > self.n_train:
             raise ConfigError(f"batch_size ({self.batch_size}) must not exceed n_train ({self.n_train})")
-        if self.crop is not None and (not isinstance(self.crop, int) or self.crop < 2):
-            raise ConfigError(f"crop must be an integer of at least 2 pixels, but got {self.crop}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"lr must be a positive number, but got {self.lr}")
-        if self.device not in DEVICES:
-            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, but got {self.device!r}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, but got {self.precision!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, but got {self.seed}")
+        self.lr = _ARGS.number("lr", self.lr, "a positive number", lambda v: v > 0)
+        self.warmup = _ARGS.number("warmup", self.warmup, "a fraction of the steps in [0, 1)", lambda v: 0 <= v < 1)
+        self.weight_decay = _ARGS.number("weight_decay", self.weight_decay, "a non-negative number", lambda v: v >= 0)
+        if self.clip_grad is not None:
+            self.clip_grad = _ARGS.number("clip_grad", self.clip_grad, "a positive number or None", lambda v: v > 0)
+        self.eval_every = _ARGS.integer("eval_every", self.eval_every, 0)
+        self.device = _ARGS.choice("device", self.device, DEVICES)
+        self.precision = _ARGS.choice("precision", self.precision, PRECISIONS)
+        self.seed = _ARGS.integer("seed", self.seed, 0)
+        if self.head_stages is not None:
+            # Their range depends on the image size: check_config checks it against the data.
+            if not is_sequence(self.head_stages) or not all(map(is_integer, self.head_stages)):
+                raise ConfigTypeError(f"head_stages must be a list of stages (ints), one per scale, or None, "
+                                      f"but got {self.head_stages!r}")
+            if len(self.head_stages) == 0:
+                raise ConfigError(f"head_stages must be a non-empty list of stages, one per scale, or None, "
+                                  f"but got {self.head_stages!r}")
+            self.head_stages = tuple(int(k) for k in self.head_stages)
+        self.rf_factor = _ARGS.number("rf_factor", self.rf_factor, "a positive number", lambda v: v > 0)
         if self.network is not None and (not isinstance(self.network, dict)
                                          or sorted(self.network) != ["sha256", "source"]):
-            raise ConfigError(f"network must be {{'source': ..., 'sha256': ...}} or None, but got {self.network!r}")
-        if not (self.rf_factor > 0 and math.isfinite(self.rf_factor)):
-            raise ConfigError(f"rf_factor must be a positive number, but got {self.rf_factor}")
+            error = ConfigError if isinstance(self.network, dict) else ConfigTypeError
+            raise error(f"network must be {{'source': ..., 'sha256': ...}} or None, but got {self.network!r}")
 
     @property
     def method(self) -> str:
@@ -331,7 +333,7 @@ def resolve_epochs(config: TrainConfig, spec: DatasetSpec) -> TrainConfig:
     return config if config.epochs is not None else dataclasses.replace(config, epochs=default_epochs(spec))
 
 
-def _data_source(value) -> str | dict[str, Any]:
+def _data_source(name: str, value) -> str | dict[str, Any]:
     """A file's path as a string, or a dataset description as the dict of its (checked) fields, the
     form that config.json stores and a resumed run compares."""
     if isinstance(value, DatasetSpec):
@@ -340,8 +342,23 @@ def _data_source(value) -> str | dict[str, Any]:
         try:
             return DatasetSpec.from_dict(value).to_dict()
         except SpecError as err:
-            raise ConfigError(f"invalid dataset description: {err}") from None
-    return str(value)
+            error = ConfigTypeError if isinstance(err, TypeError) else ConfigError
+            raise error(f"{name} is an invalid dataset description: {err}") from None
+    return str(_ARGS.path(name, value, DATA))
+
+
+def _one_or_per_scale(name: str, value, is_one: Callable, what: str, convert: Callable):
+    """``value`` as one ``convert``-ed setting for every scale, or a tuple of them, one per scale (its
+    length is checked against the data's scales by :func:`check_config`)."""
+    if is_sequence(value):
+        if not all(map(is_one, value)):
+            raise ConfigTypeError(f"{name} must be {what} or a list of them, one per scale, but got {value!r}")
+        if len(value) == 0:
+            raise ConfigError(f"{name} must be {what} or a non-empty list of them, one per scale, but got {value!r}")
+        return tuple(convert(v) for v in value)
+    if not is_one(value):
+        raise ConfigTypeError(f"{name} must be {what} or a list of them, one per scale, but got {value!r}")
+    return convert(value)
 
 
 def default_run_dir() -> Path:
