@@ -3,8 +3,9 @@
 Distributed runs with ``W`` processes and global batch ``B`` see the same batches as one process:
 rank ``r`` takes batch positions ``r, r + W, ...``, the DistributedSampler's interleaving, and the
 gradient is averaged over ranks. Each backdrop layer draws the mask of the whole global batch on
-every rank (the masks are per sample, so this is the one-process mask) and keeps its own rows
-(:class:`_GlobalMasks`). The result matches one process up to the order of float reductions.
+every rank, from generators seeded alike on every rank, and keeps its own rows
+(:class:`backdrop.distributed.GlobalBatchMasks`). The result matches one process up to the order
+of float reductions.
 """
 from __future__ import annotations
 
@@ -15,9 +16,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from ..functional import draw_mask
-from ..layer import Backdrop
-from ..models import MultiScaleNet
 from .config import ConfigError
 
 def resolve_device(device: str) -> torch.device:
@@ -99,32 +97,3 @@ def _all_sum(tensor: torch.Tensor) -> torch.Tensor:
     if dist.is_initialized():
         dist.all_reduce(tensor)
     return tensor
-
-
-class _GlobalMasks:
-    """Make each backdrop layer of a distributed run use its rank's rows of the global batch's mask.
-
-    A forward pre-hook draws the mask for the whole global batch with the layer's own generator
-    (the same stream on every rank, so the generators stay in step) from a zero-stride stand-in of
-    the global input, and sets the layer's ``fixed_mask`` to the rows of this rank's samples: rank
-    ``r`` holds images ``r, r + W, ...`` of the batch, each with ``rows_per_image`` rows (crops).
-    """
-
-    def __init__(self, model: MultiScaleNet, rank: int, world: int, rows_per_image: int):
-        self.rank, self.world, self.rows_per_image = rank, world, rows_per_image
-        for layer in model.modules():
-            if isinstance(layer, Backdrop):
-                layer.register_forward_pre_hook(self)
-
-    def __call__(self, layer: Backdrop, args: tuple[torch.Tensor, ...]) -> None:
-        if not layer.training:
-            return
-        x = args[0]
-        stand_in = x.new_empty(()).expand(self.world * x.shape[0], *x.shape[1:])
-        mask = draw_mask(stand_in, layer.p, layer.dims, layer.rescale, layer.generator, layer.block)
-        if 0 not in layer.dims:
-            # One mask for the whole batch (mask_scope "batch"): every rank drew the same one.
-            layer.fixed_mask = mask
-            return
-        per_image = mask.view(-1, self.rows_per_image, *mask.shape[1:])[self.rank::self.world]
-        layer.fixed_mask = per_image.reshape(x.shape[0], *mask.shape[1:])

@@ -30,12 +30,13 @@ from torch.utils.data import DistributedSampler
 from msgp.atomic import atomic_open, atomic_write
 from msgp.spec import DatasetSpec
 
+from ..distributed import GlobalBatchMasks
 from ..models import MultiScaleNet
 from .checkpoints import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, _restore_rng_states, _rng_states, load_checkpoint
 from .config import (RESUMABLE, CheckpointError, ConfigError, Interrupted, Progress, TrainConfig, TrainingError,
                      check_config, read_config, resolve_epochs, resolve_sizes)
 from .data import _Data, _load, _open, _subsets, apply_symmetries, data_identity, draw_symmetries, take_crops
-from .devices import _all_sum, _GlobalMasks, _world, precision_context, resolve_device
+from .devices import _all_sum, _world, precision_context, resolve_device
 from .evaluation import _accuracies, _correct, _summary, _test_metrics, calibrate
 from .outputs import _append_metrics, _truncate_metrics, _write_config, plot_curves, read_metrics
 
@@ -339,7 +340,7 @@ def _set_up(config: TrainConfig, out: Path, resume: bool) -> _Run:
                augment_generator=_generator(_seed(config.seed, _AUGMENT)),
                sums=torch.zeros(2 * spec.n_scales + 3, dtype=torch.float64))
     if world > 1 and config.backdrop:
-        _GlobalMasks(model, rank, world, run.crops_per_image)
+        GlobalBatchMasks(model, rank, world, run.crops_per_image)
     if ckpt is not None:
         _restore(run, ckpt)
     if rank == 0:

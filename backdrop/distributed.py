@@ -1,0 +1,137 @@
+"""Backdrop under DistributedDataParallel: every rank uses its rows of the one-process mask.
+
+A :class:`~backdrop.Backdrop` layer draws its mask from the local batch it sees. Under DDP each
+rank sees only its share of the global batch, so what the ranks draw depends on how their
+generators are seeded:
+
+* the same seed on every rank: the ranks draw the same numbers, so sample ``i`` of every rank's
+  batch gets the same mask (a per-sample mask repeats ``W`` times across the global batch);
+* a seed per rank: per-sample masks are independent across ranks, but a batch-shared mask
+  (``dims`` without the batch dim 0) is shared only within a rank, and a mask with ``dims=(0,)``
+  keeps at least one sample and rescales per rank, not per global batch.
+
+:class:`GlobalBatchMasks` makes a distributed run draw what one process would draw for the whole
+global batch: the mask of the global batch, of which each rank keeps its own rows. See
+``docs/distributed-masks.md``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .functional import draw_mask
+from .layer import Backdrop
+
+__all__ = ["GlobalBatchMasks"]
+
+
+class GlobalBatchMasks:
+    """Give every :class:`~backdrop.Backdrop` layer of ``model`` its rank's rows of the mask that one
+    process would draw for the whole global batch.
+
+    A forward pre-hook on each layer draws the mask of the global batch (``world`` times the local
+    batch, the input's other dims unchanged) from the layer's own generator, with the layer's
+    ``p``, ``dims``, ``rescale`` and ``block``, and hands the layer this rank's rows as its
+    ``fixed_mask`` for that forward (the layer's previous ``fixed_mask`` is put back afterwards).
+    With masks per sample, rank ``r`` holds the rows of global images ``r, r + world,
+    r + 2 * world, ...`` in that order, each image with ``rows_per_image`` consecutive rows: this
+    is how :class:`torch.utils.data.DistributedSampler` deals a global batch out. A mask without
+    the batch dim (``dims=(-2, -1)``, one mask for the batch) is used whole by every rank.
+
+    Every rank draws the whole global mask, so the generators advance alike: every rank must seed
+    each layer's generator identically (the same seed, or the same ``torch.Generator`` state) and
+    run the same number of forwards with the same local batch size. A layer with
+    ``generator=None`` draws from torch's default generator, which then must be in the same
+    state on every rank. With identical seeds and DDP's gradient averaging (each rank's loss a
+    mean over its local batch), the averaged gradient is the one-process gradient of the global
+    batch, up to the order of float reductions.
+
+    Nothing is drawn, and the layer is left to itself, when the layer is in eval mode, when grad
+    is disabled (``torch.no_grad``, ``torch.inference_mode``) or when the input does not require
+    grad.
+
+    Parameters
+    ----------
+    model : the module whose :class:`~backdrop.Backdrop` layers (``model.modules()``, the model
+        itself included) get the global masks; the bare model or its DDP wrapper.
+    rank : this process's rank in ``0 .. world - 1``; ``torch.distributed.get_rank()`` when a
+        process group is initialised, else 0.
+    world : the number of processes sharing the global batch;
+        ``torch.distributed.get_world_size()`` when a process group is initialised, else 1.
+    rows_per_image : consecutive rows of the local batch that come from one sampled image (the
+        crops of an image); the local batch must be a multiple of it.
+
+    Hooks are registered when the object is made and stay until :meth:`remove`; used as a
+    context manager, it removes them on exit.
+
+    Example::
+
+        >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), Backdrop(0.5, generator=torch.Generator().manual_seed(0)))
+        >>> with GlobalBatchMasks(net, rank=1, world=2):
+        ...     net(torch.randn(3, 1, 8, 8)).sum().backward()
+        >>> net[1].last_mask.shape   # rows 1, 3, 5 of the mask of 6 images
+        torch.Size([3, 1, 6, 6])
+    """
+
+    def __init__(self, model: nn.Module, rank: int | None = None, world: int | None = None,
+                 rows_per_image: int = 1) -> None:
+        initialised = dist.is_available() and dist.is_initialized()
+        if world is None:
+            world = dist.get_world_size() if initialised else 1
+        if rank is None:
+            rank = dist.get_rank() if initialised else 0
+        for name, value in (("world", world), ("rows_per_image", rows_per_image)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, but got {value!r}")
+        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world:
+            raise ValueError(f"rank must be an int in [0, {world}), but got {rank!r}")
+        self.rank, self.world, self.rows_per_image = rank, world, rows_per_image
+        self.layers = [m for m in model.modules() if isinstance(m, Backdrop)]
+        self._saved: dict[Backdrop, torch.Tensor | None] = {}
+        self._handles = []
+        for layer in self.layers:
+            self._handles.append(layer.register_forward_pre_hook(self._before))
+            self._handles.append(layer.register_forward_hook(self._after, always_call=True))
+
+    def remove(self) -> None:
+        """Remove the hooks: the layers draw their own masks again."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def __enter__(self) -> GlobalBatchMasks:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.remove()
+
+    def local_rows(self, mask: torch.Tensor) -> torch.Tensor:
+        """This rank's rows of ``mask``, a mask of the global batch: all of it when it has one row
+        (shared by the batch), else the rows of images ``rank, rank + world, ...``."""
+        if mask.shape[0] == 1:
+            return mask
+        if mask.shape[0] % (self.world * self.rows_per_image):
+            raise ValueError(f"a global mask of {mask.shape[0]} rows does not split into {self.world} "
+                             f"ranks of images of {self.rows_per_image} rows")
+        per_image = mask.view(-1, self.rows_per_image, *mask.shape[1:])[self.rank::self.world]
+        return per_image.reshape(-1, *mask.shape[1:])
+
+    def _before(self, layer: Backdrop, args: tuple[torch.Tensor, ...]) -> None:
+        x = args[0]
+        if not (layer.training and torch.is_grad_enabled() and x.requires_grad):
+            return
+        if x.shape[0] % self.rows_per_image:
+            raise ValueError(f"a local batch of {x.shape[0]} rows is not made of images of "
+                             f"{self.rows_per_image} rows")
+        # The mask depends only on the input's shape, device and dtype: a zero-stride stand-in
+        # describes the global batch without allocating it.
+        stand_in = x.new_empty(()).expand(self.world * x.shape[0], *x.shape[1:])
+        mask = draw_mask(stand_in, layer.p, layer.dims, layer.rescale, layer.generator, layer.block)
+        rows = self.local_rows(mask)
+        self._saved[layer] = layer.fixed_mask
+        layer.fixed_mask = rows
+
+    def _after(self, layer: Backdrop, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        if layer in self._saved:
+            layer.fixed_mask = self._saved.pop(layer)
