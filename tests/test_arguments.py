@@ -1,7 +1,8 @@
 """Arguments checked like torch.nn.Dropout's: every public constructor and function of the data
-side (DatasetSpec, the Datasets, split) and the trainer's settings (TrainConfig) answers a wrong
-type with one TypeError and a wrong value with one ValueError (IndexError for an index beyond the
-samples, as a list has it), whose one-line message names the argument and shows the value.
+side (DatasetSpec, the Datasets, split), the trainer's settings (TrainConfig) and the backdrop
+layer (Backdrop, backdrop, draw_mask, mask_gradient) answers a wrong type with one TypeError and
+a wrong value with one ValueError (IndexError for an index beyond the samples, as a list has it),
+whose one-line message names the argument and shows the value.
 
 CASES is the table: ``pytest.param(callable, kwargs, error, pattern, id=...)``, ``pattern`` a
 regex the message must match. Rows for any other callable are added to it the same way; FILE in
@@ -16,9 +17,11 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 import cli
+from backdrop import Backdrop, backdrop, draw_mask, mask_gradient
 from backdrop.training import ConfigError, TrainConfig
 from msgp import GeneratedDataset, MSGPDataset, split
 from msgp.spec import DatasetSpec, SpecError
@@ -152,7 +155,30 @@ def config_rows():
     return rows
 
 
-CASES = spec_rows() + dataset_rows() + config_rows()
+def layer_rows():
+    T, V = TypeError, ValueError
+    x = torch.zeros(2, 3, 4, 4)
+    rows = []
+    for call, base in ((Backdrop, {}), (backdrop, {"x": x}), (draw_mask, {"x": x})):
+        rows += [bad(call, T, base, p=v) for v in ("0.5", None, True, [0.5])]
+        rows += [bad(call, V, base, p=v) for v in (1.5, 1.0, -0.1, float("nan"))]
+        base = {"p": 0.5, **base}
+        rows += [bad(call, T, base, dims=v) for v in (1, "0,2", (1.5,), (0, True))]
+        rows += [bad(call, V, base, dims=v) for v in ((), (1, 1))]
+        rows += [bad(call, T, base, rescale=v) for v in ("yes", 1, None)]
+        rows += [bad(call, T, base, generator=v) for v in (0, "seed")]
+        rows += [bad(call, T, base, block=v) for v in (1.5, "2")]
+        rows += [bad(call, T, base, block=[2, 1.5], shown=r"1\.5"), bad(call, V, base, block=0)]
+        rows += [bad(call, V, {**base, "dims": (0, -2, -1)}, block=(2, 2, 2))]
+    rows += [bad(backdrop, T, {"x": x, "p": 0.5}, training=v) for v in ("yes", None)]
+    rows += [bad(call, T, {"p": 0.5}, x=v) for call in (backdrop, draw_mask) for v in (None, [[1.0]])]
+    rows += [bad(mask_gradient, T, {"mask": torch.ones(1)}, x=v) for v in (None, [1.0])]
+    rows += [bad(mask_gradient, T, {"x": x}, mask=v) for v in (None, [1.0])]
+    rows += [bad(mask_gradient, V, {"x": x}, mask=torch.ones(3, 3), shown=r"\(3, 3\)")]
+    return rows
+
+
+CASES = spec_rows() + dataset_rows() + config_rows() + layer_rows()
 
 
 @pytest.mark.parametrize("call, kwargs, error, pattern", CASES)
@@ -168,10 +194,11 @@ def test_a_bad_argument_is_one_error_that_names_it(data, call, kwargs, error, pa
 
 
 def test_the_table_covers_every_argument():
-    """Every parameter of the data side's callables and of TrainConfig has a wrong-type row, so
+    """Every parameter of the data side's callables, of TrainConfig and of the layer has a wrong-type row, so
     that a parameter added without rows fails here."""
     rows = {(p.values[0], p.id.split("-", 1)[1].split("=", 1)[0]) for p in CASES if p.values[2] is TypeError}
-    for call in (DatasetSpec, DatasetSpec.default, MSGPDataset, GeneratedDataset, split, TrainConfig):
+    for call in (DatasetSpec, DatasetSpec.default, MSGPDataset, GeneratedDataset, split, TrainConfig,
+                 Backdrop, backdrop, draw_mask, mask_gradient):
         for name, parameter in inspect.signature(call).parameters.items():
             if parameter.kind is not parameter.VAR_KEYWORD:
                 assert (call, name) in rows, f"no wrong-type row for {call.__qualname__}({name}=...)"

@@ -247,17 +247,8 @@ def test_block_one_is_the_plain_mask():
 # --- arguments -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("p", [1.5, 1.0, -0.1, float("nan")])
-def test_bad_p_raises_with_the_value(p):
-    with pytest.raises(ValueError, match=f"backdrop p, .* has to be in \\[0, 1\\), but got {p}"):
-        Backdrop(p)
-
-
-@pytest.mark.parametrize("dims,match,error", [((), r"\(\)", ValueError), ((1, 1), r"\(1, 1\)", ValueError),
-                                              ((1.5,), "1.5", TypeError), ((0, True), "True", TypeError)])
-def test_bad_dims_raise_in_init(dims, match, error):
-    with pytest.raises(error, match=match):
-        Backdrop(0.5, dims=dims)
+# Wrong types and values of every argument: tests/test_arguments.py. What only the input can
+# tell is checked at the forward:
 
 
 @pytest.mark.parametrize("dims,match", [((4,), "dim 4 is out of range"), ((-5,), "dim -5 is out of range"),
@@ -268,13 +259,9 @@ def test_dims_out_of_range_for_the_input_raise_at_forward(dims, match):
         layer(torch.zeros(2, 3, 4, 4))
 
 
-@pytest.mark.parametrize("block,dims,match,error", [((2, 2, 2), (0, -2, -1), r"\(2, 2, 2\)", ValueError),
-                                                    (0, (0, -1), "got 0", ValueError),
-                                                    (2, (0,), "block=2", ValueError),
-                                                    ((2, 1.5), (-2, -1), r"1.5 \(float\)", TypeError)])
-def test_bad_block_raises(block, dims, match, error):
-    with pytest.raises(error, match=match):
-        Backdrop(0.5, dims=dims, block=block)
+def test_block_that_does_not_fit_the_input_raises_at_forward():
+    with pytest.raises(ValueError, match=r"one size per masked non-batch dim \(2, 3\), but got \(2, 2, 2\)"):
+        Backdrop(0.5, block=(2, 2, 2))(torch.zeros(2, 3, 4, 4))
 
 
 def test_mask_that_does_not_broadcast_raises():
