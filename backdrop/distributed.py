@@ -16,6 +16,8 @@ global batch: the mask of the global batch, of which each rank keeps its own row
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -30,11 +32,12 @@ class GlobalBatchMasks:
     """Give every :class:`~backdrop.Backdrop` layer of ``model`` its rank's rows of the mask that one
     process would draw for the whole global batch.
 
-    A forward pre-hook on each layer draws the mask of the global batch (``world`` times the local
-    batch, the input's other dims unchanged) from the layer's own generator, with the layer's
-    ``p``, ``dims``, ``rescale`` and ``block``, and hands the layer this rank's rows as its
-    ``fixed_mask`` for that forward (the layer's previous ``fixed_mask`` is put back afterwards).
-    With masks per sample, rank ``r`` holds the rows of global images ``r, r + world,
+    Each layer's ``mask_source`` is set to draw the mask of the global batch (``world`` times the
+    local batch, the input's other dims unchanged) from the layer's own generator, with the
+    layer's ``p``, ``dims``, ``rescale`` and ``block``, and to hand the layer this rank's rows of
+    it. The layer calls it wherever it would draw its own mask (in the backward pass, see
+    :class:`~backdrop.Backdrop`), so checkpointing and ``torch.no_grad`` behave as without it, and
+    a ``fixed_mask`` the user sets still takes precedence. With masks per sample, rank ``r`` holds the rows of global images ``r, r + world,
     r + 2 * world, ...`` in that order, each image with ``rows_per_image`` consecutive rows: this
     is how :class:`torch.utils.data.DistributedSampler` deals a global batch out. A mask without
     the batch dim (``dims=(-2, -1)``, one mask for the batch) is used whole by every rank.
@@ -47,9 +50,8 @@ class GlobalBatchMasks:
     mean over its local batch), the averaged gradient is the one-process gradient of the global
     batch, up to the order of float reductions.
 
-    Nothing is drawn, and the layer is left to itself, when the layer is in eval mode, when grad
-    is disabled (``torch.no_grad``, ``torch.inference_mode``) or when the input does not require
-    grad.
+    Nothing is drawn when the layer is in eval mode, when grad is disabled (``torch.no_grad``,
+    ``torch.inference_mode``) or when the input does not require grad.
 
     Parameters
     ----------
@@ -62,8 +64,8 @@ class GlobalBatchMasks:
     rows_per_image : consecutive rows of the local batch that come from one sampled image (the
         crops of an image); the local batch must be a multiple of it.
 
-    Hooks are registered when the object is made and stay until :meth:`remove`; used as a
-    context manager, it removes them on exit.
+    The layers' ``mask_source`` is set when the object is made and stays until :meth:`remove`;
+    used as a context manager, it is removed on exit.
 
     Example::
 
@@ -88,17 +90,16 @@ class GlobalBatchMasks:
             raise ValueError(f"rank must be an int in [0, {world}), but got {rank!r}")
         self.rank, self.world, self.rows_per_image = rank, world, rows_per_image
         self.layers = [m for m in model.modules() if isinstance(m, Backdrop)]
-        self._saved: dict[Backdrop, torch.Tensor | None] = {}
-        self._handles = []
         for layer in self.layers:
-            self._handles.append(layer.register_forward_pre_hook(self._before))
-            self._handles.append(layer.register_forward_hook(self._after, always_call=True))
+            if layer.mask_source is not None:
+                raise ValueError(f"{layer!r} already has a mask_source (another GlobalBatchMasks?)")
+            layer.mask_source = functools.partial(self._draw, layer)
 
     def remove(self) -> None:
-        """Remove the hooks: the layers draw their own masks again."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+        """Take the global draws off: the layers draw their own masks again."""
+        for layer in self.layers:
+            layer.mask_source = None
+        self.layers = []
 
     def __enter__(self) -> GlobalBatchMasks:
         return self
@@ -117,21 +118,11 @@ class GlobalBatchMasks:
         per_image = mask.view(-1, self.rows_per_image, *mask.shape[1:])[self.rank::self.world]
         return per_image.reshape(-1, *mask.shape[1:])
 
-    def _before(self, layer: Backdrop, args: tuple[torch.Tensor, ...]) -> None:
-        x = args[0]
-        if not (layer.training and torch.is_grad_enabled() and x.requires_grad):
-            return
-        if x.shape[0] % self.rows_per_image:
-            raise ValueError(f"a local batch of {x.shape[0]} rows is not made of images of "
+    def _draw(self, layer: Backdrop, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        if shape[0] % self.rows_per_image:
+            raise ValueError(f"a local batch of {shape[0]} rows is not made of images of "
                              f"{self.rows_per_image} rows")
         # The mask depends only on the input's shape, device and dtype: a zero-stride stand-in
         # describes the global batch without allocating it.
-        stand_in = x.new_empty(()).expand(self.world * x.shape[0], *x.shape[1:])
-        mask = draw_mask(stand_in, layer.p, layer.dims, layer.rescale, layer.generator, layer.block)
-        rows = self.local_rows(mask)
-        self._saved[layer] = layer.fixed_mask
-        layer.fixed_mask = rows
-
-    def _after(self, layer: Backdrop, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        if layer in self._saved:
-            layer.fixed_mask = self._saved.pop(layer)
+        stand_in = torch.empty((), dtype=dtype, device=device).expand(self.world * shape[0], *shape[1:])
+        return self.local_rows(draw_mask(stand_in, layer.p, layer.dims, layer.rescale, layer.generator, layer.block))

@@ -95,23 +95,25 @@ class _MaskGradient(torch.autograd.Function):
         return _backward(grad, mask), None
 
 
+MaskSource = Callable[[torch.Size, torch.dtype, torch.device], torch.Tensor]
+
+
 class _LazyMask:
-    """The mask of one node of the graph, drawn when its backward pass first needs it.
+    """The mask of one node of the graph, drawn by ``source`` when its backward pass first needs it.
 
     A node is kept until the graph is freed, so a second backward pass through the same graph
     (``retain_graph=True``) uses the same mask.
     """
 
-    __slots__ = ("p", "dims", "rescale", "generator", "block", "on_draw", "mask")
+    __slots__ = ("source", "default_generator", "on_draw", "mask")
 
-    def __init__(self, p, dims, rescale, generator, block, on_draw):
-        self.p, self.dims, self.rescale, self.generator, self.block = p, dims, rescale, generator, block
-        self.on_draw = on_draw
+    def __init__(self, source: MaskSource, default_generator: bool, on_draw):
+        self.source, self.default_generator, self.on_draw = source, default_generator, on_draw
         self.mask = None
 
     def draw(self, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         if self.mask is None:
-            self.mask = _draw(shape, dtype, device, self.p, self.dims, self.rescale, self.generator, self.block)
+            self.mask = self.source(shape, dtype, device)
             if self.on_draw is not None:
                 self.on_draw(self.mask)
         return self.mask
@@ -136,7 +138,7 @@ class _MaskGradientLazily(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        if ctx.recomputed and ctx.lazy.generator is None:
+        if ctx.recomputed and ctx.lazy.default_generator:
             raise RuntimeError(REENTRANT_REFUSED)
         return _backward(grad, ctx.lazy.draw(*ctx.input)), None
 
@@ -377,22 +379,28 @@ def _draw(shape: Sequence[int], dtype: torch.dtype, device: torch.device, p: flo
 
 def masked(x: torch.Tensor, p: float, dims: tuple[int, ...] | None, rescale: bool,
            generator: torch.Generator | None, block: int | tuple[int, ...] | None,
-           on_draw: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+           on_draw: Callable[[torch.Tensor], None] | None = None,
+           source: MaskSource | None = None) -> torch.Tensor:
     """:func:`backdrop` in training mode, settings checked; ``on_draw`` is called with each mask
     drawn (not under the ``torch.func`` transforms, whose tensors must not leave them, nor while
-    ``torch.jit.trace`` records, whose replays call no Python)."""
+    ``torch.jit.trace`` records, whose replays call no Python). ``source(shape, dtype, device)``,
+    when given, draws the mask instead of :func:`draw_mask` with these settings (it must draw from
+    ``generator``)."""
     # Settings that do not fit the input are refused whether or not a mask is needed.
     _resolve_dims(dims, x.ndim)
     check_block(block, dims, x.ndim)
     if not _grad_can_reach(x):
         return x
     _refuse_export()
+    if source is None:
+        def source(shape, dtype, device):
+            return _draw(shape, dtype, device, p, dims, rescale, generator, block)
     if _traced():
-        mask = _draw(x.shape, x.dtype, x.device, p, dims, rescale, generator, block)
+        mask = source(x.shape, x.dtype, x.device)
         if on_draw is not None and not (_transformed() or torch.jit.is_tracing()):
             on_draw(mask)
         return _MaskGradient.apply(x, mask)
-    return _MaskGradientLazily.apply(x, _LazyMask(p, dims, rescale, generator, block, on_draw))
+    return _MaskGradientLazily.apply(x, _LazyMask(source, generator is None, on_draw))
 
 
 def backdrop(x: torch.Tensor, p: float, dims: Sequence[int] | None = None, training: bool = True,

@@ -1,7 +1,7 @@
 """The backdrop layer: identity forward, randomly masked gradient backward."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -46,6 +46,9 @@ class Backdrop(nn.Module):
             (``None`` before; not set inside ``torch.func`` transforms).
         fixed_mask: when set to a tensor, training-mode forwards use it as is instead of drawing
             one, until it is set back to ``None``.
+        mask_source: when set, a function ``(shape, dtype, device) -> mask`` that draws the
+            layer's masks, from its generator, in place of :func:`backdrop.draw_mask` with its
+            settings (:class:`backdrop.distributed.GlobalBatchMasks` sets it); ``None`` by default.
 
     Shape:
         - Input: ``(N, C, *positions)``; Output: same as input (equal to it, bit for bit).
@@ -69,6 +72,7 @@ class Backdrop(nn.Module):
         self.block = block_setting(block, self.dims)
         self.last_mask: torch.Tensor | None = None
         self.fixed_mask: torch.Tensor | None = None
+        self.mask_source: Callable[[torch.Size, torch.dtype, torch.device], torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
@@ -82,7 +86,8 @@ class Backdrop(nn.Module):
     @torch.jit.unused
     def _masked(self, x: torch.Tensor) -> torch.Tensor:
         if self.fixed_mask is None:
-            return masked(x, self.p, self.dims, self.rescale, self.generator, self.block, self._drew)
+            return masked(x, self.p, self.dims, self.rescale, self.generator, self.block, self._drew,
+                          self.mask_source)
         y = mask_gradient(x, self.fixed_mask)
         if y is not x:
             self.last_mask = self.fixed_mask

@@ -15,8 +15,9 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.checkpoint import checkpoint
 
-from backdrop import Backdrop
+from backdrop import Backdrop, draw_mask
 from backdrop.distributed import GlobalBatchMasks
 
 WORLD = 2
@@ -146,14 +147,7 @@ def test_a_seed_per_rank_gives_each_rank_its_own_masks_even_a_batch_shared_one(r
     assert ranks[0]["batch, a seed per rank"][0]["mask"].shape[0] == 1
 
 
-# One process: what the hooks draw, when, and what they leave behind ------------------------------
-
-def probe(layer: Backdrop) -> list:
-    """The ``fixed_mask`` the layer holds at each of its forwards (a pre-hook after the helper's)."""
-    seen = []
-    layer.register_forward_pre_hook(lambda module, args: seen.append(module.fixed_mask))
-    return seen
-
+# One process: what the helper draws, when, and what it leaves behind ----------------------------
 
 def test_in_one_process_the_helper_draws_what_the_layer_draws():
     x = batches()[0]
@@ -167,35 +161,56 @@ def test_in_one_process_the_helper_draws_what_the_layer_draws():
 
 
 def test_the_helper_draws_nothing_in_eval_mode_without_grad_or_for_inputs_without_grad():
-    layer = Backdrop(0.5, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    layer = Backdrop(0.5, generator=generator)
     x = torch.randn(4, 3, 8, 8)
+    before = generator.get_state()
     with GlobalBatchMasks(layer, rank=1, world=2):
-        seen = probe(layer)
         layer(x)  # the input does not require grad
         with torch.no_grad():
             layer(x.requires_grad_())
         with torch.inference_mode():
             layer(torch.randn(4, 3, 8, 8))
         layer.eval()
-        layer(x)
-        assert seen == [None] * 4
+        layer(x).sum().backward()
+        assert torch.equal(generator.get_state(), before) and layer.last_mask is None
         layer.train()
-        layer(x)
-        assert seen[-1].shape == (4, 1, 8, 8)
+        layer(x).sum().backward()
+        assert layer.last_mask.shape == (4, 1, 8, 8) and not torch.equal(generator.get_state(), before)
 
 
-def test_the_layers_own_fixed_mask_is_put_back_after_each_forward():
+def test_the_users_fixed_mask_wins_and_remove_gives_the_layer_its_own_draws():
     layer = Backdrop(0.5, generator=torch.Generator().manual_seed(0))
     own = torch.ones(1, 1, 8, 8)
     layer.fixed_mask = own
     x = torch.randn(4, 3, 8, 8, requires_grad=True)
     with GlobalBatchMasks(layer, rank=0, world=2):
-        seen = probe(layer)
-        layer(x)
-        assert seen[0].shape == (4, 1, 8, 8) and layer.fixed_mask is own
-    layer.fixed_mask = None
-    layer(x)  # the hooks are gone: the layer draws for its own batch
-    assert seen[-1] is None and layer.last_mask.shape == (4, 1, 8, 8)
+        layer(x).sum().backward()
+        assert layer.last_mask is own
+        layer.fixed_mask = None
+        layer(x).sum().backward()
+        # Rows 0 and 2 of the mask of 8 images, drawn from the layer's seed.
+        global_mask = draw_mask(torch.empty(8, 3, 8, 8), 0.5, generator=torch.Generator().manual_seed(0))
+        assert torch.equal(layer.last_mask, global_mask[0::2])
+    assert layer.mask_source is None
+    layer(x).sum().backward()  # the helper is gone: the layer draws for its own batch
+    assert layer.last_mask.shape == (4, 1, 8, 8)
+
+
+def test_activation_checkpointing_with_the_helper_gives_the_gradient_without_it():
+    x = batches()[0].requires_grad_()
+    grads = []
+    for use_checkpoint in (False, True):
+        net = tiny_net(None)
+        with GlobalBatchMasks(net, rank=1, world=2):
+            for _ in range(2):  # the second step: the generator was not advanced by the recomputation
+                net.zero_grad()
+                out = checkpoint(net, x, use_reentrant=False) if use_checkpoint else net(x)
+                out.sum().backward()
+                grads.append([p.grad.clone() for p in net.parameters()])
+    for a, b in zip(grads[:2], grads[2:]):
+        for g, h in zip(a, b):
+            assert torch.equal(g, h)
 
 
 def test_bad_settings_are_refused_with_the_bad_value():
@@ -206,5 +221,7 @@ def test_bad_settings_are_refused_with_the_bad_value():
         with pytest.raises(ValueError, match=match):
             GlobalBatchMasks(layer, **kwargs)
     with GlobalBatchMasks(layer, rank=0, world=2, rows_per_image=2):
+        with pytest.raises(ValueError, match="already has a mask_source"):
+            GlobalBatchMasks(layer)
         with pytest.raises(ValueError, match="local batch of 3 rows is not made of images of 2 rows"):
-            layer(torch.randn(3, 1, 8, 8, requires_grad=True))
+            layer(torch.randn(3, 1, 8, 8, requires_grad=True)).sum().backward()
