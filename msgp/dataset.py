@@ -30,13 +30,23 @@ _SPLIT_ARGS = Checks(SplitError)
 
 
 class _Samples(Dataset):
-    """What the file and the generated dataset share: the target, the transform, the item format."""
+    """What the file and the generated dataset share: the target, the transforms, the item format."""
 
-    def __init__(self, target: str, transform):
+    def __init__(self, target: str, transform, target_transform):
         self.target = _ARGS.choice("target", target, TARGETS, "one of " + ", ".join(map(repr, TARGETS)))
         if transform is not None and not callable(transform):
             raise TypeError(f"transform must be a function of the field tensor, or None, but got {transform!r}")
+        if target_transform is not None and not callable(target_transform):
+            raise TypeError(f"target_transform must be a function of the target, or None, but got "
+                            f"{target_transform!r}")
         self.transform = transform
+        self.target_transform = target_transform
+
+    @property
+    def classes(self) -> list[str]:
+        """The class names, label ``c`` at position ``c``: each scale's chosen length scale, finest
+        first, such as ``"1.19-7.5-17.5"``."""
+        return list(self.spec.class_names)
 
     def _item(self, field: np.ndarray, label):
         """``(field, target)`` from a stored field and its class label."""
@@ -45,9 +55,13 @@ class _Samples(Dataset):
             field = self.transform(field)
         label = int(label)
         if self.target == "class":
-            return field, label
-        choices = torch.from_numpy(self.spec.choices(label).astype(np.int64))
-        return field, (choices if self.target == "scales" else (label, choices))
+            target = label
+        else:
+            choices = torch.from_numpy(self.spec.choices(label).astype(np.int64))
+            target = choices if self.target == "scales" else (label, choices)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return field, target
 
 
 class MSGPDataset(_Samples):
@@ -59,11 +73,13 @@ class MSGPDataset(_Samples):
     target : ``"class"``: the class label, an ``int``; ``"scales"``: the choice at each scale, an
         int64 tensor of shape (K,); ``"both"``: the tuple ``(label, choices)`` of those two.
     transform : a function applied to each field tensor.
+    target_transform : a function applied to each target (the ``int``, the tensor or the tuple).
     indices : sample indices of the file this dataset shows (default: all, in order).
 
     Attributes
     ----------
     spec : the file's :class:`~msgp.spec.DatasetSpec`.
+    classes : the class names (``spec.class_names`` as a list), label ``c`` at position ``c``.
     labels : (len(self),) int64 class labels of the samples shown.
     indices : (len(self),) int64 their indices in the file.
 
@@ -82,9 +98,9 @@ class MSGPDataset(_Samples):
     another process is writing raises :class:`~msgp.io.FormatError` saying so.
     """
 
-    def __init__(self, path, target: str = "class", transform=None, indices=None):
+    def __init__(self, path, target: str = "class", transform=None, target_transform=None, indices=None):
         self.path = Path(_ARGS.path("path", path))
-        super().__init__(target, transform)
+        super().__init__(target, transform, target_transform)
         with io.open_file(self.path) as (f, spec):
             if io.shard_of(f) is not None:
                 raise io.FormatError(f"{self.path} is shard {'{}/{}'.format(*io.shard_of(f))} of a dataset; "
@@ -148,14 +164,14 @@ class MSGPDataset(_Samples):
         return state
 
     def subset(self, indices) -> "MSGPDataset":
-        """The samples ``indices`` (positions in this dataset), with the same target and transform."""
-        return self._select(_check_indices(indices, len(self)), self.target, self.transform)
+        """The samples ``indices`` (positions in this dataset), with the same target and transforms."""
+        return self._select(_check_indices(indices, len(self)), self.target, self.transform, self.target_transform)
 
-    def _select(self, positions, target, transform) -> "MSGPDataset":
+    def _select(self, positions, target, transform, target_transform) -> "MSGPDataset":
         """The samples at ``positions`` in this dataset. The labels are this dataset's, not read
         again, and the file must stay the one they came from."""
         view = copy.copy(self)  # through __getstate__: without this process's file handle
-        _Samples.__init__(view, target, transform)
+        _Samples.__init__(view, target, transform, target_transform)
         view.indices, view.labels = self.indices[positions], self.labels[positions]
         return view
 
@@ -177,11 +193,13 @@ class GeneratedDataset(_Samples):
         fields, ``compression`` and ``save_components`` are ignored.
     target : ``"class"``, ``"scales"`` or ``"both"``, as for :class:`MSGPDataset`.
     transform : a function applied to each field tensor.
+    target_transform : a function applied to each target (the ``int``, the tensor or the tuple).
     indices : sample indices of the dataset this one shows (default: all, in order).
 
     Attributes
     ----------
     spec : the :class:`~msgp.spec.DatasetSpec`.
+    classes : the class names (``spec.class_names`` as a list), label ``c`` at position ``c``.
     labels : (len(self),) int64 class labels of the samples shown, computed at first use (about
         1 s per million samples; :func:`split` needs them, reading items does not).
     indices : (len(self),) int64 their indices in the dataset.
@@ -202,10 +220,11 @@ class GeneratedDataset(_Samples):
     >>> fields, labels = next(iter(loader))  # samples 0 to 63 of the file it would write
     """
 
-    def __init__(self, spec: DatasetSpec, target: str = "class", transform=None, indices=None):
+    def __init__(self, spec: DatasetSpec, target: str = "class", transform=None, target_transform=None,
+                 indices=None):
         if not isinstance(spec, DatasetSpec):
             raise TypeError(f"spec must be a DatasetSpec, but got {spec!r}")
-        super().__init__(target, transform)
+        super().__init__(target, transform, target_transform)
         self.spec = spec
         # None stands for all samples, so that a dataset of 10**9 samples costs nothing until read.
         self._indices = None if indices is None else _check_indices(indices, spec.n)
@@ -256,12 +275,12 @@ class GeneratedDataset(_Samples):
         return {**self.__dict__, "_sampler": None}
 
     def subset(self, indices) -> "GeneratedDataset":
-        """The samples ``indices`` (positions in this dataset), with the same target and transform."""
-        return self._select(_check_indices(indices, len(self)), self.target, self.transform)
+        """The samples ``indices`` (positions in this dataset), with the same target and transforms."""
+        return self._select(_check_indices(indices, len(self)), self.target, self.transform, self.target_transform)
 
-    def _select(self, positions, target, transform) -> "GeneratedDataset":
+    def _select(self, positions, target, transform, target_transform) -> "GeneratedDataset":
         """The samples at ``positions`` in this dataset."""
-        return GeneratedDataset(self.spec, target, transform, self._at(positions))
+        return GeneratedDataset(self.spec, target, transform, target_transform, self._at(positions))
 
     def __repr__(self) -> str:
         spec = self.spec
@@ -276,12 +295,12 @@ def split(source, n_train: int, n_test: int, seed: int = 0, **options) -> tuple[
     ----------
     source : a path (read with :class:`MSGPDataset`), a :class:`~msgp.spec.DatasetSpec`
         (generated with :class:`GeneratedDataset`: the same subsets as from its file), or a
-        dataset of either kind (split within its samples, keeping its target and transform
+        dataset of either kind (split within its samples, keeping its target and transforms
         unless ``options`` say otherwise).
     n_train, n_test : sizes of the two subsets; each must be a multiple of the number of classes,
         so that every class has exactly ``n / n_classes`` samples in it.
     seed : which samples of each class go where.
-    options : ``target`` and ``transform`` of the returned datasets.
+    options : ``target``, ``transform`` and ``target_transform`` of the returned datasets.
 
     Returns
     -------
@@ -290,9 +309,10 @@ def split(source, n_train: int, n_test: int, seed: int = 0, **options) -> tuple[
     for name, count in (("n_train", n_train), ("n_test", n_test)):
         _SPLIT_ARGS.integer(name, count, 0)
     _SPLIT_ARGS.integer("seed", seed, 0)
-    unknown = sorted(set(options) - {"target", "transform"})
+    unknown = sorted(set(options) - {"target", "transform", "target_transform"})
     if unknown:
-        raise TypeError(f"split's options are target and transform, but got {', '.join(map(repr, unknown))}")
+        raise TypeError(f"split's options are target, transform and target_transform, but got "
+                        f"{', '.join(map(repr, unknown))}")
     if isinstance(source, _Samples):
         dataset = source
     elif isinstance(source, DatasetSpec):
@@ -322,7 +342,8 @@ def split(source, n_train: int, n_test: int, seed: int = 0, **options) -> tuple[
         members = rng.permutation(members)
         train.append(members[:per_train])
         test.append(members[per_train:per_train + per_test])
-    options = {"target": dataset.target, "transform": dataset.transform, **options}
+    options = {"target": dataset.target, "transform": dataset.transform,
+               "target_transform": dataset.target_transform, **options}
     return tuple(dataset._select(np.sort(np.concatenate(part)), **options) for part in (train, test))
 
 

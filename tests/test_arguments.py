@@ -97,6 +97,7 @@ def dataset_rows():
         rows += [bad(call, T, base, target=v) for v in (None, ["class"], 0)]
         rows += [bad(call, V, base, target=v) for v in ("label", "Class")]
         rows += [bad(call, T, base, transform=v) for v in ("flip", 1)]
+        rows += [bad(call, T, base, target_transform=v) for v in ("one_hot", 1, ["int"])]
         rows += [bad(call, T, base, indices=v) for v in ("0:3", [0.5], 3, [True, False])]
         rows += [bad(call, V, base, indices=[[0, 1]], shown=r"shape \(1, 2\)")]
         rows += [bad(call, I, base, indices=[0, 320], shown="320"), bad(call, I, base, indices=[-1], shown="-1")]
@@ -109,7 +110,7 @@ def dataset_rows():
     rows += [bad(split, T, base, seed=v) for v in ("0", 0.5, None)]
     rows += [bad(split, V, base, seed=-1)]
     rows += [bad(split, T, base, colour="red", pattern="options .* got 'colour'"), bad(split, V, base, target="label"),
-             bad(split, T, base, transform="flip")]
+             bad(split, T, base, transform="flip"), bad(split, T, base, target_transform=3)]
     return rows
 
 

@@ -2,7 +2,10 @@
 the PyTorch Dataset and split, GPU generation where there is a GPU, and the CLI's bad input."""
 from __future__ import annotations
 
+import functools
 import multiprocessing
+import operator
+import pickle
 import shutil
 import signal
 import subprocess
@@ -247,6 +250,31 @@ def test_dataset_items_and_targets(data_file):
     assert torch.equal(subset[1][0], dataset[3][0]) and torch.equal(subset[-3][0], dataset[7][0])
     with pytest.raises(IndexError):
         subset[3]
+
+
+def test_target_transform_and_classes_as_in_torchvision(data_file):
+    """``target_transform`` applies to the target of every kind, survives subset, split and pickling,
+    and runs in DataLoader workers; ``classes`` names label c at position c."""
+    spec = io.read_spec(data_file)
+    labels = contents(data_file)["labels"]
+    shift = functools.partial(operator.add, 100)  # picklable, unlike a lambda
+    for dataset in (msgp.MSGPDataset(data_file, target_transform=shift),
+                    msgp.GeneratedDataset(spec, target_transform=shift)):
+        assert dataset.classes == ["1.5-6", "2-6", "1.5-9", "2-9"] == list(spec.class_names)
+        assert dataset[5][1] == labels[5] + 100 and torch.equal(dataset[5][0], msgp.MSGPDataset(data_file)[5][0])
+        subset = dataset.subset([7, 3])
+        assert subset.target_transform is shift and subset[1][1] == labels[3] + 100
+        train, test = msgp.split(dataset, 8, 8, seed=1)
+        assert train.target_transform is test.target_transform is shift and train.classes == dataset.classes
+        assert [train[i][1] for i in range(8)] == (train.labels + 100).tolist()
+        plain, _ = msgp.split(dataset, 8, 8, seed=1, target_transform=None)
+        assert [plain[i][1] for i in range(8)] == train.labels.tolist()
+        copied = pickle.loads(pickle.dumps(dataset))
+        assert copied[5][1] == labels[5] + 100 and copied.subset([3])[0][1] == labels[3] + 100
+        loader = DataLoader(dataset, batch_size=4, num_workers=2)
+        assert torch.cat([targets for _, targets in loader]).tolist() == (labels + 100).tolist()
+    scales = msgp.MSGPDataset(data_file, target="both", target_transform=lambda target: target[1].sum())
+    assert scales[5][1] == contents(data_file)["scale_labels"][5].sum()
 
 
 def test_float16_files_give_float32_fields(tmp_path):
