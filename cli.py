@@ -10,6 +10,7 @@ from click.core import ParameterSource
 
 import msgp
 from msgp import io
+from msgp.intervals import format_accuracy
 from msgp.plotting import PlotUnavailable, picture_formats
 from msgp.spec import DTYPES, MAX_SCALES, NORMALIZE, DatasetSpec, SpecError, load_preset
 from msgp.kernels import KERNELS
@@ -238,16 +239,12 @@ def _parse_indices(text: str | None):
         raise InputError(f"--indices must look like 'A:B' (sample A up to, not including, B), but got {text!r}") from None
 
 
-def _percent(result) -> str:
-    return f"{100 * result['accuracy']:.1f}% ± {100 * result['stderr']:.1f}%"
-
-
 def _oracle_summary(path: Path, n: int) -> str:
     from msgp import oracle as oracle_module
 
     report = oracle_module.evaluate(path, (0, n))
     scales = ", ".join(f"{100 * scale['accuracy']:.1f}%" for scale in report["scales"])
-    return (f"  oracle   joint {_percent(report['joint'])}, per scale {scales} (finest first), Bayes-optimal "
+    return (f"  oracle   joint {format_accuracy(report['joint'])}, per scale {scales} (finest first), Bayes-optimal "
             f"on the first {n} samples; `msgp oracle {path} --crop C` for crops")
 
 
@@ -259,7 +256,7 @@ def _oracle_summary(path: Path, n: int) -> str:
 def oracle(path, indices, crop, as_json):
     """Bayes-optimal accuracy: exact class likelihoods from the dataset's own parameters.
 
-    Per-scale and joint accuracy with binomial standard errors, and per-scale confusion matrices.
+    Per-scale and joint accuracy with 95% Wilson intervals, and per-scale confusion matrices.
     With --crop, the best any learner can do from a CROP^ndim crop of each sample.
     """
     from msgp import oracle as oracle_module
@@ -276,11 +273,11 @@ def oracle(path, indices, crop, as_json):
     click.echo(f"{report['path']}: samples {report['start']}:{report['stop']} ({report['n']}), {view}")
     click.echo(f"  model    {report['model']}; white floor {report['floor']:.3g} per pixel")
     joint = report["joint"]
-    click.echo(f"  joint    {_percent(joint)}  (chance {100 * joint['chance']:.1f}%, "
+    click.echo(f"  joint    {format_accuracy(joint)}  (chance {100 * joint['chance']:.1f}%, "
                f"mean posterior {100 * joint['mean_confidence']:.1f}%)")
     for s, scale in enumerate(report["scales"]):
         names = [f"{v:g}" for v in scale["length_scales"]]
-        click.echo(f"  scale {s}  {_percent(scale)}  (chance {100 * scale['chance']:.1f}%, "
+        click.echo(f"  scale {s}  {format_accuracy(scale)}  (chance {100 * scale['chance']:.1f}%, "
                    f"mean posterior {100 * scale['mean_confidence']:.1f}%), lengths {', '.join(names)} px")
         width = max(len(text) for text in names + [str(v) for row in scale["confusion"] for v in row])
         click.echo("           confusion, rows true, columns predicted:")

@@ -53,6 +53,7 @@ import scipy.linalg
 from scipy.special import logsumexp
 
 from . import spectral
+from .intervals import wilson
 from .io import MSGPError, open_file
 from .spec import DatasetSpec
 from .spectral import class_signal
@@ -370,12 +371,13 @@ def predict(fields: np.ndarray, meta: DatasetSpec, **options) -> Prediction:
 # Evaluating a file ------------------------------------------------------------------------------
 
 def _accuracy(correct: np.ndarray) -> dict[str, float]:
-    p = float(np.mean(correct))
-    return {"accuracy": p, "stderr": math.sqrt(p * (1.0 - p) / len(correct))}
+    low, high = wilson(int(np.count_nonzero(correct)), len(correct))
+    return {"accuracy": float(np.mean(correct)), "low": low, "high": high}
 
 
 def score(prediction: Prediction, labels: np.ndarray, meta: DatasetSpec) -> dict[str, Any]:
-    """Joint and per-scale accuracy with binomial standard errors, confusion matrices
+    """Joint and per-scale accuracy with 95% Wilson intervals (``low``, ``high``:
+    :func:`msgp.intervals.wilson`), confusion matrices
     (rows: true choice, columns: predicted) and mean confidence (≈ accuracy when calibrated)."""
     true_choices = meta.choices(labels)
     scales = []
@@ -413,7 +415,7 @@ def evaluate(path: str | os.PathLike, indices: tuple[int | None, int | None] = (
     Returns
     -------
     dict with the path, the range, the number of samples, the model and floor used, and the
-    :func:`score` (``joint`` and per-scale accuracies, standard errors, confusion matrices).
+    :func:`score` (``joint`` and per-scale accuracies, 95% Wilson intervals, confusion matrices).
     """
     with open_file(path) as (h5, spec):
         start = 0 if indices[0] is None else int(indices[0])

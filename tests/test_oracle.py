@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 
 import h5py
 import numpy as np
@@ -304,7 +305,8 @@ def test_cli_human_output(dataset):
     assert result.exit_code == 0, result.output
     assert "samples 8:72 (64), whole image" in result.output
     assert "exact Gaussian likelihood" in result.output
-    assert "joint" in result.output and "±" in result.output
+    # The joint line carries its Wilson interval, not a Wald standard error.
+    assert re.search(r"joint    \d+\.\d% \[\d+\.\d, \d+\.\d\]", result.output), result.output
     assert result.output.count("confusion, rows true, columns predicted") == 3
 
 
@@ -314,10 +316,11 @@ def test_cli_json(dataset):
     report = json.loads(result.output)
     assert {"path", "start", "stop", "n", "crop", "class_names", "model", "floor", "joint", "scales"} <= set(report)
     assert report["n"] == 96 and report["crop"] == 16
-    assert set(report["joint"]) == {"accuracy", "stderr", "mean_confidence", "chance"}
+    assert set(report["joint"]) == {"accuracy", "low", "high", "mean_confidence", "chance"}
     assert len(report["scales"]) == 3
     for scale in report["scales"]:
-        assert {"length_scales", "accuracy", "stderr", "mean_confidence", "chance", "confusion"} <= set(scale)
+        assert {"length_scales", "accuracy", "low", "high", "mean_confidence", "chance", "confusion"} <= set(scale)
+        assert scale["low"] <= scale["accuracy"] <= scale["high"]
         assert np.sum(scale["confusion"]) == 96
 
 

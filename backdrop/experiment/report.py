@@ -15,8 +15,8 @@ from msgp.plotting import PlotUnavailable, pyplot
 
 from .figures import plot_efficiency, plot_input_gradient, plot_sweep
 from .plans import BACKDROP_METHODS, BEST, CONTROLS, METHODS, REFERENCES, ExperimentPlan
-from .records import result_columns, result_row
-from .statistics import FITTED, _accessors, _group, chosen, compare, failed, ratio, run_fitted
+from .records import _SCORES, result_columns, result_row
+from .statistics import FITTED, _accessors, _group, chosen, compare, failed, holm_effects, ratio, run_fitted
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path, columns: Sequence[str]) -> Path:
@@ -75,17 +75,20 @@ def failed_list(results: Sequence[dict[str, Any]]) -> str:
 
 
 def _interval(row: dict[str, Any]) -> str:
-    mark = " *" if row["effect"] else ""
+    mark = " **" if row["holm_effect"] else " *" if row["effect"] else ""
     return f"{row['mean']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]{mark}"
 
 
 def comparison_table(rows: Sequence[dict[str, Any]], n_scales: int) -> str:
     """One line per (method, reference, size): mean paired difference [95% interval] per accuracy;
-    ``*`` marks an interval that excludes zero; the last column says whether both cells fitted their
-    training sets (``no †``: the difference is not a result)."""
+    ``*`` marks an interval that excludes zero, ``**`` one whose difference is still an effect
+    after Holm's correction over every interval of the table (:func:`.statistics.holm_effects`:
+    the table is the family); the last column says whether both cells fitted their training sets
+    (``no †``: the difference is not a result)."""
     names = [name for name, _ in _accessors(n_scales)]
     headers = ["method", "masks", "minus", "per class", "seeds", *names, "both fitted"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    rows = holm_effects(rows)
     for key, group in _group(rows, lambda r: (r["method"], r["masks"], r["reference"], r["per_class"])).items():
         by_name = {r["accuracy"]: r for r in group}
         lines.append("| " + " | ".join([*map(str, key), str(group[0]["n"]), *[_interval(by_name[n]) for n in names],
@@ -137,7 +140,8 @@ def _comparisons(plan: ExperimentPlan, results: Sequence[dict[str, Any]], method
     return rows
 
 
-COMPARISON_COLUMNS = ["method", "masks", "reference", "per_class", "accuracy", "n", "mean", "low", "high", "effect", "fitted"]
+COMPARISON_COLUMNS = ["method", "masks", "reference", "per_class", "accuracy", "n", "mean", "low", "high", "effect",
+                      "p", "holm_p", "holm_effect", "fitted"]
 
 
 def _choices_table(choices: Sequence[dict[str, Any]]) -> str:
@@ -145,6 +149,30 @@ def _choices_table(choices: Sequence[dict[str, Any]]) -> str:
     lines += [f"| {c['per_class']} | {c['method']} | {c['masks']} | {c['settings']} | {c['validation_joint']:.3f} |"
               for c in choices]
     return "\n".join(lines) + "\n"
+
+
+def _write_comparisons(plan: ExperimentPlan, out: Path, finished: Sequence[dict[str, Any]],
+                       with_best: bool) -> dict[str, Path]:
+    """``comparisons.csv`` and ``comparisons.md`` of the finished runs of the tables (each backdrop
+    method at its chosen setting, and ``best-backdrop`` when ``with_best``)."""
+    K = plan.spec.n_scales
+    methods = [BEST] * with_best + [m for m in plan.methods if m not in REFERENCES]
+    rows = _comparisons(plan, finished, [*REFERENCES, *methods], plan.sizes)
+    written = {"comparisons.csv": write_csv(holm_effects(rows), out / "comparisons.csv", COMPARISON_COLUMNS)}
+    written["comparisons.md"] = _write_text(
+        out / "comparisons.md",
+        "# Paired differences in report-set accuracy (method minus reference, same seeds)\n\n" + _describe(plan)
+        + "Mean difference [95% t interval]; * marks an interval that excludes zero, ** one that is still an "
+        f"effect after Holm's correction over all {len(rows)} intervals of this table (family-wise error rate 5%: "
+        "the chance that any ** in the table is a false effect is at most 5%; comparisons.csv has each paired t "
+        "test's p value and its Holm-adjusted one); no † where a run of the "
+        f"method or of the reference did not fit its training set (final training accuracy below {FITTED} times "
+        "the oracle's joint accuracy) or "
+        "left a scale at chance in training (its training loss), so the difference is not a result. Backdrop "
+        "methods at their setting chosen per size on the validation set, each seed's run at the setting chosen "
+        "on the other seeds' scores (results.md, sweep.md); series minus series-nomask is the masks' effect within "
+        "the series topology, series-nomask minus no-backdrop the topology's cost.\n\n" + comparison_table(rows, K))
+    return written
 
 
 def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, Any]],
@@ -167,19 +195,7 @@ def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, A
     written["results.md"] = _write_text(
         out / "results.md", "# Accuracy on the report set as a fraction of the oracle's, by method and "
         "training-set size\n\n" + _describe(plan) + "\n" + table + failed_list([*results, *sweep]))
-    methods = [BEST] * bool(best_rows) + [m for m in plan.methods if m not in REFERENCES]
-    rows = _comparisons(plan, finished, [*REFERENCES, *methods], plan.sizes)
-    written["comparisons.csv"] = write_csv(rows, out / "comparisons.csv", COMPARISON_COLUMNS)
-    written["comparisons.md"] = _write_text(
-        out / "comparisons.md",
-        "# Paired differences in report-set accuracy (method minus reference, same seeds)\n\n" + _describe(plan)
-        + "Mean difference [95% t interval]; * marks an interval that excludes zero; no † where a run of the "
-        f"method or of the reference did not fit its training set (final training accuracy below {FITTED} times "
-        "the oracle's joint accuracy) or "
-        "left a scale at chance in training (its training loss), so the difference is not a result. Backdrop "
-        "methods at their setting chosen per size on the validation set, each seed's run at the setting chosen "
-        "on the other seeds' scores (results.md, sweep.md); series minus series-nomask is the masks' effect within "
-        "the series topology, series-nomask minus no-backdrop the topology's cost.\n\n" + comparison_table(rows, K))
+    written.update(_write_comparisons(plan, out, finished, bool(best_rows)))
     figures = {"input_gradient.png": plot_input_gradient}
     if finished:  # with every run failed there is nothing to draw
         figures["efficiency.png"] = lambda f: plot_efficiency(finished, f, K)
@@ -209,6 +225,40 @@ def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, A
             draw(f)
         written[name] = out / name
     return written
+
+
+def read_results_csv(path: Path, n_scales: int) -> list[dict[str, Any]]:
+    """The runs of a ``results.csv`` as the result records the tables are made of. A csv row keeps
+    every score the comparisons read but not the trainer's per-scale verdicts (``learned``), so a
+    run counts as fitted on its final training accuracy alone (:func:`.statistics.run_fitted`)."""
+    names = ["joint"] + [f"scale{s}" for s in range(n_scales)]
+
+    def scores(row: dict[str, str], part: str) -> dict[str, Any]:
+        return {"joint": float(row[f"{part}_joint"]), "scales": [float(row[f"{part}_{n}"]) for n in names[1:]]}
+
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    results = []
+    for row in rows:
+        result = {"method": row["method"], "masks": row["masks"] or None, "per_class": int(row["per_class"]),
+                  "seed": int(row["seed"]), "status": row["status"], "reason": row["reason"]}
+        if not failed(result):
+            result |= {key: scores(row, part) for part, key in _SCORES}
+        results.append(result)
+    return results
+
+
+def rebuild_comparisons(plan: ExperimentPlan, out: Path) -> dict[str, Path]:
+    """``comparisons.csv`` and ``comparisons.md`` of ``out`` made again from its ``results.csv``
+    alone, training nothing: for a copy of an experiment whose runs' directories are not at hand
+    (the committed tables under docs/results). The backdrop methods' runs are the sweep, as in
+    :func:`write_outputs`."""
+    out = Path(out)
+    runs = read_results_csv(out / "results.csv", plan.spec.n_scales)
+    best_rows, _ = chosen([r for r in runs if r["method"] in BACKDROP_METHODS],
+                          [m for m in plan.methods if m in BACKDROP_METHODS], BEST)
+    finished = [r for r in runs if r["method"] not in BACKDROP_METHODS and not failed(r)] + best_rows
+    return _write_comparisons(plan, out, finished, bool(best_rows))
 
 
 def _write_text(path: Path, text: str) -> Path:
