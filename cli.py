@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
@@ -10,8 +9,10 @@ from click.core import ParameterSource
 
 import msgp
 from msgp import io
+from msgp.cpus import available_cpus
 from msgp.intervals import format_accuracy
 from msgp.plotting import PlotUnavailable, picture_formats
+from msgp.progress import progress_bar
 from msgp.spec import DTYPES, MAX_SCALES, NORMALIZE, DatasetSpec, SpecError, load_preset
 from msgp.kernels import KERNELS
 
@@ -70,7 +71,7 @@ def main():
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=io.DEFAULT_PATH, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Samples per inverse-FFT batch (capped at 4 Mpixels per batch, to bound memory).")
-@click.option("--workers", type=int, help="Processes drawing samples (default: all cores); the file is the same for any.")
+@click.option("--workers", type=int, help="Processes drawing samples (default: the CPUs this process may use); the file is the same for any.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted run of the same command (same parameters).")
 @click.option("--shard", help="Write only shard I of N, like '3/16'; join the shards with msgp merge.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
@@ -83,7 +84,7 @@ def generate(ctx, n_scales, n, size, ndim, kernel, lengths, amplitudes, noise, n
     if batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, but got {batch_size}")
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        workers = available_cpus()
     if workers < 1:
         raise InputError(f"--workers must be at least 1, but got {workers}")
     if resume and overwrite:
@@ -93,13 +94,11 @@ def generate(ctx, n_scales, n, size, ndim, kernel, lengths, amplitudes, noise, n
     spec = _build_spec(given, n_scales=n_scales, n=n, size=size, ndim=ndim, kernel=kernel, lengths=lengths,
                        amplitudes=amplitudes, noise=noise, normalize=normalize, seed=seed, dtype=dtype,
                        compression=compression, save_components=save_components, preset=preset)
-    from tqdm import tqdm
-
     try:
         start, stop = (0, spec.n) if shard is None else io.shard_range(spec.n, *shard)
     except io.MSGPError as err:
         _fail(err)
-    with tqdm(total=stop - start, unit="sample", desc="generate", disable=None) as bar:
+    with progress_bar(total=stop - start, unit="sample", desc="generate") as bar:
         try:
             result = io.write(spec, output, overwrite=overwrite, resume=resume, shard=shard, workers=workers,
                               device=device, batch_size=batch_size, progress=bar.update)
@@ -370,8 +369,6 @@ def train(ctx, data, backdrop, mask_prob, mask_block, mask_scope, topology, augm
     """
     import signal
 
-    from tqdm import tqdm
-
     from backdrop import training
 
     given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
@@ -405,7 +402,7 @@ def train(ctx, data, backdrop, mask_prob, mask_block, mask_scope, topology, augm
         _fail(err)
     rank = training.dist.get_rank() if distributed else 0
     out = out or training.default_run_dir()
-    bar = tqdm(unit="step", desc=config.method, disable=None if rank == 0 else True, dynamic_ncols=True)
+    bar = progress_bar(unit="step", desc=config.method, disable=rank != 0, dynamic_ncols=True)
 
     def progress(event, info):
         if event == "start":
@@ -562,7 +559,7 @@ def merge(shards, output, overwrite):
               "cores; default3: the default three-scale dataset; paper: paper-2scale at 1024², for a GPU; smoke: "
               "four runs of seconds, to check the pipeline; f1, auc: backdrop for a loss that does not decompose "
               "over samples (soft F1, pairwise AUC) against its exact ceiling and the baselines.")
-@click.option("--jobs", type=int, help="Runs trained at once, one thread each (default: all cores on CPU, 1 on a GPU).")
+@click.option("--jobs", type=int, help="Runs trained at once, one thread each (default: the CPUs this process may use on CPU, 1 on a GPU).")
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory (default experiments/<plan>).")
 @click.option("--report", is_flag=True, help="Train nothing: write the tables and figures of the runs finished so far.")
 @click.option("--dry-run", is_flag=True, help="Train nothing: print the plan (runs, epochs, training images) and its "
@@ -570,7 +567,7 @@ def merge(shards, output, overwrite):
 @click.option("--method", "method_names", multiple=True, metavar="FILE.py:FUNCTION",
               help="Add a method from your own file (or module:function), marked @network or @fitted "
               "(docs/methods.md); repeatable.")
-@click.option("--shard", metavar="I/N", help="Train every N-th run of the plan from the I-th "
+@click.option("--shard", metavar="I/N", help="Train shard I of the plan's runs dealt by estimated cost to N shards "
               "(0 <= I < N; one shard per task of a cluster job array, all with the same --out), then write the "
               "tables of every run finished in --out so far.")
 def experiment(plan_name, jobs, out, report, dry_run, method_names, shard):
@@ -584,8 +581,6 @@ def experiment(plan_name, jobs, out, report, dry_run, method_names, shard):
     comparisons.csv/.md, efficiency.png, input_gradient.png and, with backdrop methods,
     sweep.md, choices.csv and sweep.png. Rerun after an interruption: finished runs are kept.
     """
-    from tqdm import tqdm
-
     from backdrop import experiment as exp
     from backdrop import training
     from backdrop.experiment.methods import load_method
@@ -609,14 +604,15 @@ def experiment(plan_name, jobs, out, report, dry_run, method_names, shard):
     except exp.ExperimentError as err:
         _fail(err)
     if jobs is None:
-        jobs = (os.cpu_count() or 1) if plan.device == "cpu" else 1
+        jobs = available_cpus() if plan.device == "cpu" else 1
     if dry_run:
         try:
             click.echo(f"Plan {plan_name} into {out}.\n\n" + exp.dry_run(plan, out, jobs), nl=False)
             if shard is not None:
-                every = exp.plan_runs(plan)
-                click.echo(f"Shard {shard[0]}/{shard[1]} trains {len(exp.shard_runs(every, shard))} of the plan's "
-                           f"{len(every)} runs.")
+                every, mine = exp.plan_runs(plan), exp.shard_runs(plan, shard)
+                share = sum(exp.run_cost(plan, r) for r in mine) / sum(exp.run_cost(plan, r) for r in every)
+                click.echo(f"Shard {shard[0]}/{shard[1]} trains {len(mine)} of the plan's {len(every)} runs, "
+                           f"{share:.1%} of its estimated cost.")
         except (exp.ExperimentError, *training.INPUT_ERRORS) as err:
             _fail(err)
         return
@@ -627,7 +623,7 @@ def experiment(plan_name, jobs, out, report, dry_run, method_names, shard):
         if event == "plan":
             part = f" (shard {shard[0]}/{shard[1]})" if shard is not None else ""
             click.echo(f"{info['runs']} runs{part} into {out}, {info['to_train']} to train, {jobs} at a time")
-            bar = tqdm(total=info["runs"], initial=info["runs"] - info["to_train"], unit="run", disable=None)
+            bar = progress_bar(total=info["runs"], initial=info["runs"] - info["to_train"], unit="run", desc="experiment")
         elif event in ("generate", "reuse"):
             click.echo(f"{'generating' if event == 'generate' else 'reusing'} {info['path']} ({info['n']} samples)")
         elif event == "done" and not info.get("skipped"):
@@ -653,13 +649,11 @@ def experiment(plan_name, jobs, out, report, dry_run, method_names, shard):
 def _nondecomposable_experiment(plan_name, jobs, out, report, dry_run):
     """``msgp experiment --plan f1`` and ``--plan auc`` (:mod:`backdrop.nondecomposable`): writes
     results.csv/.md, comparisons.csv/.md and curves.png."""
-    from tqdm import tqdm
-
     from backdrop import nondecomposable as nd
 
     plan = nd.PLANS[plan_name]()
     if jobs is None:
-        jobs = os.cpu_count() or 1
+        jobs = available_cpus()
     if jobs < 1:
         raise InputError(f"--jobs must be a positive integer, but got {jobs}")
     bar = None
@@ -668,7 +662,7 @@ def _nondecomposable_experiment(plan_name, jobs, out, report, dry_run):
         nonlocal bar
         if event == "plan":
             click.echo(f"{info['runs']} runs into {out}, {info['to_train']} to train, {jobs} at a time")
-            bar = tqdm(total=info["runs"], initial=info["runs"] - info["to_train"], unit="run", disable=None)
+            bar = progress_bar(total=info["runs"], initial=info["runs"] - info["to_train"], unit="run", desc="experiment")
         elif event == "ceiling":
             click.echo(f"ceilings of {info['problem']} from {info['n']:,} samples")
         elif event == "done" and not info.get("skipped"):

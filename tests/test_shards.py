@@ -1,6 +1,6 @@
-"""`msgp experiment --shard I/N`: shards partition a plan's runs, several shards writing into one
-output directory give the same tables as one process, and shards started at once share the data
-files safely."""
+"""`msgp experiment --shard I/N`: shards partition a plan's runs at near-equal costs, several
+shards writing into one output directory give the same tables as one process, and shards started
+at once share the data files safely."""
 from __future__ import annotations
 
 import csv
@@ -14,6 +14,7 @@ from click.testing import CliRunner
 import cli
 from backdrop import experiment
 from backdrop.experiment import runs
+from backdrop.experiment.methods import is_fitted
 from msgp import io
 from msgp.spec import DatasetSpec
 
@@ -34,14 +35,40 @@ def read_rows(path: Path) -> list[dict]:
         return [{k: v for k, v in row.items() if "wall" not in k} for row in csv.DictReader(f)]
 
 
-@pytest.mark.parametrize("count", [1, 2, 3, 7])
+@pytest.mark.parametrize("count", [1, 2, 3, 7, 16])
 def test_shards_partition_the_plan(count):
-    every = experiment.plan_runs(experiment.paper128_plan())
-    shards = [experiment.shard_runs(every, (i, count)) for i in range(count)]
+    plan = experiment.paper128_plan()
+    every = experiment.plan_runs(plan)
+    shards = [experiment.shard_runs(plan, (i, count)) for i in range(count)]
     names = [run.name for shard in shards for run in shard]
     assert sorted(names) == sorted(run.name for run in every)
     assert len(set(names)) == len(names)
-    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+
+
+@pytest.mark.parametrize("name", sorted(experiment.PLANS))
+def test_shards_of_every_plan_carry_equal_costs(name):
+    """At 16 shards the costliest holds at most 1.1 times the cheapest's cost, and at most 1.1
+    times its training images; a plan of fewer runs than shards gets one run a shard at most."""
+    plan = experiment.PLANS[name]()
+    shards = experiment.shard_assignment(plan, 16)
+    if len(experiment.plan_runs(plan)) < 16:
+        assert max(map(len, shards)) == 1
+        return
+    costs = [sum(experiment.run_cost(plan, run) for run in shard) for shard in shards]
+    assert max(costs) <= 1.1 * min(costs), costs
+    images = [sum(runs.trained_images(run.config(plan, Path("validation.h5"))) for run in shard
+                  if not is_fitted(plan, run.method)) for shard in shards]
+    assert max(images) <= 1.1 * min(images), images
+
+
+def test_every_shard_computes_the_same_assignment(monkeypatch):
+    """Each shard's process deals the runs itself: the deal depends on the plan, not on the order
+    the runs are listed in, so processes that list them differently still partition the plan."""
+    plan = experiment.default3_plan()
+    first = experiment.shard_assignment(plan, 16)
+    listed = runs.plan_runs(plan)
+    monkeypatch.setattr(runs, "plan_runs", lambda p: list(reversed(listed)))
+    assert [set(shard) for shard in runs.shard_assignment(plan, 16)] == [set(shard) for shard in first]
 
 
 def test_two_shards_give_the_tables_of_one_process(tmp_path):
@@ -61,7 +88,7 @@ def test_a_shard_trains_only_its_own_runs(tmp_path):
     plan = tiny_plan()
     experiment.run_experiment(plan, tmp_path, shard=(1, 3))
     trained = sorted(p.name for p in (tmp_path / "runs").iterdir())
-    assert trained == sorted(run.name for run in experiment.shard_runs(experiment.plan_runs(plan), (1, 3)))
+    assert trained == sorted(run.name for run in experiment.shard_runs(plan, (1, 3)))
 
 
 def test_shards_started_together_generate_each_data_file_once(tmp_path, monkeypatch):
@@ -101,9 +128,8 @@ def test_cli_runs_one_shard(tmp_path):
                                            "--shard", "1/2"])
     assert result.exit_code == 0, result.output
     assert "(shard 1/2)" in result.output
-    every = experiment.plan_runs(experiment.smoke_plan())
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == \
-        sorted(r.name for r in experiment.shard_runs(every, (1, 2)))
+        sorted(r.name for r in experiment.shard_runs(experiment.smoke_plan(), (1, 2)))
 
 
 @pytest.mark.parametrize("value, message", [("2/2", "numbered 0 to 1"), ("-1/2", "must look like I/N"),

@@ -28,8 +28,8 @@ from .plans import (ANCHORS, BACKDROP_METHODS, BEST, CONTROLS, METHODS, PLANS, R
                     smoke_plan)
 from .report import (COMPARISON_COLUMNS, _describe, comparison_table, failed_list, summary_table, write_csv,
                      write_outputs)
-from .runs import (Progress, Run, execute, execute_runs, main_runs, make_run, plan_runs, prepare_data, read_result, run_experiment,
-                   shard_runs, sweep_runs)
+from .runs import (Progress, Run, execute, execute_runs, main_runs, make_run, plan_runs, prepare_data, read_result, run_cost,
+                   run_experiment, shard_assignment, shard_runs, sweep_runs)
 from .statistics import FITTED, choose, chosen, compare, failed, fit_floor, fitted, held_out_choices, paired_difference, ratio, run_fitted
 from .timing import RUN_OVERHEAD_S, Rates, StepTimer, dry_run, duration, estimate, measure_rates
 
@@ -39,5 +39,5 @@ __all__ = ["ANCHORS", "BACKDROP_METHODS", "BEST", "COMPARISON_COLUMNS", "CONTROL
            "estimate", "execute", "execute_runs", "failed", "failed_list", "fit_floor", "fitted", "input_gradient", "main_runs", "make_run", "masks",
            "measure_rates", "paired_difference", "paper128_lean_plan", "paper128_plan", "paper128_sweep", "paper_plan",
            "plan_runs", "plot_efficiency", "plot_input_gradient", "plot_sweep", "prepare_data", "ratio", "read_result",
-           "run_experiment", "run_fitted", "shard_runs", "smoke_plan", "summary_table", "sweep_runs", "write_csv",
+           "run_cost", "run_experiment", "run_fitted", "shard_assignment", "shard_runs", "smoke_plan", "summary_table", "sweep_runs", "write_csv",
            "write_outputs"]

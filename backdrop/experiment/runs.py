@@ -4,6 +4,7 @@ run trained, resumed or found recorded in its own directory and scored on both s
 from __future__ import annotations
 
 import fcntl
+import heapq
 import json
 import time
 from collections.abc import Callable
@@ -252,8 +253,48 @@ def execute_runs(runs: list[Run], plan: ExperimentPlan, out: Path, validation_pa
 
 
 def plan_runs(plan: ExperimentPlan) -> list[Run]:
-    """Every run of the plan once, in the order that shards split it."""
+    """Every run of the plan once: the backdrop sweep, then the other methods."""
     return list(dict.fromkeys(sweep_runs(plan) + main_runs(plan)))
+
+
+# A training image goes forward and backward: about three forward passes' work, since the backward
+# pass computes the gradients of both the activations and the weights, each about a forward's.
+TRAIN_PASSES = 3
+
+
+def trained_images(config: training.TrainConfig) -> int:
+    """Images a network run trains on: whole batches, every epoch."""
+    return config.epochs * (config.n_train // config.batch_size) * config.batch_size
+
+
+def run_cost(plan: ExperimentPlan, run: Run) -> int:
+    """A run's cost in forward passes of one image, from its settings alone: its trained images
+    (:data:`TRAIN_PASSES` each) and the images it scores, as :func:`timing.estimate` counts them
+    (its training images twice, the validation and report files once; a fitted method fits its
+    training images once and scores both files). No rate measured on this machine enters it, so
+    every shard's process computes the same costs."""
+    config = run.config(plan, Path("validation.h5"))
+    scored = plan.n_validation + plan.n_test
+    if methods.is_fitted(plan, run.method):
+        return config.n_train + scored
+    return TRAIN_PASSES * trained_images(config) + 2 * config.n_train + scored
+
+
+def shard_assignment(plan: ExperimentPlan, count: int) -> list[list[Run]]:
+    """The plan's runs dealt to ``count`` shards by cost: the costliest first, each to the shard
+    with the least cost so far (the first such shard on a tie), runs of equal cost by name. It is a
+    function of the plan alone, so each shard's process computes the same one (whatever order the
+    runs come in) and together the shards train every run once. At 16 shards the costliest shard
+    holds at most 1.1 times the cheapest's cost on every plan of :data:`PLANS`
+    (``tests/test_shards.py``)."""
+    costs = {run: run_cost(plan, run) for run in plan_runs(plan)}
+    shards: list[list[Run]] = [[] for _ in range(count)]
+    heap = [(0, index) for index in range(count)]
+    for run in sorted(costs, key=lambda r: (-costs[r], r.name)):
+        load, index = heapq.heappop(heap)
+        shards[index].append(run)
+        heapq.heappush(heap, (load + costs[run], index))
+    return shards
 
 
 def check_shard(shard: tuple[int, int]) -> None:
@@ -262,14 +303,16 @@ def check_shard(shard: tuple[int, int]) -> None:
         raise ExperimentError(f"shard must be I/N with 0 <= I < N, but got {index}/{count}")
 
 
-def shard_runs(runs: list[Run], shard: tuple[int, int] | None) -> list[Run]:
-    """The runs one shard trains: every N-th run from the I-th, so the shards of a plan partition
-    it and each gets a mix of sizes and methods."""
+def shard_runs(plan: ExperimentPlan, shard: tuple[int, int] | None) -> list[Run]:
+    """The runs shard ``(I, N)`` trains, shard I of :func:`shard_assignment` into N (every run of
+    the plan for ``None``), in the plan's order."""
+    every = plan_runs(plan)
     if shard is None:
-        return runs
+        return every
     check_shard(shard)
     index, count = shard
-    return runs[index::count]
+    mine = set(shard_assignment(plan, count)[index])
+    return [run for run in every if run in mine]
 
 
 @contextmanager
@@ -307,10 +350,10 @@ def run_experiment(plan: ExperimentPlan, out: str | Path, progress: Progress | N
         with torch's threads).
     report_only : train nothing; write the tables and figures of the runs recorded so far. A run
         trained with other settings than the plan's is refused, as a rerun refuses it.
-    shard : ``(I, N)``: train only every N-th run of the plan from the I-th (N processes on a
-        cluster, one ``out`` on a shared file system), then write the tables of every run recorded
-        in ``out`` so far, this shard's and the others'. The last shard to finish writes the
-        complete tables; ``report_only`` rebuilds them at any time.
+    shard : ``(I, N)``: train only shard I of the N of :func:`shard_assignment`, which deals the
+        runs by cost (N processes on a cluster, one ``out`` on a shared file system), then write
+        the tables of every run recorded in ``out`` so far, this shard's and the others'. The last
+        shard to finish writes the complete tables; ``report_only`` rebuilds them at any time.
 
     Returns
     -------
@@ -324,7 +367,7 @@ def run_experiment(plan: ExperimentPlan, out: str | Path, progress: Progress | N
     _refuse_earlier_design(out)
     notify = progress or (lambda event, info: None)
     runs, sweep = main_runs(plan), sweep_runs(plan)
-    mine = shard_runs(plan_runs(plan), shard)
+    mine = shard_runs(plan, shard)
     if report_only:
         return _report(plan, out, runs, sweep)
     todo = [r for r in mine if read_result(out / "runs" / r.name) is None]

@@ -21,7 +21,7 @@ from .. import training
 from .methods import is_fitted
 from .plans import ExperimentError, ExperimentPlan
 from .report import _describe
-from .runs import Run, _data_specs, _reusable, main_runs, make_run, read_result, sweep_runs
+from .runs import Run, _data_specs, _reusable, main_runs, make_run, read_result, sweep_runs, trained_images
 from .statistics import _group
 
 # Seconds per run beyond its training steps, test-time forwards and oracle: building the network,
@@ -227,7 +227,7 @@ def estimate(plan: ExperimentPlan, rates: Rates, runs: Sequence[Run] | None = No
         if is_fitted(plan, run.method):  # its fit is not timed: counted as nothing beside a network's training
             generated += config.n_train
             continue
-        parts["train"] += config.epochs * (config.n_train // config.batch_size) * config.batch_size / rates.train[run.method]
+        parts["train"] += trained_images(config) / rates.train[run.method]
         parts["test"] += (2 * config.n_train + plan.n_validation + plan.n_test) / rates.test
         generated += 2 * config.n_train
     parts["generate"] = (generated + samples) / rates.generate
@@ -280,7 +280,7 @@ def dry_run(plan: ExperimentPlan, out: str | Path, jobs: int = 1, rates: Rates |
             lines.append(f"| {method} (fitted) | | {per_class} | {config.n_train} | | | {len(group)} | "
                          f"{sum(r in todo for r in group)} |")
             continue
-        per_run = config.epochs * (config.n_train // config.batch_size) * config.batch_size
+        per_run = trained_images(config)
         images += per_run * len(group)
         lines.append(f"| {method} | {setting.describe() if setting else ''} | {per_class} | {config.n_train} | "
                      f"{config.epochs} | {per_run:,} | {len(group)} | {sum(r in todo for r in group)} |")
