@@ -355,10 +355,13 @@ def _parse_stages(text: str | None):
 @click.option("--width", type=int, default=16, show_default=True, help="Channels of the network's stem.")
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/<date-time>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--tensorboard", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Also write TensorBoard event files to DIR, one directory per run "
+              "(needs the tensorboard extra: pip install 'msgp[tensorboard]').")
 @click.pass_context
 def train(ctx, data, backdrop, mask_prob, mask_block, mask_scope, topology, augment, whiten, crop, n_train, n_test, test_data,
           generate, epochs, batch_size, lr, warmup, weight_decay, clip_grad, eval_every, device, precision, seed, heads,
-          width, out, resume):
+          width, out, resume, tensorboard):
     """Train a multi-scale network (one head per scale) and compare it with the oracle.
 
     DATA is an msgp file, or a preset (e.g. paper-2scale) or spec .json whose samples are generated
@@ -397,6 +400,7 @@ def train(ctx, data, backdrop, mask_prob, mask_block, mask_scope, topology, augm
             saved = training.read_config(out).to_dict()
             values = {**saved, **{k: v for k, v in values.items() if k in given}}
         config = training.TrainConfig(**values)
+        loggers = [] if tensorboard is None else [training.TensorBoardLogger(tensorboard)]
         distributed = training.init_distributed(config.device)
     except training.INPUT_ERRORS as err:
         _fail(err)
@@ -428,7 +432,8 @@ def train(ctx, data, backdrop, mask_prob, mask_block, mask_scope, topology, augm
 
     signal.signal(signal.SIGINT, on_sigint)
     try:
-        summary = training.train(config, out, resume=resume, progress=progress, should_stop=lambda: bool(stop))
+        summary = training.train(config, out, resume=resume, progress=progress, should_stop=lambda: bool(stop),
+                                 loggers=loggers)
     except training.Interrupted as err:
         bar.close()
         click.echo(f"interrupted: {err}", err=True)
@@ -448,7 +453,7 @@ def train(ctx, data, backdrop, mask_prob, mask_block, mask_scope, topology, augm
         click.echo(_accuracy_table(summary["test_accuracy"], summary["oracle_accuracy"], summary["chance"]))
         for s, verdict in enumerate(summary["learned"]):
             if not verdict["learned"]:
-                click.echo(f"warning: scale {s} has not learned: {verdict['reason']}")
+                click.echo(f"warning: scale {s} has not learned: {verdict['reason']}", err=True)
         click.echo(f"wrote {out}")
 
 

@@ -276,6 +276,9 @@ def _cases():
                            (T.replace("{root}/t", "{empty}") + " --resume", "not a training run"),
                            (T.replace("{root}/t", "{damaged_run}") + " --resume", "damaged"),
                            ("train {good} --out {run} --resume --width 8", "cannot resume")],
+        "train --tensorboard": [(T + " --tensorboard {text}", "notes.txt' is a file"),
+                                (T + " --tensorboard {text}/tb", "notes.txt is a file, not a directory"),
+                                (T + " --tensorboard", "requires an argument")],
 
         "evaluate RUN_DIR": [("evaluate {missing}", "not a training run"), ("evaluate {empty}", "not a training run"),
                              ("evaluate {damaged_run}", "damaged"), ("evaluate {good}", "not a training run")],

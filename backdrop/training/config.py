@@ -117,6 +117,10 @@ class TrainConfig:
         :func:`~backdrop.models.place_heads` with ``rf_factor``.
     rf_factor : receptive field wanted for a head, in units of its scale's length scale.
     eval_batch_size : images per forward pass at test time.
+    log_every : after every ``log_every``-th optimiser step, a step record (the step's per-scale
+        training loss, learning rate and gradient norm) in ``metrics.jsonl`` and to the loggers; 0:
+        none. The default writes 96 on a default run (30 epochs of 32 steps) and at most 384 (120
+        epochs). Logging trains nothing, so :meth:`changed_from` ignores it.
     network : ``None`` for :class:`MultiScaleNet`, or the network method to train instead,
         ``{"source": "/path/file.py:function", "sha256": <the file's>}``
         (:mod:`backdrop.experiment.methods`); a file whose content changed is refused.
@@ -148,6 +152,7 @@ class TrainConfig:
     head_stages: tuple[int, ...] | None = None
     rf_factor: float = RF_FACTOR
     eval_batch_size: int = 64
+    log_every: int = 10
     network: dict[str, str] | None = None
 
     def __post_init__(self):
@@ -181,6 +186,7 @@ class TrainConfig:
         if self.clip_grad is not None:
             self.clip_grad = _ARGS.number("clip_grad", self.clip_grad, "a positive number or None", lambda v: v > 0)
         self.eval_every = _ARGS.integer("eval_every", self.eval_every, 0)
+        self.log_every = _ARGS.integer("log_every", self.log_every, 0)
         self.device = _ARGS.choice("device", self.device, DEVICES)
         self.precision = _ARGS.choice("precision", self.precision, PRECISIONS)
         self.seed = _ARGS.integer("seed", self.seed, 0)
@@ -221,11 +227,11 @@ class TrainConfig:
 
     def changed_from(self, other: "TrainConfig", ignore: Sequence[str] = ("data", "test_data", "device")) -> list[str]:
         """The settings in which ``other`` trains differently from this one (field names, in order):
-        the mask settings count only with backdrop, and ``ignore`` not at all: by default where the
-        data are read and the run runs; :data:`RESUMABLE` for a resumed run. Empty when ``other``
-        is the same run."""
+        the mask settings count only with backdrop, ``log_every`` and ``ignore`` not at all: by default
+        where the data are read and the run runs; :data:`RESUMABLE` for a resumed run. Empty when
+        ``other`` is the same run."""
         mine, theirs = self.to_dict(), other.to_dict()
-        skip = set(ignore) | (set() if self.backdrop or other.backdrop else {"mask_prob", "mask_block", "mask_scope"})
+        skip = set(ignore) | {"log_every"} | (set() if self.backdrop or other.backdrop else {"mask_prob", "mask_block", "mask_scope"})
         return [k for k in mine if k not in skip and mine[k] != theirs[k]]
 
     @classmethod

@@ -1,6 +1,8 @@
 """The training loop. :func:`train` sets a run up (:func:`_set_up`: data, network, optimiser,
 random streams, or the state a checkpoint saved), then alternates :func:`train_one_epoch` and
-:func:`end_epoch` (scoring, metrics, checkpoint) up to the last epoch, and writes the summary.
+:func:`end_epoch` (scoring, metrics, checkpoint) up to the last epoch, and writes the summary. Every
+``config.log_every`` steps a step record goes to the loggers and waits in memory to be written to
+``metrics.jsonl`` with its epoch's record, so that the file is rewritten once per epoch as before.
 
 Determinism. Every random stream is explicit and derived from ``config.seed`` with
 :class:`numpy.random.SeedSequence` spawn keys: the weight initialisation, the shuffling (a
@@ -16,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from .config import (RESUMABLE, CheckpointError, ConfigError, Interrupted, Progr
 from .data import _Data, _load, _open, _subsets, apply_symmetries, data_identity, draw_symmetries, take_crops
 from .devices import _all_sum, _world, precision_context, resolve_device
 from .evaluation import _accuracies, _correct, _summary, _test_metrics, calibrate
+from .loggers import Logger, scalars
 from .outputs import _append_metrics, _truncate_metrics, _write_config, plot_curves, read_metrics
 
 # Spawn keys of the random streams derived from the seed.
@@ -45,7 +48,8 @@ _INIT, _SHUFFLE, _CROP, _BACKDROP, _AUGMENT = range(5)
 
 
 def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
-          progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+          progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+          loggers: Sequence[Logger] = ()) -> dict[str, Any]:
     """Train a :class:`MultiScaleNet` and write the run directory ``out``.
 
     Parameters
@@ -63,6 +67,10 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
         and ``"epoch"`` (the epoch's metrics); called on rank 0 only.
     should_stop : polled after every step; when it returns true (on any rank) a checkpoint is
         saved and :class:`Interrupted` is raised.
+    loggers : objects with ``log_step(step, scalars)``, ``log_epoch(step, scalars)`` and ``close()``
+        (:mod:`backdrop.training.loggers`: :class:`TensorBoardLogger`, :class:`CSVLogger`), given
+        every step record and epoch record as ``metrics.jsonl`` gets it, on rank 0 only, and closed
+        (on rank 0) when training ends, finished, interrupted or failed, once the set-up has passed.
 
     Returns
     -------
@@ -83,10 +91,19 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
                      "steps_per_epoch": run.steps_per_epoch, "epochs": config.epochs, "device": str(run.device), "world_size": run.world,
                      "head_stages": list(run.model.head_stages), "method": config.method,
                      "n_train": config.n_train, "n_test": config.n_test, "n_classes": run.spec.n_classes})
-    while run.epoch < config.epochs:
-        train_one_epoch(run, notify, should_stop)
-        notify("epoch", end_epoch(run))
-    return _finish(run)
+    run.loggers = list(loggers) if run.rank == 0 else []
+    try:
+        while run.epoch < config.epochs:
+            train_one_epoch(run, notify, should_stop)
+            notify("epoch", end_epoch(run))
+        return _finish(run)
+    finally:
+        # An interruption or a failure leaves step records unwritten; those past the checkpoint are
+        # dropped again when the run resumes.
+        if run.rank == 0 and run.steps:
+            _append_metrics(run.out / "metrics.jsonl", *run.steps)
+        for logger in run.loggers:
+            logger.close()
 
 
 def train_one_epoch(run: _Run, notify: Progress, should_stop: Callable[[], bool] | None = None) -> None:
@@ -128,6 +145,9 @@ def train_one_epoch(run: _Run, notify: Progress, should_stop: Callable[[], bool]
         run.sums[:K] += stats[:K]
         run.sums[K:] += stats[K:-1]
         run.step += 1
+        if config.log_every and (global_step + 1) % config.log_every == 0 and run.rank == 0:
+            _log_step(run, {"kind": "step", "step": global_step + 1, "epoch": run.epoch + 1, "lr": lr,
+                           "train_loss": stats[:K].tolist(), "grad_norm": norm.item()})
         seconds = time.perf_counter() - started
         run.train_seconds += seconds
         notify("step", {"epoch": run.epoch, "step": run.step, "loss": stats[:K].sum().item(),
@@ -160,9 +180,20 @@ def end_epoch(run: _Run) -> dict[str, Any]:
     run.epoch, run.step, run.train_seconds = epoch, 0, 0.0
     run.sums.zero_()
     if run.rank == 0:
-        _append_metrics(run.out / "metrics.jsonl", record)
+        _append_metrics(run.out / "metrics.jsonl", *run.steps, record)
+        run.steps.clear()
+        for logger in run.loggers:
+            logger.log_epoch(epoch * run.steps_per_epoch, scalars(record))
     save_checkpoint(run)
     return record
+
+
+def _log_step(run: _Run, record: dict[str, Any]) -> None:
+    """Give a step record to the loggers, and keep it for ``metrics.jsonl`` (written with the epoch's
+    record by :func:`end_epoch`)."""
+    run.steps.append(record)
+    for logger in run.loggers:
+        logger.log_step(record["step"], scalars(record))
 
 
 def check_finite(run: _Run) -> None:
@@ -291,6 +322,9 @@ class _Run:
     sums: torch.Tensor = field(default=None)
     train_seconds: float = 0.0
     saved: tuple[int, int] | None = None  # (epoch, step) of the checkpoint in ``out``, if any
+    # Rank 0's loggers, and its step records not yet in metrics.jsonl; neither is checkpointed.
+    loggers: list[Logger] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -346,7 +380,7 @@ def _set_up(config: TrainConfig, out: Path, resume: bool) -> _Run:
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         _write_config(out / "config.json", config, spec, model, run.train_data, run.test_data, world)
-        _truncate_metrics(out / "metrics.jsonl", run.epoch)
+        _truncate_metrics(out / "metrics.jsonl", run.epoch, run.epoch * run.steps_per_epoch + run.step)
     return run
 
 

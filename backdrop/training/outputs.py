@@ -24,21 +24,34 @@ def _write_config(path: Path, config: TrainConfig, spec, model: MultiScaleNet, t
     }, indent=2) + "\n")
 
 
-def _truncate_metrics(path: Path, epochs: int) -> None:
-    """Keep the records of the epochs the checkpoint holds (a resumed run rewrites the rest)."""
-    lines = path.read_text().splitlines(keepends=True)[:epochs] if path.exists() else []
-    atomic_write(path, "".join(lines))
+def _truncate_metrics(path: Path, epochs: int, steps: int) -> None:
+    """Keep the records of the ``epochs`` epochs and ``steps`` steps the checkpoint holds (a resumed
+    run rewrites the rest)."""
+    lines = [line for line in path.read_text().splitlines(keepends=True) if line.strip()] if path.exists() else []
+    atomic_write(path, "".join(line for line, record in zip(lines, map(json.loads, lines))
+                               if (record["step"] <= steps if _is_step(record) else record["epoch"] <= epochs)))
 
 
-def _append_metrics(path: Path, record: dict[str, Any]) -> None:
-    """Add an epoch's record to ``metrics.jsonl``, rewriting the small file whole so that a kill
-    never leaves half a line."""
-    atomic_write(path, (path.read_text() if path.exists() else "") + json.dumps(record) + "\n")
+def _append_metrics(path: Path, *records: dict[str, Any]) -> None:
+    """Add records to ``metrics.jsonl``, rewriting the small file whole so that a kill never leaves
+    half a line."""
+    atomic_write(path, (path.read_text() if path.exists() else "") + "".join(json.dumps(r) + "\n" for r in records))
 
 
-def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+def _is_step(record: dict[str, Any]) -> bool:
+    # Epoch records have no kind: they are as they were before step records existed.
+    return record.get("kind") == "step"
+
+
+def read_metrics(run_dir: str | os.PathLike, kind: str = "epoch") -> list[dict[str, Any]]:
+    """The records of ``run_dir``'s ``metrics.jsonl``, in the order written: ``kind="epoch"`` (one
+    per epoch) or ``kind="step"`` (``{"kind": "step", "step": ..., ...}``, every
+    ``config.log_every`` steps); empty when there is no such file."""
+    if kind not in ("epoch", "step"):
+        raise ValueError(f"kind must be 'epoch' or 'step', but got {kind!r}")
     path = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return [r for r in records if _is_step(r) == (kind == "step")]
 
 
 def plot_curves(run_dir: str | os.PathLike) -> Path | None:
