@@ -16,7 +16,7 @@ import numpy as np
 from msgp.atomic import atomic_open, atomic_write
 from msgp.plotting import PlotUnavailable, pyplot
 
-from ..experiment.statistics import paired_difference
+from ..experiment.statistics import holm_effects, paired_difference
 from .training import Run
 
 
@@ -147,8 +147,8 @@ def equal_time_rows(plan, results, limits, costs) -> list[dict[str, Any]]:
 
 
 def _interval(row: dict[str, Any]) -> str:
-    text = f"{row['mean']:+.4f} [{row['low']:+.4f}, {row['high']:+.4f}]"
-    return f"**{text}**" if row["effect"] else text
+    mark = " **" if row["holm_effect"] else " *" if row["effect"] else ""
+    return f"{row['mean']:+.4f} [{row['low']:+.4f}, {row['high']:+.4f}]{mark}"
 
 
 def _write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Path:
@@ -181,12 +181,14 @@ def write_outputs(plan, out: Path, results: Sequence[dict[str, Any]], limits: di
     out = Path(out)
     name = "F1" if plan.loss == "f1" else "AUC"
     summary = summary_rows(plan, results, limits, costs)
-    matched = comparison_rows(plan, results, limits)
-    timed = equal_time_rows(plan, results, limits, costs)
+    # Each table is one family for Holm's correction, as in the experiment's comparisons.
+    matched = holm_effects(comparison_rows(plan, results, limits))
+    timed = holm_effects(equal_time_rows(plan, results, limits, costs))
     written = {"results.csv": _write_csv(out / "results.csv", summary,
                                          ["problem", "method", "seeds", "steps", "batch", "mean", "std", "ratio",
                                           "ceiling", "ceiling_se", "oracle_test", "ms_per_step", "train_seconds", "converged"])}
-    columns = ["problem", "method", "reference", "n", "mean", "low", "high", "effect", "time_ratio", "ceiling"]
+    columns = ["problem", "method", "reference", "n", "mean", "low", "high", "effect", "p", "holm_p", "holm_effect",
+               "time_ratio", "ceiling"]
     written["comparisons.csv"] = _write_csv(out / "comparisons.csv", matched + timed, columns)
 
     md = [f"# Plan {plan.name}: test {name} beside its ceiling", ""] + _ceiling_lines(plan, limits) + [
@@ -201,7 +203,10 @@ def write_outputs(plan, out: Path, results: Sequence[dict[str, Any]], limits: di
     written["results.md"] = out / "results.md"
 
     md = [f"# Plan {plan.name}: paired differences in test {name}", "",
-          "Mean over seeds of the difference, and its 95% t interval (bold: excludes zero).", "",
+          f"Mean over seeds of the difference, and its 95% t interval; * marks an interval that excludes zero, "
+          f"** one that is still an effect after Holm's correction over the intervals of its table ({len(matched)} "
+          f"at matched steps, {len(timed)} at equal time; family-wise error rate 5%; comparisons.csv has each paired "
+          "t test's p value and its Holm-adjusted one).", "",
           "## At matched steps", "", "| problem | method | reference | seeds | difference [95% interval] |",
           "|---|---|---|---|---|"]
     md += [f"| {r['problem']} | {_label(r['method'])} | {_label(r['reference'])} | {r['n']} | {_interval(r)} |"
