@@ -4,6 +4,7 @@ the losses and metrics against brute force, batch backdrop's loss and gradient, 
 run, resumed and reported, through the library and the CLI."""
 from __future__ import annotations
 
+import csv
 import json
 import math
 
@@ -16,6 +17,7 @@ from scipy import optimize, stats
 import cli
 from backdrop import Backdrop, draw_mask
 from backdrop import nondecomposable as nd
+from backdrop.experiment.statistics import holm
 from backdrop.nondecomposable.losses import f1_from_rates
 from backdrop.nondecomposable.training import logits_of, make_network
 from msgp import oracle
@@ -157,6 +159,10 @@ def test_tiny_plan_runs_resumes_and_reports(tmp_path):
     table = (tmp_path / "results.md").read_text()
     assert f"Ceiling F1 {ceiling['f1']:.4f}" in table and "small batch (32)" in table
     assert "large batch + backdrop p=0.75 | large batch, full gradient | 2 |" in (tmp_path / "comparisons.md").read_text()
+    # Each table is a family for Holm's correction: its adjusted p values are the table's own.
+    rows = list(csv.DictReader((tmp_path / "comparisons.csv").open()))
+    matched = [r for r in rows if not r["time_ratio"]]
+    assert [float(r["holm_p"]) for r in matched] == pytest.approx(holm([float(r["p"]) for r in matched]), rel=1e-12)
 
     kept = tmp_path / "runs" / runs[0].name / "result.json"
     before = kept.stat().st_mtime_ns
