@@ -165,6 +165,10 @@ def test_loggers_refuse_a_destination_they_cannot_write(tmp_path, monkeypatch):
                                 (training.CSVLogger, "file/s.csv", "file is a file, not a directory")]:
         with pytest.raises(training.LoggerError, match=message):
             make(tmp_path / path)
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(training.LoggerError, match="other.csv is not a CSVLogger's file"):
+        training.CSVLogger(tmp_path / "other.csv").log_step(1, {"lr": 1.0})
+    assert (tmp_path / "other.csv").read_text() == "a,b\n1,2\n"
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if tensorboard were not installed
     with pytest.raises(training.LoggerError, match=r"needs the tensorboard package: pip install 'msgp\[tensorboard\]'"):
         training.TensorBoardLogger(tmp_path / "tb")

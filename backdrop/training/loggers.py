@@ -143,7 +143,9 @@ class CSVLogger:
             if self.path.exists():
                 with self.path.open(newline="") as f:
                     reader = csv.DictReader(f)
-                    self._columns = list(reader.fieldnames or self._columns)
+                    if "step" not in (reader.fieldnames or ()):
+                        raise LoggerError(f"{self.path} is not a CSVLogger's file (it has no step column)")
+                    self._columns = list(reader.fieldnames)
                     self._rows = [row for row in reader if int(row["step"]) < step]
         self._columns += [name for name in values if name not in self._columns]
         self._rows.append({"kind": kind, "step": step, **values})
