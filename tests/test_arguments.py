@@ -147,6 +147,8 @@ def config_rows():
     rows += [bad(TrainConfig, T, lr=None)]
     rows += [bad(TrainConfig, T, eval_every=v) for v in (1.5, "1", True, None)]
     rows += [bad(TrainConfig, V, eval_every=-1)]
+    rows += [bad(TrainConfig, T, log_every=v) for v in (1.5, "10", True, None)]
+    rows += [bad(TrainConfig, V, log_every=-1)]
     rows += [bad(TrainConfig, T, seed=v) for v in (1.5, "0", True, None)]
     rows += [bad(TrainConfig, V, seed=-1)]
     rows += [bad(TrainConfig, T, head_stages=v) for v in ("12", [1.5, 2], 3, [True, 2])]
