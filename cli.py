@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import signal
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -17,6 +19,10 @@ from msgp.spec import DTYPES, MAX_SCALES, NORMALIZE, DatasetSpec, SpecError, loa
 from msgp.kernels import KERNELS
 
 
+# Samples `msgp generate` scores the oracle on after writing: a standard error of at most 2.2 points.
+ORACLE_SAMPLES = 500
+
+
 class InputError(click.ClickException):
     """Bad input: one line on stderr, exit code 2."""
 
@@ -25,6 +31,80 @@ class InputError(click.ClickException):
 
 def _fail(err: Exception):
     raise InputError(str(err)) from None
+
+
+class RegistryChoice(click.Choice):
+    """A ``click.Choice`` whose names a registry gives when they are first needed (parsing,
+    ``--help``, shell completion): the registries of plans and training settings import torch,
+    which every other command, and every completion of one, would otherwise wait for.
+
+    Parameters
+    ----------
+    names : returns the allowed values, in the order ``--help`` lists them.
+    """
+
+    def __init__(self, names):
+        self._names = names
+        self.case_sensitive = True
+
+    @property
+    def choices(self):
+        return tuple(self._names())
+
+
+def _plan_names():
+    from backdrop.experiment.plans import PLANS
+    from backdrop.nondecomposable.plans import PLANS as NONDECOMPOSABLE_PLANS
+
+    return (*PLANS, *NONDECOMPOSABLE_PLANS)
+
+
+def _training_choices(name: str):
+    def names():
+        from backdrop.training import config
+
+        return getattr(config, name)
+    return names
+
+
+@contextmanager
+def _interruptible(how_to_go_on: str, at_once: bool = False):
+    """Ctrl-C ends the command with exit code 130 (128 + SIGINT, what a shell reports for it) and
+    one line on stderr saying what is kept and how to go on, in place of click's ``Aborted!``.
+
+    Yields ``check``, which the command's progress callback calls between pieces of work: the
+    first Ctrl-C is noted and ``check`` raises it there. Raised where the signal lands, it could
+    land in a destructor or a weakref callback (a process pool's bookkeeping has them), where
+    Python prints it as a traceback and drops it. A second Ctrl-C raises at once; with
+    ``at_once``, the first does too, for work whose progress comes minutes apart.
+    """
+    noted = []
+
+    def on_sigint(signum, frame):
+        noted.append(signum)
+        if at_once or len(noted) > 1:
+            raise KeyboardInterrupt
+
+    def check():
+        if noted:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield check
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: {how_to_go_on}", err=True)
+        raise SystemExit(130) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _checked(check, progress):
+    """``progress(event, info)`` that first raises a Ctrl-C ``check`` has noted."""
+    def checked(event, info):
+        check()
+        progress(event, info)
+    return checked
 
 
 def _parse_lengths(text: str):
@@ -57,18 +137,19 @@ def main():
 @click.option("--n", "n", type=int, default=10000, show_default=True, help="Number of samples.")
 @click.option("--size", type=int, default=128, show_default=True, help="Pixels per axis.")
 @click.option("--ndim", type=int, default=2, show_default=True, help="Dimensions of each field: 1, 2 or 3.")
-@click.option("--kernel", default="se", show_default=True, help=f"Covariance kernel: {', '.join(KERNELS)}.")
+@click.option("--kernel", type=click.Choice(KERNELS), default="se", show_default=True, help="Covariance kernel.")
 @click.option("--lengths", help="Candidate length scales in pixels, scales separated by ';', e.g. '9.5,10;80,140'.")
 @click.option("--amplitudes", help="Amplitude of each scale, e.g. '0.75,1.25'.")
 @click.option("--noise", type=float, default=0.0, show_default=True, help="Std of white observation noise.")
-@click.option("--normalize", default="theory", show_default=True,
-              help="'theory': unit variance in expectation; 'sample': each component standardised per sample.")
+@click.option("--normalize", type=click.Choice(NORMALIZE), default="theory", show_default=True,
+              help="theory: unit variance in expectation; sample: each component standardised per sample.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Root random seed.")
-@click.option("--dtype", default="float32", show_default=True, help=f"Storage dtype: {', '.join(DTYPES)}.")
+@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True, help="Storage dtype.")
 @click.option("--compression", type=click.Choice(["gzip", "lzf"]), default=None, help="HDF5 compression.")
 @click.option("--save-components", is_flag=True, help="Also store each scale's unit-variance component.")
 @click.option("--preset", help="A preset shipped with msgp (paper-2scale, paper-3scale) or a .json path; options given override it.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=io.DEFAULT_PATH, show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=io.DEFAULT_PATH, show_default=True,
+              help="The HDF5 file to write.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Samples per inverse-FFT batch (capped at 4 Mpixels per batch, to bound memory).")
 @click.option("--workers", type=int, help="Processes drawing samples (default: the CPUs this process may use); the file is the same for any.")
@@ -76,9 +157,12 @@ def main():
 @click.option("--shard", help="Write only shard I of N, like '3/16'; join the shards with msgp merge.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Where the inverse FFTs run; cuda needs a CUDA device and one process.")
+@click.option("--oracle/--no-oracle", "run_oracle", default=True, show_default=True,
+              help=f"Score the oracle on the first {ORACLE_SAMPLES} samples afterwards (minutes at 1024²).")
 @click.pass_context
 def generate(ctx, n_scales, n, size, ndim, kernel, lengths, amplitudes, noise, normalize, seed, dtype,
-             compression, save_components, preset, output, overwrite, batch_size, workers, resume, shard, device):
+             compression, save_components, preset, output, overwrite, batch_size, workers, resume, shard, device,
+             run_oracle):
     """Generate a labeled multi-scale GP dataset into an HDF5 file."""
     given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
     if batch_size < 1:
@@ -98,10 +182,17 @@ def generate(ctx, n_scales, n, size, ndim, kernel, lengths, amplitudes, noise, n
         start, stop = (0, spec.n) if shard is None else io.shard_range(spec.n, *shard)
     except io.MSGPError as err:
         _fail(err)
-    with progress_bar(total=stop - start, unit="sample", desc="generate") as bar:
+    resume_hint = (f"{output} keeps the samples written so far; rerun the same command with --resume"
+                   f"{' in place of --overwrite' if overwrite else ''} to finish it")
+    with _interruptible(resume_hint) as check, progress_bar(total=stop - start, unit="sample", desc="generate") as bar:
+
+        def progress(n):
+            check()
+            bar.update(n)
+
         try:
             result = io.write(spec, output, overwrite=overwrite, resume=resume, shard=shard, workers=workers,
-                              device=device, batch_size=batch_size, progress=bar.update)
+                              device=device, batch_size=batch_size, progress=progress)
         except (io.MSGPError, SpecError) as err:
             bar.close()
             _fail(err)
@@ -111,7 +202,10 @@ def generate(ctx, n_scales, n, size, ndim, kernel, lengths, amplitudes, noise, n
     width = max(len(name) for name in spec.class_names)
     for name, count in zip(spec.class_names, result.class_counts):
         click.echo(f"  class {name:<{width}}  {count}")
-    click.echo(_oracle_summary(result.path, min(result.n, 500)))
+    if run_oracle:
+        with _interruptible(f"{result.path} is complete; only the oracle's summary was cut short "
+                            f"(msgp oracle {result.path} scores it)"):
+            click.echo(_oracle_summary(result.path, min(result.n, ORACLE_SAMPLES), workers))
 
 
 def _check_output_file(output: Path) -> None:
@@ -156,8 +250,6 @@ def _build_spec(given, *, n_scales, preset, lengths, amplitudes, **values) -> Da
             values["amplitudes"] = _parse_floats(amplitudes, "--amplitudes")
         if not 1 <= n_scales <= MAX_SCALES:
             raise InputError(f"--scales must be between 1 and {MAX_SCALES}, but got {n_scales}")
-        if values.get("normalize") not in NORMALIZE:
-            raise InputError(f"--normalize must be 'theory' or 'sample', but got {values.get('normalize')!r}")
         return DatasetSpec.default(n_scales, **values)
     except SpecError as err:
         _fail(err)
@@ -199,7 +291,8 @@ def info(path, as_json):
 
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path), default=io.DEFAULT_PATH)
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("grid.png"), show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("grid.png"), show_default=True,
+              help="The picture to write; its suffix names the format (png, pdf, svg, ...).")
 @click.option("--per-class", type=int, default=3, show_default=True, help="Samples drawn per class.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing picture.")
 def preview(path, output, per_class, overwrite):
@@ -238,10 +331,10 @@ def _parse_indices(text: str | None):
         raise InputError(f"--indices must look like 'A:B' (sample A up to, not including, B), but got {text!r}") from None
 
 
-def _oracle_summary(path: Path, n: int) -> str:
+def _oracle_summary(path: Path, n: int, workers: int) -> str:
     from msgp import oracle as oracle_module
 
-    report = oracle_module.evaluate(path, (0, n))
+    report = oracle_module.evaluate(path, (0, n), workers=workers)
     scales = ", ".join(f"{100 * scale['accuracy']:.1f}%" for scale in report["scales"])
     return (f"  oracle   joint {format_accuracy(report['joint'])}, per scale {scales} (finest first), Bayes-optimal "
             f"on the first {n} samples; `msgp oracle {path} --crop C` for crops")
@@ -251,8 +344,10 @@ def _oracle_summary(path: Path, n: int) -> str:
 @click.argument("path", type=click.Path(path_type=Path), default=io.DEFAULT_PATH)
 @click.option("--indices", help="Samples A:B to classify (A or B may be left out); default all.")
 @click.option("--crop", type=int, help="Use only a CROP^ndim corner of each sample (exact crop likelihood).")
+@click.option("--workers", type=int, help="Processes scoring the samples (default: the CPUs this process may use); "
+              "the result is the same for any.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def oracle(path, indices, crop, as_json):
+def oracle(path, indices, crop, workers, as_json):
     """Bayes-optimal accuracy: exact class likelihoods from the dataset's own parameters.
 
     Per-scale and joint accuracy with 95% Wilson intervals, and per-scale confusion matrices.
@@ -261,10 +356,21 @@ def oracle(path, indices, crop, as_json):
     from msgp import oracle as oracle_module
 
     start, stop = _parse_indices(indices)
-    try:
-        report = oracle_module.evaluate(path, (start, stop), crop=crop)
-    except io.MSGPError as err:
-        _fail(err)
+    workers = available_cpus() if workers is None else workers
+    with _interruptible("the oracle writes nothing, so there is nothing to resume; --indices A:B scores "
+                        "part of the file") as check, progress_bar(unit="sample" if crop is None else "class",
+                                                                    desc="oracle") as bar:
+
+        def progress(done, total):
+            check()
+            if done == 0:
+                bar.reset(total=total)
+            bar.update(done - bar.n)
+
+        try:
+            report = oracle_module.evaluate(path, (start, stop), crop=crop, workers=workers, progress=progress)
+        except io.MSGPError as err:
+            _fail(err)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -346,8 +452,9 @@ def _parse_stages(text: str | None):
 @click.option("--clip-grad", type=float, default=1.0, show_default=True, help="Clip the gradient's global norm to this value.")
 @click.option("--eval-every", type=int, default=1, show_default=True,
               help="Score the test set every K epochs and after the last (0: after the last only).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--precision", default="fp32", show_default=True,
+@click.option("--device", type=RegistryChoice(_training_choices("DEVICES")), default="auto", show_default=True,
+              help="Where training runs; auto: cuda when there is one.")
+@click.option("--precision", type=RegistryChoice(_training_choices("PRECISIONS")), default="fp32", show_default=True,
               help="Arithmetic of the training steps: fp32, tf32 (CUDA matmuls and convolutions in TensorFloat-32) "
               "or bf16 (autocast); calibration and scoring run in float32.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Root of every random stream.")
@@ -355,13 +462,15 @@ def _parse_stages(text: str | None):
 @click.option("--width", type=int, default=16, show_default=True, help="Channels of the network's stem.")
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/<date-time>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), metavar="RUN/config.json",
+              help="Train anew with the settings of that run, but for the options given here.")
 @click.option("--tensorboard", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Also write TensorBoard event files to DIR, one directory per run "
               "(needs the tensorboard extra: pip install 'msgp[tensorboard]').")
 @click.pass_context
 def train(ctx, data, backdrop, mask_prob, mask_block, mask_scope, topology, augment, whiten, crop, n_train, n_test, test_data,
           generate, epochs, batch_size, lr, warmup, weight_decay, clip_grad, eval_every, device, precision, seed, heads,
-          width, out, resume, tensorboard):
+          width, out, resume, tensorboard, config_file):
     """Train a multi-scale network (one head per scale) and compare it with the oracle.
 
     DATA is an msgp file, or a preset (e.g. paper-2scale) or spec .json whose samples are generated
@@ -370,8 +479,6 @@ def train(ctx, data, backdrop, mask_prob, mask_block, mask_scope, topology, augm
 
     Under ``torchrun --nproc-per-node N -m msgp.train ...`` it trains with DistributedDataParallel.
     """
-    import signal
-
     from backdrop import training
 
     given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
@@ -391,14 +498,18 @@ def train(ctx, data, backdrop, mask_prob, mask_block, mask_scope, topology, augm
               "clip_grad": clip_grad, "eval_every": eval_every, "device": device,
               "precision": precision, "seed": seed,
               "head_stages": _parse_stages(heads), "width": width}
+    if config_file is not None:
+        if resume:
+            raise InputError("--config and --resume contradict each other: --resume reads the settings of --out's run")
+        if config_file.name != "config.json" or not config_file.is_file():
+            raise InputError(f"--config needs the config.json file of a run, but got {config_file}")
     try:
         if resume:
             if out is None:
                 raise InputError("--resume needs --out, the run directory to continue")
-            names = {"heads": "head_stages", "generate": "data"}
-            given = {names.get(k, k) for k in given}
-            saved = training.read_config(out).to_dict()
-            values = {**saved, **{k: v for k, v in values.items() if k in given}}
+            values = _over_saved_settings(training.read_config(out), values, given)
+        elif config_file is not None:
+            values = _over_saved_settings(training.read_config(config_file.parent), values, given)
         config = training.TrainConfig(**values)
         loggers = [] if tensorboard is None else [training.TensorBoardLogger(tensorboard)]
         distributed = training.init_distributed(config.device)
@@ -423,20 +534,23 @@ def train(ctx, data, backdrop, mask_prob, mask_block, mask_scope, topology, augm
                       + ", ".join(f"{a:.3f}" for a in info["test_accuracy"]["scales"]))
 
     stop = []
-    previous = signal.getsignal(signal.SIGINT)
 
     def on_sigint(signum, frame):
         # The first Ctrl-C finishes the step and saves a checkpoint; a second one stops at once.
         stop.append(True)
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, at_once)
 
-    signal.signal(signal.SIGINT, on_sigint)
+    to_go_on = f"to go on: msgp train --out {out} --resume"
     try:
-        summary = training.train(config, out, resume=resume, progress=progress, should_stop=lambda: bool(stop),
-                                 loggers=loggers)
+        with _interruptible(f"stopped at once; the checkpoint saved after each epoch in {out} resumes the run; {to_go_on}",
+                            at_once=True):
+            at_once = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, on_sigint)
+            summary = training.train(config, out, resume=resume, progress=progress, should_stop=lambda: bool(stop),
+                                     loggers=loggers)
     except training.Interrupted as err:
         bar.close()
-        click.echo(f"interrupted: {err}", err=True)
+        click.echo(f"interrupted: {err}; {to_go_on}", err=True)
         raise SystemExit(130)
     except training.TrainingError as err:
         bar.close()
@@ -445,7 +559,6 @@ def train(ctx, data, backdrop, mask_prob, mask_block, mask_scope, topology, augm
         bar.close()
         _fail(err)
     finally:
-        signal.signal(signal.SIGINT, previous)
         if distributed:
             training.dist.destroy_process_group()
     bar.close()
@@ -455,6 +568,14 @@ def train(ctx, data, backdrop, mask_prob, mask_block, mask_scope, topology, augm
             if not verdict["learned"]:
                 click.echo(f"warning: scale {s} has not learned: {verdict['reason']}", err=True)
         click.echo(f"wrote {out}")
+
+
+def _over_saved_settings(saved, values: dict, given: set[str]) -> dict:
+    """A saved run's settings (``--resume``, ``--config``), with the options given on the command
+    line in place of its own."""
+    names = {"heads": "head_stages", "generate": "data"}
+    given = {names.get(k, k) for k in given}
+    return {**saved.to_dict(), **{k: v for k, v in values.items() if k in given}}
 
 
 def _names_description(data: Path) -> bool:
@@ -492,7 +613,8 @@ def _accuracy_table(network, oracle_accuracy, chance) -> str:
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path), required=False)
 @click.option("--n", "n", type=int, help="Class-balanced samples drawn from DATA (default: the run's --n-test).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--device", type=RegistryChoice(_training_choices("DEVICES")), default="auto", show_default=True,
+              help="Where the network runs; auto: cuda when there is one.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def evaluate(run_dir, data, n, device, as_json):
     """Per-scale and joint accuracy of a trained run beside the oracle, with confusion matrices.
@@ -503,8 +625,6 @@ def evaluate(run_dir, data, n, device, as_json):
     """
     from backdrop import training
 
-    if device not in training.DEVICES:
-        raise InputError(f"--device must be one of {', '.join(training.DEVICES)}, but got {device!r}")
     source = data
     if data is not None and _names_description(data):
         try:
@@ -558,7 +678,7 @@ def merge(shards, output, overwrite):
 
 @main.command()
 @click.option("--plan", "plan_name",
-              type=click.Choice(["paper128", "paper128-lean", "default3", "paper", "smoke", "f1", "auc"]),
+              type=RegistryChoice(_plan_names),
               default="paper128", show_default=True, help="paper128: the paper's two-scale statistics at 128²; "
               "paper128-lean: the same with fewer backdrop settings and sizes up to 32 per class, for 2 CPU "
               "cores; default3: the default three-scale dataset; paper: paper-2scale at 1024², for a GPU; smoke: "
@@ -598,7 +718,7 @@ def experiment(plan_name, jobs, out, report, dry_run, method_names, shard):
     out = out or Path("experiments") / plan_name
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is not a directory")
-    if plan_name in ("f1", "auc"):
+    if plan_name not in exp.PLANS:  # a plan of backdrop.nondecomposable
         if shard is not None:
             raise InputError(f"--shard splits the network plans; --plan {plan_name} runs on one machine")
         if method_names:
@@ -640,7 +760,10 @@ def experiment(plan_name, jobs, out, report, dry_run, method_names, shard):
             bar.update()
 
     try:
-        written = exp.run_experiment(plan, out, progress=progress, jobs=jobs, report_only=report, shard=shard)
+        with _interruptible(f"the finished runs are kept in {out}; rerun the same command to train the rest",
+                            at_once=True) as check:
+            written = exp.run_experiment(plan, out, progress=_checked(check, progress), jobs=jobs, report_only=report,
+                                         shard=shard)
     except training.TrainingError as err:
         raise click.ClickException(str(err)) from None
     except (exp.ExperimentError, *training.INPUT_ERRORS) as err:
@@ -679,7 +802,9 @@ def _nondecomposable_experiment(plan_name, jobs, out, report, dry_run):
         if dry_run:
             click.echo(nd.dry_run(plan, out, jobs), nl=False)
             return
-        written = nd.run_plan(plan, out, progress=progress, jobs=jobs, report_only=report)
+        with _interruptible(f"the finished runs are kept in {out}; rerun the same command to train the rest",
+                            at_once=True) as check:
+            written = nd.run_plan(plan, out, progress=_checked(check, progress), jobs=jobs, report_only=report)
     except nd.NondecomposableError as err:
         _fail(err)
     finally:

@@ -24,6 +24,7 @@ import errno
 import itertools
 import os
 import shutil
+import signal
 import time
 import uuid
 from collections import deque
@@ -312,6 +313,9 @@ _worker: dict = {}
 
 
 def _init_worker(spec: DatasetSpec, fft_workers: int, slot_names: list[str], rows: int) -> None:
+    # Ctrl-C reaches every process of the terminal's job; the parent alone answers it (it cancels
+    # the batches not started, keeping the file resumable), so a worker does not print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker["sampler"] = Sampler(spec, fft_workers=fft_workers)
     _worker["slots"] = [shared_memory.SharedMemory(name=name) for name in slot_names]
     _worker["rows"] = rows

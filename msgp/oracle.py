@@ -45,6 +45,10 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -217,26 +221,27 @@ def _crop_index(size: int, crop: int, ndim: int) -> tuple[np.ndarray, ...]:
     return tuple(index)
 
 
-def crop_covariances(spec: DatasetSpec, crop: int, white: float):
+def crop_covariances(spec: DatasetSpec, crop: int, white: float, classes: Iterable[int] | None = None):
     """Dense covariance of a ``crop^ndim`` corner crop for each class, one at a time.
 
-    Yields ``(P, P)`` float64 matrices, ``P = crop^ndim``, in label order: the periodic covariance
-    of the components' sum restricted to the crop, plus ``white`` (field units squared) on the
-    diagonal.
+    Yields ``(P, P)`` float64 matrices, ``P = crop^ndim``, in the order of ``classes`` (labels;
+    default all, in label order): the periodic covariance of the components' sum restricted to the
+    crop, plus ``white`` (field units squared) on the diagonal.
     """
     # Covariance functions c(r) on the full grid, from the same eigenvalues as the whole-image model.
     functions = [[spectral.covariance_function(spectral.component_eigenvalues(spec, s, m), spec.size, spec.ndim)
                   for m in range(spec.n_choices)] for s in range(spec.n_scales)]
     index = _crop_index(spec.size, crop, spec.ndim)
     pixels = crop**spec.ndim
-    for choices in spec.choices(np.arange(spec.n_classes)):
+    for choices in spec.choices(np.arange(spec.n_classes) if classes is None else np.asarray(list(classes))):
         function = sum(spec.amplitudes[s] ** 2 * functions[s][m] for s, m in enumerate(choices))
         cov = function[index].reshape(pixels, pixels)
         cov[np.diag_indices(pixels)] += white
         yield cov
 
 
-def crop_log_likelihoods(fields: np.ndarray, spec: DatasetSpec, crop: int, floor: float | None = None) -> np.ndarray:
+def crop_log_likelihoods(fields: np.ndarray, spec: DatasetSpec, crop: int, floor: float | None = None,
+                         classes: Iterable[int] | None = None) -> np.ndarray:
     """Exact class log-likelihoods ``(n, C)`` (nats) of the ``crop^ndim`` corner of each sample.
 
     Parameters
@@ -247,11 +252,13 @@ def crop_log_likelihoods(fields: np.ndarray, spec: DatasetSpec, crop: int, floor
     crop : crop side in pixels (at most ``spec.size``, ``crop^ndim <= MAX_CROP_PIXELS``).
     floor : rounding floor (field units squared), default :func:`rounding_floor`; raised to what
         float64 resolves, see :func:`crop_floor`.
+    classes : the labels of the columns to compute (default all): each class's column is the same
+        whichever others are computed with it.
 
     Returns
     -------
-    ``(n, C)`` log-likelihoods; profile likelihoods (one fitted amplitude per sample and class)
-    for ``normalize="sample"``.
+    ``(n, len(classes))`` log-likelihoods; profile likelihoods (one fitted amplitude per sample and
+    class) for ``normalize="sample"``.
     """
     check_crop(spec, crop)
     fields = np.asarray(fields)
@@ -261,20 +268,21 @@ def crop_log_likelihoods(fields: np.ndarray, spec: DatasetSpec, crop: int, floor
     fields = _check_fields(fields, window)
     x = fields.reshape(len(fields), -1).astype(np.float64).T
     white = spec.noise**2 + crop_floor(spec, crop, floor)
-    out = np.empty((x.shape[1], spec.n_classes))
+    classes = list(range(spec.n_classes) if classes is None else classes)
+    out = np.empty((x.shape[1], len(classes)))
     if spec.normalize == "sample":
         # The fitted amplitude scales the components only, so each class needs its eigenbasis.
         # Eigenvalues below float64 resolution come out slightly negative: they are 0 plus noise.
-        for c, cov in enumerate(crop_covariances(spec, crop, 0.0)):
+        for c, cov in enumerate(crop_covariances(spec, crop, 0.0, classes)):
             signal, basis = scipy.linalg.eigh(cov, overwrite_a=True, check_finite=False)
             power = (basis.T @ x).T ** 2
             out[:, c] = _profile_log_likelihood(power, np.maximum(signal, 0.0), white, np.ones(len(signal)))
         return out
-    for c, cov in enumerate(crop_covariances(spec, crop, white)):
+    for c, cov in enumerate(crop_covariances(spec, crop, white, classes)):
         try:
             factor = scipy.linalg.cholesky(cov, lower=True, overwrite_a=True, check_finite=False)
         except np.linalg.LinAlgError:
-            raise OracleError(f"the crop covariance of class {spec.class_names[c]} is not positive definite "
+            raise OracleError(f"the crop covariance of class {spec.class_names[classes[c]]} is not positive definite "
                               "in float64; use a smaller --crop") from None
         z = scipy.linalg.solve_triangular(factor, x, lower=True, check_finite=False)
         log_det = 2.0 * np.log(np.diag(factor)).sum()
@@ -370,6 +378,67 @@ def predict(fields: np.ndarray, meta: DatasetSpec, **options) -> Prediction:
 
 # Evaluating a file ------------------------------------------------------------------------------
 
+class _Scorer:
+    """Class log-likelihoods of samples ``start:stop`` of one file, by piece: ``(a, b)`` is samples
+    ``a:b`` (whole images, ``(b - a, C)``) or classes ``a:b`` of every sample (crops, ``(n, b - a)``).
+
+    Picklable until first called; the file is opened then, in the process that calls it.
+    """
+
+    def __init__(self, path, start: int, stop: int, crop: int | None, floor: float | None):
+        self.path, self.start, self.stop, self.crop, self.floor = path, start, stop, crop, floor
+        self._opened = None
+
+    def __call__(self, piece: tuple[int, int]) -> np.ndarray:
+        if self._opened is None:
+            self._opened = open_file(self.path)
+            self._h5, self._spec = self._opened.file, self._opened.spec
+            if self.crop is None:
+                self._model = FourierModel(self._spec, self.floor)
+            else:
+                corner = (slice(self.start, self.stop),) + (slice(0, self.crop),) * self._spec.ndim
+                self._corners = self._h5["fields"][corner]
+        a, b = piece
+        if self.crop is None:
+            return self._model.log_likelihoods(self._h5["fields"][a:b])
+        return crop_log_likelihoods(self._corners, self._spec, self.crop, self.floor, classes=range(a, b))
+
+    def close(self) -> None:
+        if self._opened is not None:
+            self._opened.file.close()
+            self._opened = None
+
+
+_worker: dict = {}
+
+
+def _init_worker(scorer: _Scorer) -> None:
+    # The parent alone answers Ctrl-C: it cancels the pieces not started, and each worker finishes
+    # its own instead of printing a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _worker["scorer"] = scorer
+
+
+def _worker_piece(piece: tuple[int, int]) -> np.ndarray:
+    return _worker["scorer"](piece)
+
+
+def _score_pieces(scorer: _Scorer, pieces: list[tuple[int, int]], workers: int):
+    """The scorer's blocks of ``pieces``, in order: in this process, or in ``workers`` processes."""
+    if workers == 1 or len(pieces) == 1:
+        try:
+            for piece in pieces:
+                yield scorer(piece)
+        finally:
+            scorer.close()
+        return
+    pool = ProcessPoolExecutor(min(workers, len(pieces)), initializer=_init_worker, initargs=(scorer,))
+    try:
+        yield from pool.map(_worker_piece, pieces)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _accuracy(correct: np.ndarray) -> dict[str, float]:
     low, high = wilson(int(np.count_nonzero(correct)), len(correct))
     return {"accuracy": float(np.mean(correct)), "low": low, "high": high}
@@ -400,7 +469,7 @@ def score(prediction: Prediction, labels: np.ndarray, meta: DatasetSpec) -> dict
 
 def evaluate(path: str | os.PathLike, indices: tuple[int | None, int | None] = (None, None), *,
              crop: int | None = None, floor: float | None = None, batch_size: int = 64,
-             workers: int = 1) -> dict[str, Any]:
+             workers: int = 1, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """The oracle's accuracy on samples ``indices[0]:indices[1]`` of an msgp file.
 
     Parameters
@@ -410,13 +479,19 @@ def evaluate(path: str | os.PathLike, indices: tuple[int | None, int | None] = (
     crop : if given, use only the ``crop^ndim`` corner of each sample.
     floor : rounding floor (field units squared), default :func:`rounding_floor`.
     batch_size : samples read and transformed at a time (whole-image model).
-    workers : threads of each forward FFT.
+    workers : processes scoring the samples (1: this process alone): batches of ``batch_size``
+        samples, or with ``crop`` one class each. The pieces are the same for any count, so the
+        result is too, to the bit.
+    progress : called as ``progress(done, total)`` before the first piece and after each one, in
+        samples (whole images) or classes (crops).
 
     Returns
     -------
     dict with the path, the range, the number of samples, the model and floor used, and the
     :func:`score` (``joint`` and per-scale accuracies, 95% Wilson intervals, confusion matrices).
     """
+    if workers < 1:
+        raise OracleError(f"--workers must be at least 1, but got {workers}")
     with open_file(path) as (h5, spec):
         start = 0 if indices[0] is None else int(indices[0])
         stop = spec.n if indices[1] is None else int(indices[1])
@@ -425,15 +500,22 @@ def evaluate(path: str | os.PathLike, indices: tuple[int | None, int | None] = (
                               f"{spec.n} samples of {path}")
         if crop is not None:
             check_crop(spec, crop)
-            corner = (slice(start, stop),) + (slice(0, crop),) * spec.ndim
-            log_lik = crop_log_likelihoods(h5["fields"][corner], spec, crop, floor)
-            used_floor = crop_floor(spec, crop, floor)
-        else:
-            model = FourierModel(spec, floor, workers)
-            log_lik = np.concatenate([model.log_likelihoods(h5["fields"][i:min(i + batch_size, stop)])
-                                      for i in range(start, stop, batch_size)])
-            used_floor = model.floor
         labels = h5["labels"][start:stop]
+    if crop is None:
+        pieces = [(i, min(i + batch_size, stop)) for i in range(start, stop, batch_size)]
+        used_floor = rounding_floor(spec) if floor is None else float(floor)
+    else:
+        pieces = [(c, c + 1) for c in range(spec.n_classes)]
+        used_floor = crop_floor(spec, crop, floor)
+    progress = progress or (lambda done, total: None)
+    total = stop - start if crop is None else spec.n_classes
+    progress(0, total)
+    blocks = []
+    with closing(_score_pieces(_Scorer(path, start, stop, crop, floor), pieces, workers)) as scored:
+        for (_, end), block in zip(pieces, scored):
+            blocks.append(block)
+            progress(end - start if crop is None else end, total)
+    log_lik = np.concatenate(blocks, axis=0 if crop is None else 1)
     prediction = decide(posterior_from_log_likelihoods(log_lik, spec))
     return {
         "path": str(path),

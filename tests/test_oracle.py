@@ -313,7 +313,7 @@ def test_cli_human_output(dataset):
 def test_cli_json(dataset):
     result = CliRunner().invoke(cli.main, ["oracle", str(dataset), "--crop", "16", "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)  # the progress goes to stderr
     assert {"path", "start", "stop", "n", "crop", "class_names", "model", "floor", "joint", "scales"} <= set(report)
     assert report["n"] == 96 and report["crop"] == 16
     assert set(report["joint"]) == {"accuracy", "low", "high", "mean_confidence", "chance"}
