@@ -750,7 +750,9 @@ def experiment(plan_name, jobs, out, report, dry_run, method_names, shard):
             click.echo(f"{info['runs']} runs{part} into {out}, {info['to_train']} to train, {jobs} at a time")
             bar = progress_bar(total=info["runs"], initial=info["runs"] - info["to_train"], unit="run", desc="experiment")
         elif event in ("generate", "reuse"):
-            click.echo(f"{'generating' if event == 'generate' else 'reusing'} {info['path']} ({info['n']} samples)")
+            # Through the bar once it is there, so that the line does not break it.
+            (bar.write if bar is not None else click.echo)(
+                f"{'generating' if event == 'generate' else 'reusing'} {info['path']} ({info['n']} samples)")
         elif event == "done" and not info.get("skipped"):
             if info["status"] == "failed":
                 bar.write(f"  {info['name']}: failed ({info['reason']}), {info['wall_s']:.0f} s")
