@@ -1,16 +1,21 @@
 """msgp: exact multi-scale Gaussian-process texture datasets."""
-__version__ = "0.1.0"
+from .errors import MSGPError
+from .version import __version__
 
-from .spec import DatasetSpec  # noqa: E402  (io reads __version__ above)
+__all__ = ["DatasetSpec", "GeneratedDataset", "MSGPDataset", "MSGPError", "split", "__version__"]
 
-__all__ = ["DatasetSpec", "GeneratedDataset", "MSGPDataset", "split", "__version__"]
+# Loaded on first access: `import msgp.errors` (which the torch-only backdrop layer does) must not
+# pay for numpy, and `msgp generate` and its worker processes must not pay for torch.
+_LAZY = {"DatasetSpec": "spec", "GeneratedDataset": "dataset", "MSGPDataset": "dataset", "split": "dataset"}
 
 
 def __getattr__(name):
-    # The dataset needs torch; importing it only when asked keeps `msgp generate` and its worker
-    # processes from paying for torch.
-    if name in ("GeneratedDataset", "MSGPDataset", "split"):
-        from . import dataset
+    if name in _LAZY:
+        import importlib
 
-        return getattr(dataset, name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'msgp' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

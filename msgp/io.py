@@ -37,7 +37,7 @@ from typing import Callable
 import h5py
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .generate import Sampler
 from .spec import FORMAT, FORMAT_VERSION, DatasetSpec, SpecError
 
