@@ -11,6 +11,7 @@ from click.core import ParameterSource
 
 import msgp
 from msgp import io
+from msgp.errors import MSGPError, reword
 from msgp.cpus import available_cpus
 from msgp.intervals import format_accuracy
 from msgp.plotting import PlotUnavailable, picture_formats
@@ -30,7 +31,41 @@ class InputError(click.ClickException):
 
 
 def _fail(err: Exception):
-    raise InputError(str(err)) from None
+    raise InputError(as_flags(str(err), click.get_current_context().command)) from None
+
+
+def as_flags(message: str, command: click.Command) -> str:
+    """A library message, which names Python parameters (```crop```, ```overwrite=True```),
+    worded as ``command``'s flags (``--crop``, ``--overwrite``); names the command has no option
+    for stay as they are."""
+    options = {p.name: p for p in command.params if isinstance(p, click.Option)}
+
+    def spell(name, value):
+        option = options.get(name)
+        if option is None:
+            return None
+        flag = max(option.opts, key=len)
+        if option.is_flag and value in ("True", "False"):
+            if value == "True":
+                return flag
+            return max(option.secondary_opts, key=len) if option.secondary_opts else f"no {flag}"
+        return flag if value is None else f"{flag} {value}"
+    return reword(message, spell)
+
+
+class Command(click.Command):
+    """A command that ends any :class:`msgp.MSGPError` it meets as one line, ``Error: ...``, worded
+    as its own flags, with exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MSGPError as err:
+            raise InputError(as_flags(str(err), self)) from None
+
+
+class Group(click.Group):
+    command_class = Command
 
 
 class RegistryChoice(click.Choice):
@@ -124,7 +159,7 @@ def _parse_floats(text: str, option: str):
         raise InputError(f"{option} must be comma-separated numbers, but got {text!r}") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 # From the package itself, so that a checkout run without installing answers too.
 @click.version_option(msgp.__version__, prog_name="msgp")
 def main():
