@@ -73,6 +73,7 @@ def test_whittle_refuses_a_class_without_training_images():
         anchors.whittle(fields, np.zeros(4, dtype=int), spec)
 
 
+@pytest.mark.slow
 def test_whittle_runs_in_a_plan_beside_networks_and_the_oracle(tmp_path):
     plan = replace(experiment.smoke_plan(), methods=("no-backdrop", "whittle"))
     written = experiment.run_experiment(plan, tmp_path)

@@ -153,6 +153,7 @@ def test_the_file_id_is_drawn_at_creation_and_kept_by_resume(tmp_path):
     assert f"file id       {io.inspect(path)['file_id']}" in CliRunner().invoke(cli.main, ["info", str(path)]).output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_loader_workers_refuse_a_file_written_anew_after_the_dataset(tmp_path, method):
     path = tmp_path / "d.h5"

@@ -169,6 +169,7 @@ def _check_interrupted(code, lines, *fragments):
     assert not any("Traceback" in line or "Aborted!" in line for line in lines), "\n".join(lines)
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_generate(tmp_path):
     out = tmp_path / "big.h5"
     args = ["generate", "--n", "100000", "--size", "32", "--lengths", "1.5,3", "--dtype", "float16", "--workers", "2",
@@ -179,6 +180,7 @@ def test_ctrl_c_in_generate(tmp_path):
     assert not io.inspect(out)["complete"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_train(data, tmp_path):
     out = tmp_path / "run"
     code, lines = _interrupt(["train", str(data), *QUICK, "--epochs", "200", "--out", str(out)],
@@ -187,6 +189,7 @@ def test_ctrl_c_in_train(data, tmp_path):
     assert (out / "checkpoint.pt").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_experiment(tmp_path):
     out = tmp_path / "smoke"
     code, lines = _interrupt(["experiment", "--plan", "smoke", "--jobs", "1", "--out", str(out)],
@@ -194,6 +197,7 @@ def test_ctrl_c_in_experiment(tmp_path):
     _check_interrupted(code, lines, str(out), "rerun the same command")
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_oracle(tmp_path):
     path = tmp_path / "wide.h5"
     io.write(DatasetSpec(n=8, length_scales=[[1.5, 3.0], [6.0, 12.0], [20.0, 30.0]], amplitudes=[1.0, 1.0, 1.0],

@@ -194,6 +194,7 @@ def test_bfloat16_autocast():
 # --- torch.compile ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dynamic", [None, True], ids=["default", "dynamic"])
 def test_torch_compile_with_a_smaller_last_batch(dynamic):
     # aot_eager runs Dynamo and AOTAutograd over the layer, which is what can break; inductor's
@@ -336,6 +337,7 @@ def test_torch_export_refuses_training_mode_and_exports_eval_mode():
     assert torch.equal(exported(x), with_identity(net)(x))
 
 
+@pytest.mark.slow
 def test_onnx_export_refuses_training_mode_and_exports_eval_mode(tmp_path):
     net = sequential(Backdrop(0.5))
     x = torch.randn(2, 1, 6, 6)

@@ -24,6 +24,7 @@ def confirm():
 ARGS = ["--plan", "smoke", "--method", "backdrop", "--reference", "no-backdrop", "--per-class", "2", "--seeds", "5-7"]
 
 
+@pytest.mark.slow
 def test_confirmation_trains_fresh_seeds_and_pairs_them(confirm, tmp_path, capsys):
     assert confirm.main(ARGS + ["--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "confirm.json").read_text())

@@ -97,6 +97,7 @@ def kill_after(command: list[str], samples: int) -> None:
     process.stdout.close()
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_is_bit_identical(tmp_path):
     spec = DatasetSpec(n=1500, length_scales=[[1.5, 2.0], [6.0, 9.0]], amplitudes=[1.0, 2.0], size=64)
     reference = contents(io.write(spec, tmp_path / "ref.h5").path)
@@ -115,6 +116,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     assert io.inspect(path)["ok"]
 
 
+@pytest.mark.slow
 def test_resume_of_a_killed_command_line_run(tmp_path):
     path = tmp_path / "cli.h5"
     command = [sys.executable, "-m", "cli", "generate", *RESUMABLE, "-o", str(path)]
@@ -284,6 +286,7 @@ def test_float16_files_give_float32_fields(tmp_path):
     assert np.array_equal(field[0].numpy(), contents(path)["fields"][2].astype(np.float32))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_loader_with_two_workers_yields_every_sample_once(data_file, method):
     dataset = msgp.MSGPDataset(data_file, target="both", indices=np.arange(1, 40))

@@ -110,6 +110,7 @@ def assert_close(got: torch.Tensor, want: torch.Tensor) -> None:
     assert (got - want).abs().max().item() <= tol
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", HELPED)
 def test_with_the_helper_every_rank_has_the_one_process_masks_and_gradient(ranks, name):
     _, rows_per_image, _, _ = SCENARIOS[name]
@@ -125,6 +126,7 @@ def test_with_the_helper_every_rank_has_the_one_process_masks_and_gradient(ranks
                 assert_close(g, w)
 
 
+@pytest.mark.slow
 def test_without_the_helper_ranks_with_one_seed_draw_the_same_masks(ranks):
     """Sample i of rank 0 and sample i of rank 1 share a mask: seed per rank, or use the helper."""
     name = "sample, one seed, no helper"
@@ -133,6 +135,7 @@ def test_without_the_helper_ranks_with_one_seed_draw_the_same_masks(ranks):
         assert not torch.equal(ranks[0]["sample"][step]["mask"], ranks[1]["sample"][step]["mask"])
 
 
+@pytest.mark.slow
 def test_without_the_helper_a_batch_shared_mask_from_one_seed_is_already_the_one_process_mask(ranks):
     """Its shape does not depend on the batch, so every rank draws the numbers one process draws."""
     for step, want in enumerate(one_process("batch")):
@@ -140,6 +143,7 @@ def test_without_the_helper_a_batch_shared_mask_from_one_seed_is_already_the_one
             assert torch.equal(results["batch, one seed, no helper"][step]["mask"], want["mask"])
 
 
+@pytest.mark.slow
 def test_a_seed_per_rank_gives_each_rank_its_own_masks_even_a_batch_shared_one(ranks):
     for name in ("sample, a seed per rank", "batch, a seed per rank"):
         for step in range(STEPS):

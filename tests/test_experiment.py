@@ -68,6 +68,7 @@ RUNS = MAIN + 5 * 3
 TABLE_METHODS = [m for m in experiment.METHODS] + [experiment.BEST]
 
 
+@pytest.mark.slow
 def test_writes_every_output(finished):
     out, written, recorder = finished
     names = {"results.csv", "results.md", "comparisons.csv", "comparisons.md", "efficiency.png",
@@ -79,6 +80,7 @@ def test_writes_every_output(finished):
     assert recorder.count("done") == RUNS and recorder.count("generate") == 2
 
 
+@pytest.mark.slow
 def test_runs_are_trained_smallest_size_first(finished):
     # Every method of a size, the sweep's included, before any run of the next size: an
     # experiment stopped part-way leaves whole cells to compare.
@@ -87,6 +89,7 @@ def test_runs_are_trained_smallest_size_first(finished):
     assert len(sizes) == RUNS and sizes == sorted(sizes) and len(set(sizes)) == 2
 
 
+@pytest.mark.slow
 def test_results_csv_has_one_row_per_run_scored_on_both_whole_sets(finished):
     out, _, _ = finished
     rows = read_csv(out / "results.csv")
@@ -120,6 +123,7 @@ def test_results_csv_has_one_row_per_run_scored_on_both_whole_sets(finished):
     assert len({r["oracle_joint"] for r in rows}) == 1 and len({r["valid_oracle_joint"] for r in rows}) == 1
 
 
+@pytest.mark.slow
 def test_report_scores_are_the_evaluation_of_the_whole_report_file(finished):
     """test_accuracy is msgp evaluate's score of the checkpoint on every sample of the report file
     (calibrated as the trainer calibrates); validation_accuracy is the trainer's own final score."""
@@ -135,6 +139,7 @@ def test_report_scores_are_the_evaluation_of_the_whole_report_file(finished):
     assert (result["data_seed"], result["validation_seed"], result["test_seed"]) == (1, 1000, 2000)
 
 
+@pytest.mark.slow
 def test_runs_are_trained_as_their_method_says(finished):
     out, _, _ = finished
     configs = {p.name: json.loads((p / "config.json").read_text()) for p in (out / "runs").iterdir()}
@@ -161,6 +166,7 @@ def test_runs_are_trained_as_their_method_says(finished):
     assert len(subsets) == 1
 
 
+@pytest.mark.slow
 def test_comparisons_pair_runs_by_seed(finished):
     out, _, _ = finished
     rows = read_csv(out / "comparisons.csv")
@@ -236,6 +242,7 @@ def test_paired_difference_interval_agrees_with_the_paired_t_test():
     assert one["low"] == -np.inf and not one["effect"]
 
 
+@pytest.mark.slow
 def test_each_backdrop_method_enters_the_tables_at_its_setting_chosen_on_validation(finished):
     out, _, _ = finished
     rows = read_csv(out / "results.csv")
@@ -270,6 +277,7 @@ def test_each_backdrop_method_enters_the_tables_at_its_setting_chosen_on_validat
     assert sweep.count("\n| 1 | backdrop | heads, p ") == 3  # the chosen one, then both settings swept
 
 
+@pytest.mark.slow
 def test_rerun_trains_nothing_and_rebuilds_the_tables(finished):
     out, _, _ = finished
     runs = sorted((out / "runs").iterdir())
@@ -283,6 +291,7 @@ def test_rerun_trains_nothing_and_rebuilds_the_tables(finished):
     assert len(read_csv(out / "results.csv")) == RUNS
 
 
+@pytest.mark.slow
 def test_report_writes_the_tables_of_finished_runs_only(finished, tmp_path):
     out, _, _ = finished
     plan = tiny_plan(sizes=(1, 2, 3))  # size 3 has no finished run; its data would differ, so no reuse check
@@ -297,6 +306,7 @@ def test_report_writes_the_tables_of_finished_runs_only(finished, tmp_path):
         experiment.run_experiment(plan, tmp_path / "empty", report_only=True)
 
 
+@pytest.mark.slow
 def test_runs_that_died_early_are_trained_again(finished, tmp_path):
     """A run killed in its first epoch leaves config.json without a checkpoint; one killed later
     leaves a checkpoint to resume; one trained but not recorded keeps its training."""
@@ -315,6 +325,7 @@ def test_runs_that_died_early_are_trained_again(finished, tmp_path):
     assert again["test_accuracy"] == before["test_accuracy"]
 
 
+@pytest.mark.slow
 def test_parallel_jobs_give_the_same_results(finished, tmp_path):
     out, _, _ = finished
     plan = tiny_plan(methods=("no-backdrop", "series-batch"), sweep=())
@@ -330,6 +341,7 @@ def test_parallel_jobs_give_the_same_results(finished, tmp_path):
         assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_a_run_with_other_settings_is_refused(finished, tmp_path):
     """A plan changed under an old --out (here its budget) must not report the old runs as its own."""
     out, _, _ = finished
@@ -345,6 +357,7 @@ def test_a_run_with_other_settings_is_refused(finished, tmp_path):
         experiment.execute(run, tiny_plan(min_epochs=2), tmp_path, *data)
 
 
+@pytest.mark.slow
 def test_report_refuses_runs_trained_with_other_settings(finished, tmp_path):
     """--report applies the check a rerun applies: a run trained with other settings (here an older
     budget) is refused in one line, not tabulated as this plan's."""
@@ -370,6 +383,7 @@ def _copy_out(finished, tmp_path, plan):
         shutil.copytree(out / "runs" / run.name, tmp_path / "runs" / run.name)
 
 
+@pytest.mark.slow
 def test_an_unreadable_result_is_finished_again(finished, tmp_path):
     """A result.json cut short (by a crash, before writes were atomic) means unfinished, not a
     JSONDecodeError that stops the experiment; the run's training is kept."""
@@ -389,6 +403,7 @@ def test_an_unreadable_result_is_finished_again(finished, tmp_path):
     assert len(read_csv(tmp_path / "results.csv")) == 3
 
 
+@pytest.mark.slow
 def test_an_interrupted_write_leaves_the_previous_tables_and_figures(finished, tmp_path, monkeypatch):
     """A write that stops half-way (here an error after the first row or bytes; a kill alike)
     leaves the previous table and figure whole."""
@@ -420,6 +435,7 @@ def test_an_interrupted_write_leaves_the_previous_tables_and_figures(finished, t
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
+@pytest.mark.slow
 def test_a_failed_run_is_recorded_and_the_others_go_on(finished, tmp_path, monkeypatch):
     """A run whose loss became NaN is recorded as failed with its reason; every other run is
     trained; the tables count and list it; a rerun keeps the record instead of failing again."""
@@ -462,6 +478,7 @@ def test_a_failed_run_is_recorded_and_the_others_go_on(finished, tmp_path, monke
     assert recorder.count("done", status="failed", skipped=True) == 1
 
 
+@pytest.mark.slow
 def test_a_nan_run_fails_alone_in_the_process_pool(tmp_path):
     """With jobs 2: a run resumed from a checkpoint whose weights hold NaN fails (a real non-finite
     loss, raised in the worker) and is recorded; the other runs finish."""
@@ -489,6 +506,7 @@ def test_a_nan_run_fails_alone_in_the_process_pool(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*")} == stamps
 
 
+@pytest.mark.slow
 def test_other_data_in_out_is_refused(finished):
     out, _, _ = finished
     with pytest.raises(experiment.ExperimentError, match="another dataset"):
@@ -567,6 +585,7 @@ def test_cli_bad_options(args, message, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_cli_refuses_other_data_in_one_line(finished):
     out, _, _ = finished
     # The paper128 plan's data differ from the tiny plan's: one line, exit code 2, nothing trained.

@@ -22,6 +22,7 @@ def injected(tmp_path_factory):
                   for part in faults.PARTS}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("part", faults.PARTS)
 def test_killed_and_resumed_runs_end_as_the_uninterrupted_one(part, injected):
     figures = injected[1][part]
@@ -32,6 +33,7 @@ def test_killed_and_resumed_runs_end_as_the_uninterrupted_one(part, injected):
     assert "| 5 / 5 | 0 | 0 |" in faults.table([figures])
 
 
+@pytest.mark.slow
 def test_comparison_sees_one_changed_weight_or_table_cell(injected):
     reference = injected[0] / "experiment" / "experiment-reference"
     copy = injected[0] / "changed"

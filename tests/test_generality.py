@@ -29,6 +29,7 @@ KINDS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_scale_leaves_chance_with_the_default_settings(kind, tmp_path):
     spec = DatasetSpec(n=600, **KINDS[kind])

@@ -178,6 +178,7 @@ def assert_same_results(a: dict, b: dict) -> None:
     assert all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
 
 
+@pytest.mark.slow
 def test_training_on_a_description_repeats_training_on_its_file(tmp_path):
     spec = small_spec(n=64, length_scales=[[1.5, 4.0], [6.0, 16.0]])
     path = io.write(spec, tmp_path / "d.h5").path

@@ -58,6 +58,7 @@ def data(tmp_path_factory):
 
 # The script --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_tiny_run_passes_every_check_and_leaves_a_few_small_files(tmp_path):
     out = tmp_path / "out"
     # From another folder, without PYTHONPATH: the script finds the checkout it lives in.
@@ -97,6 +98,7 @@ def test_tiny_run_passes_every_check_and_leaves_a_few_small_files(tmp_path):
     assert "| method | masks | per class |" in plan and "Estimated time on cpu" in plan
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
 def test_no_cuda_device_is_a_one_line_error(tmp_path):
     result = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path / "out")], capture_output=True,
@@ -163,6 +165,7 @@ def _run(data, tmp_path, precision, **values):
     return summary, training.load_checkpoint(tmp_path / precision / "checkpoint.pt")["state"]
 
 
+@pytest.mark.slow
 def test_precisions_on_cpu(data, tmp_path):
     fp32, weights = _run(data, tmp_path, "fp32")
     tf32, same = _run(data, tmp_path, "tf32")

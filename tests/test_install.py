@@ -41,6 +41,7 @@ def wheel(tmp_path_factory) -> Path:
     return built
 
 
+@pytest.mark.slow
 def test_the_wheel_ships_the_presets_and_the_command(wheel):
     info = f"msgp-{msgp.__version__}.dist-info"
     with zipfile.ZipFile(wheel) as archive:
@@ -61,6 +62,7 @@ def test_the_wheel_ships_the_presets_and_the_command(wheel):
         assert line in metadata.splitlines(), line
 
 
+@pytest.mark.slow
 def test_presets_load_from_the_installed_package_alone(wheel, tmp_path):
     """The wheel unpacked (a pure-Python install) and imported from a directory with no data/ and
     no checkout on the path."""

@@ -52,6 +52,7 @@ def test_example_file_is_short_and_has_one_method_of_each_kind():
     assert kinds == {"network", "fitted"}
 
 
+@pytest.mark.slow
 def test_example_methods_are_run_paired_and_tabulated_like_the_built_in_ones(example_run):
     _, source, out = example_run
     rows = read_csv(out / "results.csv")
@@ -75,6 +76,7 @@ def test_example_methods_are_run_paired_and_tabulated_like_the_built_in_ones(exa
     assert config["model"] == {"network": config["train"]["network"]}
 
 
+@pytest.mark.slow
 def test_methods_run_in_shards_and_report_like_one_process(example_run, tmp_path):
     _, source, out = example_run
     specs = [f"{source}:wide_net", f"{source}:nearest_spectrum"]
@@ -92,6 +94,7 @@ def test_methods_run_in_shards_and_report_like_one_process(example_run, tmp_path
     assert rows(shared / "comparisons.csv") == rows(out / "comparisons.csv")
 
 
+@pytest.mark.slow
 def test_a_fitted_run_gets_the_samples_a_network_run_with_its_seed_gets(example_run):
     _, source, out = example_run
     for seed in (0, 1):
@@ -111,6 +114,7 @@ def test_a_fitted_run_gets_the_samples_a_network_run_with_its_seed_gets(example_
             assert fitted[key] == network[key], key
 
 
+@pytest.mark.slow
 def test_a_rerun_repeats_nothing_and_a_changed_file_is_refused(example_run):
     root, source, out = example_run
     before = (out / "runs" / "wide_net-n2-s0" / "result.json").read_bytes()
@@ -257,6 +261,7 @@ def test_log_probabilities_are_checked_against_float32_rounding():
         methods.check_log_probs(log_probs + np.float32(1e-4), 64, spec, "f")
 
 
+@pytest.mark.slow
 def test_msgp_evaluate_rebuilds_a_network_method_from_its_file(example_run):
     _, _, out = example_run
     run_dir = out / "runs" / "wide_net-n2-s0"
@@ -282,6 +287,7 @@ def test_the_dry_run_lists_fitted_methods_without_training_steps(tmp_path):
     assert "| whittle (fitted) | | 64 | 256 |" in text and "| scattering (fitted) | | 2 | 8 |" in text
 
 
+@pytest.mark.slow
 def test_report_refuses_a_fitted_run_on_other_samples(example_run, tmp_path):
     """--report applies to a fitted run the check a rerun applies: a method.json that names other
     training samples (a plan changed under an old --out) is refused in one line, not tabulated."""

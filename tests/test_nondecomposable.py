@@ -148,6 +148,7 @@ def _recorder():
     return events, lambda event, info: events.append((event, info))
 
 
+@pytest.mark.slow
 def test_tiny_plan_runs_resumes_and_reports(tmp_path):
     plan = nd.tiny_plan()
     runs = plan.runs()

@@ -60,6 +60,7 @@ def test_generate_merge_preview_and_train_write_files_of_the_umask(tmp_path):
     assert_readable_by_all(modes(tmp_path), {"s0.h5", "s1.h5", "full.h5", "grid.png", "run"} | run)
 
 
+@pytest.mark.slow
 def test_experiment_writes_files_of_the_umask(tmp_path):
     with umask(0o022):
         invoke("experiment", "--plan", "smoke", "--jobs", "1", "--out", str(tmp_path / "out"))

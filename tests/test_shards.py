@@ -71,6 +71,7 @@ def test_every_shard_computes_the_same_assignment(monkeypatch):
     assert [set(shard) for shard in runs.shard_assignment(plan, 16)] == [set(shard) for shard in first]
 
 
+@pytest.mark.slow
 def test_two_shards_give_the_tables_of_one_process(tmp_path):
     plan = tiny_plan()
     whole = experiment.run_experiment(plan, tmp_path / "one")
@@ -84,6 +85,7 @@ def test_two_shards_give_the_tables_of_one_process(tmp_path):
     assert read_rows(report["results.csv"]) == read_rows(whole["results.csv"])
 
 
+@pytest.mark.slow
 def test_a_shard_trains_only_its_own_runs(tmp_path):
     plan = tiny_plan()
     experiment.run_experiment(plan, tmp_path, shard=(1, 3))
@@ -123,6 +125,7 @@ def test_shards_started_together_generate_each_data_file_once(tmp_path, monkeypa
     assert io.read_spec(results[0][1], require_complete=True) == plan.test_spec
 
 
+@pytest.mark.slow
 def test_cli_runs_one_shard(tmp_path):
     result = CliRunner().invoke(cli.main, ["experiment", "--plan", "smoke", "--out", str(tmp_path), "--jobs", "1",
                                            "--shard", "1/2"])

@@ -183,6 +183,7 @@ def _ddp_worker(rank, world, init_file, settings, root):
     os._exit(0)  # as tests/test_train.py's workers: tearing gloo down at exit can abort
 
 
+@pytest.mark.slow
 def test_under_ddp_rank_0_alone_writes(data, tmp_path):
     settings = config(data, epochs=1)
     mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), settings.to_dict(), str(tmp_path)), nprocs=2)

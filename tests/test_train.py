@@ -210,6 +210,7 @@ def test_symmetries_are_permutations_flips_and_periodic_shifts(ndim):
 
 # Training ----------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_learns_far_above_chance_and_writes_the_run(data, tmp_path):
     n_test = 128
     summary = training.train(config(data, n_train=128, n_test=n_test, epochs=8, lr=3e-3), tmp_path)
@@ -282,6 +283,7 @@ def _ddp_worker(rank, world, init_file, settings, out):
     os._exit(0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mask_scope", ["sample", "batch"])
 def test_two_process_ddp_matches_one_process(data, tmp_path, mask_scope):
     settings = config(data, crop=16, epochs=1, n_train=64, mask_scope=mask_scope)
