@@ -3,7 +3,7 @@ interval among many that excludes zero) is retested on seeds the plan never used
 confirmation is not chosen by the data it reports.
 
     python examples/confirm.py --plan paper128-lean --method series --reference series-nomask \\
-        --per-class 4 --seeds 10-19 --jobs 2 --out docs/results/paper128-v2-confirm
+        --per-class 4 --seeds 10-19 --jobs 2 --out results/paper128-v2-confirm
 
 Each seed trains both methods on its own generated images (seeds 10 to 19 draw images no run of
 the plan's seeds 0 to 9 saw), exactly as `msgp experiment` trains that cell: same budget, same

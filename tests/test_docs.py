@@ -1,4 +1,5 @@
-"""README and docs/: every relative link and image resolves (file and heading), and README stays short."""
+"""README, docs/ and the tables under results/: every relative link and image resolves (file and
+heading); README stays short; docs/ holds pages and their pictures, the run records live in results/."""
 from __future__ import annotations
 
 import re
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "results").rglob("*.md"))]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
 
@@ -46,3 +47,14 @@ def test_the_checker_catches_broken_links(tmp_path):
 
 def test_readme_is_short():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 250
+
+
+def test_docs_holds_pages_and_results_holds_the_records():
+    assert {path.suffix for path in (ROOT / "docs").rglob("*") if path.is_file()} <= {".md", ".png"}
+    # msgp experiment --out DIR --report rebuilds a plan's tables from DIR/runs: each plan keeps its folder.
+    records = sorted((ROOT / "results").rglob("result.json"))
+    assert {path.parent.parent.parent.relative_to(ROOT).as_posix() for path in records} == {
+        "results/nondecomposable/f1", "results/nondecomposable/auc"}
+    assert len(records) == 600
+    for plan in ("default3", "default3-v2", "paper128", "paper128-v2", "nondecomposable/f1", "nondecomposable/auc"):
+        assert (ROOT / "results" / plan / "results.csv").is_file(), plan

@@ -21,7 +21,8 @@ import msgp
 ROOT = Path(__file__).resolve().parent.parent
 # What a build reads. Built from a copy: setuptools leaves build/ and *.egg-info/ in the source
 # tree, and a stale build/lib would put files into the wheel that the checkout no longer ships.
-SOURCES = ("setup.cfg", "pyproject.toml", "README.md", "LICENSE", "cli.py", "msgp", "backdrop")
+# The pages and the run records come along so that a setup which picked them up would show.
+SOURCES = ("setup.cfg", "pyproject.toml", "README.md", "LICENSE", "cli.py", "msgp", "backdrop", "docs", "results")
 # What `python -m msgp` must not run: it puts the current directory first on sys.path.
 DECOY = "raise SystemExit('the cli.py of the current directory ran')\n"
 
@@ -55,6 +56,7 @@ def test_the_wheel_ships_the_presets_and_the_command(wheel):
     assert "msgp = cli:main" in entry_points
     # What README says the wheel installs at the top level.
     assert {name.split("/")[0] for name in names} == {"msgp", "backdrop", "cli.py", info}
+    assert not [name for name in names if name.endswith(("result.json", "results.csv", ".md", ".png"))]
     assert licenses == [(ROOT / "LICENSE").read_bytes()]
     for line in ("License-File: LICENSE", "Classifier: License :: OSI Approved :: MIT License",
                  "Classifier: Topic :: Scientific/Engineering", "Classifier: Programming Language :: Python :: 3.10",

@@ -17,7 +17,7 @@ from msgp.intervals import format_accuracy, wilson
 from msgp.oracle import Prediction, score
 from msgp.spec import DatasetSpec
 
-RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 @pytest.mark.parametrize("correct, n", [(0, 10), (10, 10), (5, 10), (37, 512), (64, 64), (1, 3)])
