@@ -11,17 +11,20 @@ from click.core import ParameterSource
 
 import msgp
 from msgp import io
+from msgp.checks import Checks
 from msgp.errors import MSGPError, reword
 from msgp.cpus import available_cpus
 from msgp.intervals import format_accuracy
-from msgp.plotting import PlotUnavailable, picture_formats
 from msgp.progress import progress_bar
 from msgp.spec import DTYPES, MAX_SCALES, NORMALIZE, DatasetSpec, SpecError, load_preset
 from msgp.kernels import KERNELS
+from msgp.writer import DEVICES as WRITE_DEVICES
 
 
 # Samples `msgp generate` scores the oracle on after writing: a standard error of at most 2.2 points.
 ORACLE_SAMPLES = 500
+# Checks of option text, whose messages name the option as the library does (`shard`), for as_flags.
+_OPTIONS = Checks(quote=True)
 
 
 class InputError(click.ClickException):
@@ -173,7 +176,8 @@ def main():
 @click.option("--size", type=int, default=128, show_default=True, help="Pixels per axis.")
 @click.option("--ndim", type=int, default=2, show_default=True, help="Dimensions of each field: 1, 2 or 3.")
 @click.option("--kernel", type=click.Choice(KERNELS), default="se", show_default=True, help="Covariance kernel.")
-@click.option("--lengths", help="Candidate length scales in pixels, scales separated by ';', e.g. '9.5,10;80,140'.")
+@click.option("--lengths", "length_scales",
+              help="Candidate length scales in pixels, scales separated by ';', e.g. '9.5,10;80,140'.")
 @click.option("--amplitudes", help="Amplitude of each scale, e.g. '0.75,1.25'.")
 @click.option("--noise", type=float, default=0.0, show_default=True, help="Std of white observation noise.")
 @click.option("--normalize", type=click.Choice(NORMALIZE), default="theory", show_default=True,
@@ -190,33 +194,22 @@ def main():
 @click.option("--workers", type=int, help="Processes drawing samples (default: the CPUs this process may use); the file is the same for any.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted run of the same command (same parameters).")
 @click.option("--shard", help="Write only shard I of N, like '3/16'; join the shards with msgp merge.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+@click.option("--device", type=click.Choice(WRITE_DEVICES), default="cpu", show_default=True,
               help="Where the inverse FFTs run; cuda needs a CUDA device and one process.")
 @click.option("--oracle/--no-oracle", "run_oracle", default=True, show_default=True,
               help=f"Score the oracle on the first {ORACLE_SAMPLES} samples afterwards (minutes at 1024²).")
 @click.pass_context
-def generate(ctx, n_scales, n, size, ndim, kernel, lengths, amplitudes, noise, normalize, seed, dtype,
-             compression, save_components, preset, output, overwrite, batch_size, workers, resume, shard, device,
-             run_oracle):
+def generate(ctx, output, overwrite, batch_size, workers, resume, shard, device, run_oracle, preset, n_scales,
+             length_scales, amplitudes, **values):
     """Generate a labeled multi-scale GP dataset into an HDF5 file."""
     given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
-    if batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, but got {batch_size}")
-    if workers is None:
-        workers = available_cpus()
-    if workers < 1:
-        raise InputError(f"--workers must be at least 1, but got {workers}")
-    if resume and overwrite:
-        raise InputError("--resume and --overwrite contradict each other; pass one")
-    _check_output_file(output)
     shard = _parse_shard(shard)
-    spec = _build_spec(given, n_scales=n_scales, n=n, size=size, ndim=ndim, kernel=kernel, lengths=lengths,
-                       amplitudes=amplitudes, noise=noise, normalize=normalize, seed=seed, dtype=dtype,
-                       compression=compression, save_components=save_components, preset=preset)
-    try:
-        start, stop = (0, spec.n) if shard is None else io.shard_range(spec.n, *shard)
-    except io.MSGPError as err:
-        _fail(err)
+    spec = DatasetSpec.from_options(
+        preset, n_scales if "n_scales" in given else None, **{k: v for k, v in values.items() if k in given},
+        length_scales=None if length_scales is None else _parse_lengths(length_scales),
+        amplitudes=None if amplitudes is None else _parse_floats(amplitudes, "--amplitudes"))
+    workers = available_cpus() if workers is None else workers
+    start, stop = (0, spec.n) if shard is None else io.shard_range(spec.n, *shard)
     resume_hint = (f"{output} keeps the samples written so far; rerun the same command with --resume"
                    f"{' in place of --overwrite' if overwrite else ''} to finish it")
     with _interruptible(resume_hint) as check, progress_bar(total=stop - start, unit="sample", desc="generate") as bar:
@@ -225,12 +218,8 @@ def generate(ctx, n_scales, n, size, ndim, kernel, lengths, amplitudes, noise, n
             check()
             bar.update(n)
 
-        try:
-            result = io.write(spec, output, overwrite=overwrite, resume=resume, shard=shard, workers=workers,
-                              device=device, batch_size=batch_size, progress=progress)
-        except (io.MSGPError, SpecError) as err:
-            bar.close()
-            _fail(err)
+        result = io.write(spec, output, overwrite=overwrite, resume=resume, shard=shard, workers=workers,
+                          device=device, batch_size=batch_size, progress=progress)
     part = "" if shard is None else f" (shard {shard[0]}/{shard[1]}: samples {start} to {stop - 1})"
     click.echo(f"wrote {result.path}: {result.n} samples of {'x'.join(map(str, spec.shape))}{part}, "
                f"{io.human_bytes(result.bytes_on_disk)} on disk, {result.generated / result.seconds:.0f} samples/s")
@@ -243,51 +232,13 @@ def generate(ctx, n_scales, n, size, ndim, kernel, lengths, amplitudes, noise, n
             click.echo(_oracle_summary(result.path, min(result.n, ORACLE_SAMPLES), workers))
 
 
-def _check_output_file(output: Path) -> None:
-    """Refuse an output path that names a directory: no file can be written there."""
-    if output.is_dir():
-        raise InputError(f"{output} is a directory; -o names the file to write")
-
-
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def _parse_shard(text: str | None):
-    if text is None:
-        return None
-    index, _, count = text.partition("/")
-    if not (index.isdigit() and count.isdigit()):
-        raise InputError(f"--shard must look like I/N, e.g. 0/16, but got {text!r}")
-    index, count = int(index), int(count)
-    if not 0 <= index < count:
-        raise InputError(f"--shard {text}: shards of {count} are numbered 0 to {count - 1}" if count else
-                         f"--shard {text}: N must be at least 1")
-    return index, count
-
-
-def _build_spec(given, *, n_scales, preset, lengths, amplitudes, **values) -> DatasetSpec:
-    try:
-        if preset is not None:
-            overrides = {k: v for k, v in values.items() if k in given}
-            if lengths is not None:
-                overrides["length_scales"] = _parse_lengths(lengths)
-            if amplitudes is not None:
-                overrides["amplitudes"] = _parse_floats(amplitudes, "--amplitudes")
-            return load_preset(preset, **overrides)
-        if lengths is not None:
-            rows = _parse_lengths(lengths)
-            if "n_scales" in given and n_scales != len(rows):
-                raise InputError(f"--scales {n_scales} disagrees with --lengths, which gives {len(rows)} scales")
-            n_scales = len(rows)
-            values["length_scales"] = rows
-        if amplitudes is not None:
-            values["amplitudes"] = _parse_floats(amplitudes, "--amplitudes")
-        if not 1 <= n_scales <= MAX_SCALES:
-            raise InputError(f"--scales must be between 1 and {MAX_SCALES}, but got {n_scales}")
-        return DatasetSpec.default(n_scales, **values)
-    except SpecError as err:
-        _fail(err)
+    """``--shard I/N`` as ``(I, N)``, checked (:meth:`msgp.checks.Checks.shard_text`)."""
+    return None if text is None else _OPTIONS.shard_text("shard", text)
 
 
 @main.command()
@@ -298,10 +249,7 @@ def info(path, as_json):
 
     Exits with status 1 when the integrity check finds a problem (an incomplete file included).
     """
-    try:
-        report = io.inspect(path)
-    except io.MSGPError as err:
-        _fail(err)
+    report = io.inspect(path)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -332,25 +280,9 @@ def info(path, as_json):
 @click.option("--overwrite", is_flag=True, help="Replace an existing picture.")
 def preview(path, output, per_class, overwrite):
     """Draw a few samples per class and each scale's power spectrum against the kernel's."""
-    if per_class < 1:
-        raise InputError(f"--per-class must be at least 1, but got {per_class}")
-    _check_output_file(output)
-    if not output.parent.is_dir():
-        raise InputError(f"cannot write {output}: the directory {output.parent} does not exist")
-    try:
-        formats = picture_formats()
-    except PlotUnavailable as err:
-        _fail(err)
-    if output.suffix.lstrip(".").lower() not in formats:
-        raise InputError(f"cannot write {output}: -o must end in a picture format, one of {', '.join(formats)}")
-    if output.exists() and not overwrite:
-        raise InputError(f"{output} already exists; pass --overwrite to replace it")
     from msgp import preview as preview_module
 
-    try:
-        preview_module.draw(path, output, per_class=per_class)
-    except (io.MSGPError, PlotUnavailable) as err:
-        _fail(err)
+    preview_module.draw(path, output, per_class=per_class, overwrite=overwrite)
     click.echo(f"wrote {output}")
 
 
@@ -402,10 +334,7 @@ def oracle(path, indices, crop, workers, as_json):
                 bar.reset(total=total)
             bar.update(done - bar.n)
 
-        try:
-            report = oracle_module.evaluate(path, (start, stop), crop=crop, workers=workers, progress=progress)
-        except io.MSGPError as err:
-            _fail(err)
+        report = oracle_module.evaluate(path, (start, stop), crop=crop, workers=workers, progress=progress)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -697,14 +626,8 @@ def merge(shards, output, overwrite):
 
     The merged file maps the shards by paths relative to its own directory: move them together.
     """
-    _check_output_file(output)
-    if not output.parent.is_dir():
-        raise InputError(f"cannot write {output}: the directory {output.parent} does not exist")
-    try:
-        io.merge(shards, output, overwrite=overwrite)
-        report = io.inspect(output)
-    except io.MSGPError as err:
-        _fail(err)
+    io.merge(shards, output, overwrite=overwrite)
+    report = io.inspect(output)
     click.echo(f"merged {len(shards)} shards into {output}: {report['n_written']} samples, "
                f"integrity {'ok' if report['ok'] else '; '.join(report['problems'])}")
     if not report["ok"]:

@@ -2,8 +2,14 @@
 argument is refused where it is given, with one line that names the argument and the value it got.
 
 A value of the wrong type raises a :class:`TypeError`, a value of the right type outside what the
-argument allows a :class:`ValueError`. Each module passes its own pair of classes, so that the
-errors its callers already catch (``SpecError``, ``ConfigError``) keep coming.
+argument allows a :class:`ValueError`: by default :class:`~msgp.errors.ArgumentTypeError` and
+:class:`~msgp.errors.ArgumentError`, both of the :class:`~msgp.errors.MSGPError` family. Each
+module may pass its own pair of classes, so that the errors its callers already catch
+(``SpecError``, ``ConfigError``) keep coming.
+
+Every count of processes, threads or jobs (``workers``, ``jobs``) is checked with
+:meth:`Checks.integer` and a minimum of 1, and every shard ``(index, count)`` with
+:meth:`Checks.shard` (or :meth:`Checks.shard_text` for the ``"I/N"`` a command line takes).
 """
 from __future__ import annotations
 
@@ -13,6 +19,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .errors import ArgumentError, ArgumentTypeError
+
 
 class Checks:
     """The checks of one module.
@@ -21,15 +29,30 @@ class Checks:
     ----------
     value_error : raised for a value outside what the argument allows (a ValueError subclass).
     type_error : raised for a value of the wrong type (a TypeError subclass).
+    quote : name the argument in backquotes (```workers` must be at least 1``), as a message that
+        the command line words as its flag (``--workers``) does. The dataset description's checks
+        do not: their names are also the keys of a preset file, which is no flag.
+
+    Examples
+    --------
+    >>> Checks(quote=True).integer("workers", 0, 1, what="at least 1")
+    Traceback (most recent call last):
+    ...
+    msgp.errors.ArgumentError: `workers` must be at least 1, but got 0
     """
 
-    def __init__(self, value_error: type[ValueError] = ValueError, type_error: type[TypeError] = TypeError):
+    def __init__(self, value_error: type[ValueError] = ArgumentError, type_error: type[TypeError] = ArgumentTypeError,
+                 *, quote: bool = False):
         self.value_error = value_error
         self.type_error = type_error
+        self.quote = quote
+
+    def _name(self, name: str) -> str:
+        return f"`{name}`" if self.quote else name
 
     def _refuse(self, name: str, value, what: str, wrong_type: bool):
         error = self.type_error if wrong_type else self.value_error
-        raise error(f"{name} must be {what}, but got {value!r}")
+        raise error(f"{self._name(name)} must be {what}, but got {value!r}")
 
     def integer(self, name: str, value, minimum: int, maximum: int | None = None, what: str | None = None) -> int:
         """``value`` as an int, if it is an integer (not a bool) from ``minimum`` to ``maximum``."""
@@ -74,6 +97,28 @@ class Checks:
         if not isinstance(value, (str, os.PathLike)):
             self._refuse(name, value, what, True)
         return value
+
+
+    def shard(self, name: str, value) -> tuple[int, int]:
+        """``value`` as ``(index, count)``, if it names shard ``index`` of ``count``: two integers
+        (not bools) with ``0 <= index < count``."""
+        if not (is_sequence(value) and len(value) == 2 and all(map(is_integer, value))):
+            self._refuse(name, value, "a pair (index, count) of integers", True)
+        index, count = int(value[0]), int(value[1])
+        if count < 1:
+            raise self.value_error(f"{self._name(name)} {index}/{count}: N must be at least 1")
+        if not 0 <= index < count:
+            raise self.value_error(f"{self._name(name)} {index}/{count}: shards of {count} are numbered 0 to {count - 1}")
+        return index, count
+
+    def shard_text(self, name: str, text: str) -> tuple[int, int]:
+        """The shard ``"I/N"`` (``"3/16"``) as ``(I, N)``, checked as :meth:`shard` checks it."""
+        if not isinstance(text, str):
+            self._refuse(name, text, "a shard 'I/N' such as '0/16'", True)
+        index, _, count = text.partition("/")
+        if not (index.isdigit() and count.isdigit()):
+            raise self.value_error(f"{self._name(name)} must look like I/N, e.g. 0/16, but got {text!r}")
+        return self.shard(name, (int(index), int(count)))
 
 
 def is_integer(value) -> bool:

@@ -4,7 +4,6 @@ class-balanced train/test split of either."""
 from __future__ import annotations
 
 import copy
-import math
 import os
 from pathlib import Path
 
@@ -13,17 +12,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from . import io
 from .checks import Checks
-from .generate import Sampler, labels_of
+from .errors import FormatError, ReplacedFileError, SplitError
+from .format import file_id, open_file, open_h5, raw_rows, shard_of
+from .generate import Sampler, batch_rows, labels_of
 from .spec import DatasetSpec
 
+__all__ = ["GeneratedDataset", "MSGPDataset", "SplitError", "TARGETS", "split"]
+
 TARGETS = ("class", "scales", "both")
-
-
-class SplitError(ValueError):
-    """Sizes a class-balanced split cannot give; the message is one line for the user."""
-
 
 _ARGS = Checks()
 _SPLIT_ARGS = Checks(SplitError)
@@ -93,7 +90,7 @@ class MSGPDataset(_Samples):
     The labels are read in ``__init__`` and the fields later, so a process that opens the file
     checks that it is still the file the labels came from (its ``file_id``; for a file written
     before msgp wrote one, its description, completeness and labels). A file written anew at
-    ``path`` since (``msgp generate --overwrite``) raises :class:`~msgp.io.ReplacedFileError`,
+    ``path`` since (written again with ``overwrite=True``) raises :class:`~msgp.io.ReplacedFileError`,
     rather than give its fields with the old file's labels: make the dataset again. A file that
     another process is writing raises :class:`~msgp.io.FormatError` saying so.
     """
@@ -101,12 +98,12 @@ class MSGPDataset(_Samples):
     def __init__(self, path, target: str = "class", transform=None, target_transform=None, indices=None):
         self.path = Path(_ARGS.path("path", path))
         super().__init__(target, transform, target_transform)
-        with io.open_file(self.path) as (f, spec):
-            if io.shard_of(f) is not None:
-                raise io.FormatError(f"{self.path} is shard {'{}/{}'.format(*io.shard_of(f))} of a dataset; "
+        with open_file(self.path) as (f, spec):
+            if shard_of(f) is not None:
+                raise FormatError(f"{self.path} is shard {'{}/{}'.format(*shard_of(f))} of a dataset; "
                                      "merge the shards first (msgp merge)")
             labels = f["labels"][:]
-            self._file_id = io.file_id(f)
+            self._file_id = file_id(f)
         self.spec = spec
         self.indices = _check_indices(indices, spec.n)
         self.labels = labels[self.indices]
@@ -125,7 +122,7 @@ class MSGPDataset(_Samples):
             self._file = self._open()
             self._pid = os.getpid()
             self._fields = self._file["fields"]
-            self._raw_chunks = io.raw_rows(self._fields)
+            self._raw_chunks = raw_rows(self._fields)
         if self._raw_chunks:
             out = np.empty(self._fields.shape[1:], self._fields.dtype)
             self._fields.id.read_direct_chunk((index,) + (0,) * self.spec.ndim, out=out.reshape(-1).view(np.uint8))
@@ -134,12 +131,12 @@ class MSGPDataset(_Samples):
 
     def _open(self) -> h5py.File:
         """The file, opened in this process, if it is still the one this dataset was made from."""
-        f = io.open_h5(self.path)
+        f = open_h5(self.path)
         try:
             if not self._same_file(f):
-                raise io.ReplacedFileError(
+                raise ReplacedFileError(
                     f"{self.path} was replaced after this dataset was made (another file was written in its "
-                    "place, e.g. by msgp generate --overwrite), so its fields would not match the labels "
+                    "place, e.g. written again with `overwrite=True`), so its fields would not match the labels "
                     "read before; make the dataset again")
         except BaseException:
             f.close()
@@ -147,8 +144,8 @@ class MSGPDataset(_Samples):
         return f
 
     def _same_file(self, f: h5py.File) -> bool:
-        if io.file_id(f) is not None or self._file_id is not None:
-            return io.file_id(f) == self._file_id
+        if file_id(f) is not None or self._file_id is not None:
+            return file_id(f) == self._file_id
         # Both written before files had an identity: the same description, complete, and the same
         # label for every sample shown, so that no field comes with another sample's label.
         try:
@@ -208,7 +205,7 @@ class GeneratedDataset(_Samples):
     -----
     Reading a batch (``__getitems__``, which a ``DataLoader`` with a ``batch_size`` or a
     ``batch_sampler`` calls) draws the batch's fields with batched inverse FFTs, at most
-    :data:`msgp.io.BATCH_PIXELS` pixels at a time, so each item costs about what ``msgp generate``
+    :data:`msgp.generate.BATCH_PIXELS` pixels at a time, so each item costs about what ``msgp generate``
     spends on one. The sampler is built at the first item read in each process and not pickled,
     so ``DataLoader`` workers build their own.
 
@@ -253,7 +250,7 @@ class GeneratedDataset(_Samples):
         labels = labels_of(self.spec, indices)
         if self._sampler is None:
             self._sampler = Sampler(self.spec)
-        step = max(1, io.BATCH_PIXELS // math.prod(self.spec.shape))
+        step = batch_rows(self.spec.shape)
         out = []
         for a in range(0, len(indices), step):
             fields = self._sampler.fields(indices[a:a + step], labels[a:a + step])

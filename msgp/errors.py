@@ -9,6 +9,22 @@ Messages speak Python: they name the parameter and the value a caller passed, in
 The command line, and only it, words them as its flags (``--crop``, ``--overwrite``) with
 :func:`reword`, so one message serves both.
 
+msgp's own errors are defined here, one class per kind of problem, and each module that raises
+one also offers it under its own name (``msgp.spec.SpecError``, ``msgp.io.FormatError``)::
+
+    MSGPError
+    ├── ArgumentError (ValueError)          a bad argument (msgp.checks)
+    │   └── ArgumentTypeError (TypeError)   ... of the wrong type
+    ├── SpecError (ValueError)              a dataset description that cannot be generated
+    │   └── SpecTypeError (TypeError)       ... a parameter of the wrong type
+    ├── FileError (ValueError)              a file or path msgp cannot read or write
+    │   └── FormatError                     not a readable, complete msgp file
+    │       └── ReplacedFileError           no longer the file a dataset was made from
+    ├── OracleError (ValueError)            a request the oracle cannot serve
+    ├── SplitError (ValueError)             sizes a class-balanced split cannot give
+    ├── DeviceUnavailable (RuntimeError)    a torch device this machine does not have
+    └── PlotUnavailable (RuntimeError)      pictures without matplotlib
+
 This module imports nothing else of msgp's, so the torch-only layer can raise these too.
 """
 from __future__ import annotations
@@ -16,12 +32,63 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-__all__ = ["MSGPError", "reword"]
+__all__ = ["ArgumentError", "ArgumentTypeError", "DeviceUnavailable", "FileError", "FormatError", "MSGPError",
+           "OracleError", "PlotUnavailable", "ReplacedFileError", "SpecError", "SpecTypeError", "SplitError",
+           "reword"]
 
 
 class MSGPError(Exception):
     """Base class of every error a user can cause: a bad argument, a bad or missing file, an
     unusable device, a run that cannot go on. Its message is one line, fit to print as it is."""
+
+
+class ArgumentError(MSGPError, ValueError):
+    """An argument outside what its parameter allows (:class:`msgp.checks.Checks`' default)."""
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """An argument of the wrong type: a TypeError, as Python has it, that is also an
+    :class:`ArgumentError`."""
+
+
+class SpecError(MSGPError, ValueError):
+    """A dataset description that cannot be generated; the message is one line for the user."""
+
+
+class SpecTypeError(SpecError, TypeError):
+    """A dataset parameter of the wrong type: a TypeError, as Python has it, that is also a
+    :class:`SpecError`, so that a caller catching those (the preset loader, the command line)
+    answers a preset's ``"n": "ten"`` in one line too (numpy's AxisError is both a ValueError and
+    an IndexError for the same reason)."""
+
+
+class FileError(MSGPError, ValueError):
+    """A problem with a file or a path (missing, not writable, no space, locked by another
+    process, already there), described in one line."""
+
+
+class FormatError(FileError):
+    """The file is not a readable msgp format-1 file, or is incomplete."""
+
+
+class ReplacedFileError(FormatError):
+    """The file at a dataset's path is no longer the one the dataset was made from."""
+
+
+class OracleError(MSGPError, ValueError):
+    """A request the oracle cannot serve (bad indices, crop), described in one line."""
+
+
+class SplitError(MSGPError, ValueError):
+    """Sizes a class-balanced split cannot give; the message is one line for the user."""
+
+
+class DeviceUnavailable(MSGPError, RuntimeError):
+    """The requested torch device does not exist on this machine; the message is one line."""
+
+
+class PlotUnavailable(MSGPError, RuntimeError):
+    """matplotlib is not installed; the message is one line for the user."""
 
 
 # `name` or `name=value`, where name is a Python identifier: a parameter named in a message.

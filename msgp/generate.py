@@ -24,6 +24,16 @@ from .spec import DatasetSpec
 
 FIELD_STREAM, COMPONENT_STREAM, LABEL_STREAM = 0, 1, 2
 _CLASS_CACHE_BYTES = 512 * 2**20
+# A batch is at most this many pixels (4 samples of 1024²): its float64 and complex work arrays
+# then take about 100 MB per process, whatever the field size. The writer, the generated Dataset
+# and the trainer's oracle all batch by it (:func:`batch_rows`).
+BATCH_PIXELS = 2**22
+
+
+def batch_rows(shape: tuple[int, ...], pixels: int | None = None) -> int:
+    """Samples of ``shape`` in one batch: as many as ``pixels`` (default :data:`BATCH_PIXELS`) hold,
+    at least 1."""
+    return max(1, (BATCH_PIXELS if pixels is None else pixels) // math.prod(shape))
 
 
 def rng_for(seed: int, stream: int, index: int) -> np.random.Generator:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import DeviceUnavailable
 from .generate import Sampler
 from .spec import DatasetSpec
 
-
-class DeviceUnavailable(RuntimeError):
-    """The requested torch device does not exist on this machine; the message is one line."""
+__all__ = ["DeviceUnavailable", "TorchSampler", "check_device"]
 
 
 def check_device(device: str) -> None:
@@ -22,7 +21,7 @@ def check_device(device: str) -> None:
     import torch
 
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DeviceUnavailable(f"--device {device}: no CUDA device is available")
+        raise DeviceUnavailable(f"`device={device}`: no CUDA device is available")
 
 
 class TorchSampler(Sampler):

@@ -57,8 +57,10 @@ import scipy.linalg
 from scipy.special import logsumexp
 
 from . import spectral
+from .checks import Checks
+from .errors import OracleError
+from .format import open_file
 from .intervals import wilson
-from .io import MSGPError, open_file
 from .spec import DatasetSpec
 from .spectral import class_signal
 
@@ -70,10 +72,7 @@ MAX_CROP_PIXELS = 4096
 _CHOLESKY_FLOOR_FACTOR = 4.0
 SAMPLE_NOTE = ("normalize=sample is not exactly Gaussian: per-sample amplitude fitted by maximum "
                "likelihood (profile likelihood), zero-frequency mode excluded")
-
-
-class OracleError(MSGPError):
-    """A request the oracle cannot serve (bad indices, crop), described in one line."""
+_ARGS = Checks(OracleError, quote=True)
 
 
 def total_variance(spec: DatasetSpec) -> float:
@@ -189,16 +188,15 @@ def _check_fields(fields, shape) -> np.ndarray:
 
 def check_crop(spec: DatasetSpec, crop: int) -> None:
     """Raise :class:`OracleError` unless a ``crop^ndim`` crop is supported for ``spec``."""
-    if crop < 1:
-        raise OracleError(f"--crop must be at least 1 pixel, but got {crop}")
+    _ARGS.integer("crop", crop, 1, what="at least 1 pixel")
     if crop > spec.size:
-        raise OracleError(f"--crop {crop} is larger than the field ({spec.size} px per axis)")
+        raise OracleError(f"`crop={crop}` is larger than the field ({spec.size} px per axis)")
     pixels = crop**spec.ndim
     if pixels > MAX_CROP_PIXELS:
         largest = int(math.floor(MAX_CROP_PIXELS ** (1.0 / spec.ndim) + 1e-9))
-        raise OracleError(f"--crop {crop} gives {pixels} pixels in {spec.ndim}-D; the exact crop likelihood "
+        raise OracleError(f"`crop={crop}` gives {pixels} pixels in {spec.ndim}-D; the exact crop likelihood "
                           f"factorises a dense covariance and supports at most {MAX_CROP_PIXELS} pixels "
-                          f"(--crop {largest} in {spec.ndim}-D)")
+                          f"(`crop={largest}` in {spec.ndim}-D)")
 
 
 def crop_floor(spec: DatasetSpec, crop: int, floor: float | None = None) -> float:
@@ -283,7 +281,7 @@ def crop_log_likelihoods(fields: np.ndarray, spec: DatasetSpec, crop: int, floor
             factor = scipy.linalg.cholesky(cov, lower=True, overwrite_a=True, check_finite=False)
         except np.linalg.LinAlgError:
             raise OracleError(f"the crop covariance of class {spec.class_names[classes[c]]} is not positive definite "
-                              "in float64; use a smaller --crop") from None
+                              "in float64; use a smaller `crop`") from None
         z = scipy.linalg.solve_triangular(factor, x, lower=True, check_finite=False)
         log_det = 2.0 * np.log(np.diag(factor)).sum()
         out[:, c] = -0.5 * (np.einsum("pn,pn->n", z, z) + log_det + x.shape[0] * math.log(2.0 * math.pi))
@@ -490,32 +488,15 @@ def evaluate(path: str | os.PathLike, indices: tuple[int | None, int | None] = (
     dict with the path, the range, the number of samples, the model and floor used, and the
     :func:`score` (``joint`` and per-scale accuracies, 95% Wilson intervals, confusion matrices).
     """
-    if workers < 1:
-        raise OracleError(f"--workers must be at least 1, but got {workers}")
+    _ARGS.integer("workers", workers, 1, what="at least 1")
+    _ARGS.integer("batch_size", batch_size, 1, what="at least 1")
     with open_file(path) as (h5, spec):
-        start = 0 if indices[0] is None else int(indices[0])
-        stop = spec.n if indices[1] is None else int(indices[1])
-        if not 0 <= start < stop <= spec.n:
-            raise OracleError(f"--indices {start}:{stop} is not a non-empty range within the "
-                              f"{spec.n} samples of {path}")
+        start, stop = _sample_range(spec, indices, path)
         if crop is not None:
             check_crop(spec, crop)
         labels = h5["labels"][start:stop]
-    if crop is None:
-        pieces = [(i, min(i + batch_size, stop)) for i in range(start, stop, batch_size)]
-        used_floor = rounding_floor(spec) if floor is None else float(floor)
-    else:
-        pieces = [(c, c + 1) for c in range(spec.n_classes)]
-        used_floor = crop_floor(spec, crop, floor)
-    progress = progress or (lambda done, total: None)
-    total = stop - start if crop is None else spec.n_classes
-    progress(0, total)
-    blocks = []
-    with closing(_score_pieces(_Scorer(path, start, stop, crop, floor), pieces, workers)) as scored:
-        for (_, end), block in zip(pieces, scored):
-            blocks.append(block)
-            progress(end - start if crop is None else end, total)
-    log_lik = np.concatenate(blocks, axis=0 if crop is None else 1)
+    log_lik = _score_file(_Scorer(path, start, stop, crop, floor), spec, batch_size, workers,
+                          progress or (lambda done, total: None))
     prediction = decide(posterior_from_log_likelihoods(log_lik, spec))
     return {
         "path": str(path),
@@ -525,6 +506,43 @@ def evaluate(path: str | os.PathLike, indices: tuple[int | None, int | None] = (
         "crop": crop,
         "class_names": list(spec.class_names),
         "model": "exact Gaussian likelihood" if spec.normalize == "theory" else SAMPLE_NOTE,
-        "floor": used_floor,
+        "floor": _model_floor(spec, crop, floor),
         **score(prediction, labels, spec),
     }
+
+
+def _sample_range(spec: DatasetSpec, indices: tuple[int | None, int | None], path) -> tuple[int, int]:
+    """``indices`` as ``(start, stop)`` within the file's samples, ``None`` standing for its ends."""
+    start = 0 if indices[0] is None else int(indices[0])
+    stop = spec.n if indices[1] is None else int(indices[1])
+    if not 0 <= start < stop <= spec.n:
+        raise OracleError(f"`indices` {start}:{stop} is not a non-empty range within the "
+                          f"{spec.n} samples of {path}")
+    return start, stop
+
+
+def _model_floor(spec: DatasetSpec, crop: int | None, floor: float | None) -> float:
+    """The white floor per pixel the model adds (field units squared): :func:`crop_floor` for a
+    crop, else ``floor`` or :func:`rounding_floor`."""
+    if crop is not None:
+        return crop_floor(spec, crop, floor)
+    return rounding_floor(spec) if floor is None else float(floor)
+
+
+def _score_file(scorer: _Scorer, spec: DatasetSpec, batch_size: int, workers: int, progress) -> np.ndarray:
+    """The class log-likelihoods of the scorer's samples, ``(n, C)``, scored piece by piece: batches
+    of samples for whole images, one class at a time for crops."""
+    start, stop = scorer.start, scorer.stop
+    if scorer.crop is None:
+        pieces = [(i, min(i + batch_size, stop)) for i in range(start, stop, batch_size)]
+        total = stop - start
+    else:
+        pieces = [(c, c + 1) for c in range(spec.n_classes)]
+        total = spec.n_classes
+    progress(0, total)
+    blocks = []
+    with closing(_score_pieces(scorer, pieces, workers)) as scored:
+        for (_, end), block in zip(pieces, scored):
+            blocks.append(block)
+            progress(end - start if scorer.crop is None else end, total)
+    return np.concatenate(blocks, axis=0 if scorer.crop is None else 1)

@@ -1,9 +1,9 @@
 """matplotlib, when the ``plot`` extra is installed: every picture msgp draws starts here."""
 from __future__ import annotations
 
+from .errors import PlotUnavailable
 
-class PlotUnavailable(RuntimeError):
-    """matplotlib is not installed; the message is one line for the user."""
+__all__ = ["PlotUnavailable", "picture_formats", "pyplot"]
 
 
 def pyplot():

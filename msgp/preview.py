@@ -5,13 +5,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io, spectral
+from . import spectral
 from .atomic import atomic_open
-from .plotting import pyplot
+from .checks import Checks
+from .errors import FileError
+from .format import check_output, open_file
+from .plotting import picture_formats, pyplot
 from .spec import DatasetSpec
 
 MAX_CLASSES_SHOWN = 16
 SPECTRUM_SAMPLES = 256
+_ARGS = Checks(quote=True)
 
 
 def radial_power(spectra: np.ndarray, size: int, ndim: int, n_bins: int | None = None):
@@ -42,13 +46,31 @@ def _image(field: np.ndarray, ndim: int) -> np.ndarray:
     return field[field.shape[0] // 2] if ndim == 3 else field
 
 
-def draw(path: str | Path, output: str | Path, per_class: int = 3) -> Path:
-    """Write a PNG with ``per_class`` samples of each class (up to 16 classes) and, for each scale,
-    the empirical radially averaged power spectrum of the samples of each candidate length scale
-    beside its expectation from the kernel's eigenvalues. Raises
-    :class:`~msgp.plotting.PlotUnavailable` without matplotlib."""
+def draw(path: str | Path, output: str | Path, per_class: int = 3, *, overwrite: bool = False) -> Path:
+    """Write a picture with ``per_class`` samples of each class (up to 16 classes) and, for each
+    scale, the empirical radially averaged power spectrum of the samples of each candidate length
+    scale beside its expectation from the kernel's eigenvalues.
+
+    Parameters
+    ----------
+    path : a complete msgp file.
+    output : the picture to write, in a directory that exists; its suffix names the format
+        (``png``, ``pdf``, ``svg``, ...: :func:`~msgp.plotting.picture_formats`).
+    per_class : samples shown per class, at least 1.
+    overwrite : replace an existing picture at ``output``; written whole or not at all, so an
+        interrupted draw leaves the picture that was there intact.
+
+    Raises :class:`~msgp.plotting.PlotUnavailable` without matplotlib.
+    """
+    output = Path(output)
+    _ARGS.integer("per_class", per_class, 1, what="at least 1")
+    check_output(output, overwrite=True)
+    formats = picture_formats()
+    if output.suffix.lstrip(".").lower() not in formats:
+        raise FileError(f"cannot write {output}: `output` must end in a picture format, one of {', '.join(formats)}")
+    check_output(output, overwrite)
     plt = pyplot()
-    with io.open_file(path) as (f, spec):
+    with open_file(path) as (f, spec):
         labels = f["labels"][:]
         classes = list(range(min(spec.n_classes, MAX_CLASSES_SHOWN)))
         picks = {c: np.flatnonzero(labels == c)[:per_class] for c in classes}
@@ -82,11 +104,10 @@ def draw(path: str | Path, output: str | Path, per_class: int = 3) -> Path:
     for s in range(spec.n_scales):
         ax = fig.add_subplot(spectrum_row[0, s])
         _plot_scale_spectrum(ax, spec, s, spectra, choices)
-    # All or nothing: an interrupted draw leaves the picture that was there (--overwrite) intact.
     with atomic_open(output, "wb") as f:
-        fig.savefig(f, dpi=72, format=Path(output).suffix.lstrip(".").lower())
+        fig.savefig(f, dpi=72, format=output.suffix.lstrip(".").lower())
     plt.close(fig)
-    return Path(output)
+    return output
 
 
 def _plot_scale_spectrum(ax, spec: DatasetSpec, scale: int, spectra: np.ndarray, choices: np.ndarray) -> None:

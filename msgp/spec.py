@@ -1,6 +1,8 @@
 """The dataset description: one validated dataclass, written to and read from HDF5 attributes.
 
-The CLI builds it, the writer stores it, the Dataset, the oracle and the trainer read it back.
+:meth:`DatasetSpec.from_options` builds it from ``msgp generate``'s options, the writer stores it,
+the Dataset, the oracle and the trainer read it back. Its errors are :class:`SpecError` (and
+:class:`SpecTypeError` for a wrong type), of the :class:`msgp.MSGPError` family.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .checks import Checks, is_number, is_sequence
+from .errors import SpecError, SpecTypeError
 from .kernels import KERNELS
 
 FORMAT = "msgp"
@@ -27,7 +30,7 @@ COMPRESSION = (None, "gzip", "lzf")
 # Package data, so that a checkout, an editable install and a wheel all find them.
 PRESETS = resources.files(__package__) / "presets"
 
-# The 2018 paper's datasets, at 1024 px. `--scales 2` and `--scales 3` use them scaled by size/1024.
+# The 2018 paper's datasets, at 1024 px. Two and three scales use them scaled by size/1024.
 PAPER_LENGTHS = {2: ((9.5, 10.0), (80.0, 140.0)), 3: ((9.5, 10.0), (60.0, 80.0), (140.0, 200.0))}
 PAPER_AMPLITUDES = {2: (0.75, 1.25), 3: (0.5, 1.0, 2.0)}
 
@@ -46,18 +49,9 @@ def label_of(choices, n_choices: int) -> np.ndarray:
     return choices @ (n_choices ** np.arange(choices.shape[-1]))
 
 
-class SpecError(ValueError):
-    """A dataset description that cannot be generated; the message is one line for the user."""
-
-
-class SpecTypeError(SpecError, TypeError):
-    """A dataset parameter of the wrong type: a TypeError, as Python has it, that is also a
-    :class:`SpecError`, so that the command line and the preset loader, which catch those, answer
-    a preset's ``"n": "ten"`` in one line too (numpy's AxisError is both a ValueError and an
-    IndexError for the same reason)."""
-
-
 _ARGS = Checks(SpecError, SpecTypeError)
+# For the choices msgp generate's options make, which the command line words as its flags.
+_OPTIONS = Checks(SpecError, SpecTypeError, quote=True)
 LENGTH_TABLE = "one row of candidate length scales (pixels) per scale, as many in each row, e.g. [[1.5, 4.0], [6.0, 16.0]]"
 
 
@@ -206,6 +200,19 @@ class DatasetSpec:
     def replace(self, **changes) -> "DatasetSpec":
         return dataclasses.replace(self, **changes)
 
+    def differences_from(self, other: "DatasetSpec") -> list[str]:
+        """``"name mine instead of theirs"`` for each parameter whose value here differs from
+        ``other``'s, in field order: what a stored file holds in place of the description asked for.
+
+        Examples
+        --------
+        >>> spec = DatasetSpec.default(2, 128, n=100)
+        >>> spec.replace(seed=3).differences_from(spec)
+        ['seed 3 instead of 0']
+        """
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [f"{key} {mine[key]} instead of {theirs[key]}" for key in mine if mine[key] != theirs[key]]
+
     # Serialisation --------------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "DatasetSpec":
@@ -272,10 +279,43 @@ class DatasetSpec:
         if overrides.get("length_scales") is None and lengths[0][0] < MIN_LENGTH:
             minimum = math.ceil(MIN_LENGTH / lengths[0][0] * size)
             raise SpecError(f"the default length scales for {n_scales} scales fall below {MIN_LENGTH:g} px at "
-                            f"size {size}; use --size {minimum} or more, or pass --lengths")
+                            f"size {size}; use `size={minimum}` or more, or pass `length_scales`")
         values = {"length_scales": lengths, "amplitudes": default_amplitudes(n_scales), "size": size, "n": 10000}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    @classmethod
+    def from_options(cls, preset: str | None = None, n_scales: int | None = None, **values) -> "DatasetSpec":
+        """The description that ``msgp generate``'s options give.
+
+        Parameters
+        ----------
+        preset : a preset's name or a .json path (:func:`load_preset`), whose parameters ``values``
+            replace; ``n_scales`` is then not used, the preset's length scales giving the number.
+        n_scales : without a preset, the number of scales whose default length scales and
+            amplitudes (:meth:`default`) ``values`` replace: by default as many as the rows of
+            ``length_scales``, else 3. It must agree with ``length_scales`` when both are given.
+        values : parameters of the description (``n``, ``size``, ``length_scales``, ``amplitudes``,
+            ...); a ``None`` is one not given.
+
+        Examples
+        --------
+        >>> DatasetSpec.from_options(n_scales=2, size=128, n=100).length_scales
+        ((1.19, 1.25), (10.0, 17.5))
+        >>> DatasetSpec.from_options("paper-2scale", n=100).size
+        1024
+        """
+        values = {k: v for k, v in values.items() if v is not None}
+        if preset is not None:
+            return load_preset(preset, **values)
+        rows = values.get("length_scales")
+        if is_sequence(rows):
+            if n_scales is not None and n_scales != len(rows):
+                raise SpecError(f"`n_scales` {n_scales} disagrees with `length_scales`, which gives {len(rows)} scales")
+            n_scales = len(rows)
+        n_scales = 3 if n_scales is None else n_scales
+        _OPTIONS.integer("n_scales", n_scales, 1, MAX_SCALES, what=f"between 1 and {MAX_SCALES}")
+        return cls.default(n_scales, **values)
 
 
 def preset_names() -> list[str]:

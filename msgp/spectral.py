@@ -15,7 +15,6 @@ Everything is computed in float64; callers round once to the stored dtype.
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 
 import numpy as np
@@ -44,15 +43,6 @@ def half_weights(size: int, ndim: int) -> np.ndarray:
         w[..., -1] = 1.0
     w.setflags(write=False)
     return w
-
-
-def self_conjugate(size: int, ndim: int) -> np.ndarray:
-    """Boolean mask of the half-grid modes equal to their own conjugate mirror (real-valued)."""
-    mask = np.zeros(half_shape(size, ndim), dtype=bool)
-    corners = [0] if size % 2 else [0, size // 2]
-    for index in itertools.product(corners, repeat=ndim):
-        mask[index] = True
-    return mask
 
 
 @functools.lru_cache(maxsize=64)

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -25,6 +26,21 @@ MASK = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.
 def test_slurm_cpus_per_task_counts_when_smaller_than_the_mask(value, expected):
     environ = {} if value is None else {"SLURM_CPUS_PER_TASK": value}
     assert available_cpus(environ) == expected
+
+
+def test_the_environment_of_this_process_is_read_by_default(monkeypatch):
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+    assert available_cpus() == 1
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK")
+    assert available_cpus() == MASK
+
+
+def test_msgp_and_the_cli_count_cpus_in_one_place():
+    """Every CPU count of msgp and cli.py is msgp.cpus.available_cpus; os.cpu_count appears nowhere else."""
+    root = Path(cli.__file__).parent
+    counting = sorted(str(path.relative_to(root)) for path in [*root.glob("msgp/**/*.py"), root / "cli.py"]
+                      if "cpu_count(" in path.read_text())
+    assert counting == ["msgp/cpus.py"]
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or MASK < 2, reason="needs an affinity mask of 2+ CPUs")

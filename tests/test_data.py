@@ -6,6 +6,7 @@ import functools
 import multiprocessing
 import operator
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -147,7 +148,7 @@ def test_resume_with_other_parameters_is_refused(tmp_path):
         assert result.exit_code == 2 and "other parameters" in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1
     assert_same(contents(path), before)
-    with pytest.raises(io.MSGPError, match="other parameters"):
+    with pytest.raises(io.FileError, match="other parameters"):
         io.write(small_spec(dtype="float16"), path, resume=True)
     io.write(small_spec(), path, resume=True)
     assert io.inspect(path)["ok"]
@@ -400,3 +401,92 @@ def test_generate_bad_input_is_one_line(tmp_path, arguments, message):
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not output.exists()
+
+
+# The library decides what the commands used to: errors in Python's words -------------------------
+
+def test_every_msgp_error_is_an_msgp_error_and_the_builtin_it_was():
+    from msgp import errors
+
+    builtins = {"ArgumentError": ValueError, "ArgumentTypeError": TypeError, "SpecError": ValueError,
+                "SpecTypeError": TypeError, "FileError": ValueError, "FormatError": ValueError,
+                "ReplacedFileError": ValueError, "OracleError": ValueError, "SplitError": ValueError,
+                "DeviceUnavailable": RuntimeError, "PlotUnavailable": RuntimeError}
+    assert set(builtins) == {name for name in errors.__all__ if name not in ("MSGPError", "reword")}
+    for name, builtin in builtins.items():
+        assert issubclass(getattr(errors, name), (msgp.MSGPError)) and issubclass(getattr(errors, name), builtin), name
+    from msgp import dataset, gpu, oracle, plotting, spec
+    assert (spec.SpecError, spec.SpecTypeError, io.FileError, io.FormatError, io.ReplacedFileError, oracle.OracleError,
+            dataset.SplitError, gpu.DeviceUnavailable, plotting.PlotUnavailable) == \
+        (errors.SpecError, errors.SpecTypeError, errors.FileError, errors.FormatError, errors.ReplacedFileError,
+         errors.OracleError, errors.SplitError, errors.DeviceUnavailable, errors.PlotUnavailable)
+    assert io.MSGPError is msgp.MSGPError  # the base class, not a file error of its own
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"resume": True, "overwrite": True}, "`resume=True` and `overwrite=True` contradict each other; pass one"),
+    ({"workers": 0}, "`workers` must be at least 1, but got 0"),
+    ({"workers": True}, "`workers` must be at least 1, but got True"),
+    ({"batch_size": -1}, "`batch_size` must be at least 1, but got -1"),
+    ({"device": "tpu"}, "`device` must be 'cpu' or 'cuda', but got 'tpu'"),
+    ({"shard": (3, 2)}, "`shard` 3/2: shards of 2 are numbered 0 to 1"),
+    ({"shard": (0, 0)}, "`shard` 0/0: N must be at least 1"),
+    ({"shard": (0, 50)}, "cannot split 40 samples into 50 shards"),
+])
+def test_write_refuses_bad_arguments_before_it_writes(tmp_path, options, message):
+    with pytest.raises(msgp.MSGPError, match=re.escape(message)):
+        io.write(small_spec(), tmp_path / "d.h5", **options)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_and_merge_refuse_their_output_in_python_words(tmp_path, data_file):
+    with pytest.raises(io.FileError, match=re.escape(f"{data_file} already exists; pass `overwrite=True` to replace it")):
+        io.write(small_spec(), data_file)
+    with pytest.raises(io.FileError, match="is a directory, not a file"):
+        io.write(small_spec(), tmp_path, overwrite=True)
+    shards = write_shards(tmp_path / "shards", small_spec(), 2)
+    with pytest.raises(io.FileError, match="is a directory, not a file"):
+        io.merge(shards, tmp_path, overwrite=True)
+    with pytest.raises(io.FileError, match="the directory .*nowhere does not exist"):
+        io.merge(shards, tmp_path / "nowhere" / "m.h5")
+    with pytest.raises(io.FileError, match="already exists; pass `overwrite=True`"):
+        io.merge(shards, data_file)
+    with pytest.raises(KeyboardInterrupt):
+        io.write(small_spec(), tmp_path / "half.h5", shard=(0, 2), batch_size=5, progress=_interrupt_after(1))
+    with pytest.raises(io.FileError, match="half.h5 is incomplete .*; finish it with `resume=True`"):
+        io.merge([tmp_path / "half.h5", shards[1]], tmp_path / "m.h5")
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_the_cli_words_the_librarys_parameters_as_its_flags(tmp_path, data_file):
+    runner = CliRunner()
+    result = runner.invoke(cli.main, ["generate", *SPEC_OPTIONS, "--size", "32", "--n", "40", "-o", str(data_file)])
+    assert result.exit_code == 2 and result.output.strip() == \
+        f"Error: {data_file} already exists; pass --overwrite to replace it"
+    result = runner.invoke(cli.main, ["preview", str(data_file), "--per-class", "0", "-o", str(tmp_path / "p.png")])
+    assert result.output.strip() == "Error: --per-class must be at least 1, but got 0"
+    result = runner.invoke(cli.main, ["oracle", str(data_file), "--crop", "33"])
+    assert result.output.strip() == "Error: --crop 33 is larger than the field (32 px per axis)"
+
+
+@pytest.mark.parametrize("text, shard", [("0/1", (0, 1)), ("15/16", (15, 16))])
+def test_one_check_of_a_shard(text, shard):
+    from msgp.checks import Checks
+
+    assert Checks().shard_text("shard", text) == Checks().shard("shard", shard) == shard
+    for bad in ((1, 1), (-1, 2), (True, 2), (0.0, 2), "0/2", (0, 1, 2)):
+        with pytest.raises(msgp.MSGPError):
+            Checks().shard("shard", bad)
+
+
+def test_the_description_of_generates_options():
+    """DatasetSpec.from_options: a preset with its values replaced, or the defaults of a number of
+    scales, which must agree with the length scales given."""
+    assert DatasetSpec.from_options(size=64, n_scales=1, n=8) == DatasetSpec.default(1, 64, n=8)
+    assert DatasetSpec.from_options(length_scales=[[1.5, 2.0], [6.0, 9.0]], amplitudes=[1.0, 2.0], size=32, n=40) \
+        == small_spec()
+    assert DatasetSpec.from_options("paper-2scale", n=4, size=None) == msgp.spec.load_preset("paper-2scale", n=4)
+    with pytest.raises(msgp.spec.SpecError, match="`n_scales` 3 disagrees with `length_scales`, which gives 2 scales"):
+        DatasetSpec.from_options(n_scales=3, length_scales=[[1.5, 2.0], [6.0, 9.0]], amplitudes=[1.0, 2.0], size=32)
+    with pytest.raises(msgp.spec.SpecError, match="`n_scales` must be between 1 and 5, but got 6"):
+        DatasetSpec.from_options(n_scales=6)

@@ -350,8 +350,10 @@ def test_an_interrupted_preview_leaves_the_old_picture(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(io.FileError, match="g.png already exists; pass `overwrite=True` to replace it"):
         preview.draw(tmp_path / "d.h5", picture)
+    with pytest.raises(KeyboardInterrupt):
+        preview.draw(tmp_path / "d.h5", picture, overwrite=True)
     assert picture.read_bytes() == b"the old picture"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5", "g.png"]
 
@@ -439,7 +441,7 @@ def test_unwritable_directory_and_full_disk_are_refused_up_front(tmp_path, monke
     result = CliRunner().invoke(cli.main, ["generate", "--size", "32", "--scales", "1", "--n", "4",
                                            "-o", str(blocker / "sub" / "d.h5")])
     assert result.exit_code == 2 and "cannot create directory" in result.output
-    monkeypatch.setattr(io.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     result = CliRunner().invoke(cli.main, ["generate", "--size", "32", "--scales", "1", "--n", "4",
                                            "-o", str(tmp_path / "d.h5")])
     assert result.exit_code == 2 and "not enough disk space" in result.output

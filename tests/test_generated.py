@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 import cli
 import msgp
 from backdrop import training
-from msgp import io
+from msgp import generate, io
 from msgp.generate import Sampler
 from msgp.spec import DatasetSpec
 
@@ -109,7 +109,7 @@ def test_a_batch_is_drawn_with_batched_ffts_in_chunks_of_bounded_pixels(spec_and
                         generator=torch.Generator().manual_seed(0))
     batches = list(loader)
     assert calls == [16, 16, 8]  # one inverse FFT per batch, not one per item
-    monkeypatch.setattr(io, "BATCH_PIXELS", 5 * 32 * 32)
+    monkeypatch.setattr(generate, "BATCH_PIXELS", 5 * 32 * 32)
     calls.clear()
     order = [39, 2, 17, 5, 5, 30, 11]
     items = msgp.GeneratedDataset(spec).__getitems__(order)
