@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from .errors import ArgumentError
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[IO]:
@@ -24,7 +26,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
     ``mode`` is ``"w"`` or ``"wb"``; ``kwargs`` go to :func:`open` (``newline=""`` for csv).
     """
     if mode not in ("w", "wb"):
-        raise ValueError(f"atomic_open writes whole files, mode 'w' or 'wb', but got {mode!r}")
+        raise ArgumentError(f"atomic_open writes whole files, mode 'w' or 'wb', but got {mode!r}")
     path = Path(path)
     fd, tmp = _create_beside(path)
     try:

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .checks import Checks
-from .errors import FormatError, ReplacedFileError, SplitError
+from .errors import ArgumentError, ArgumentTypeError, FormatError, ReplacedFileError, SplitError
 from .format import file_id, open_file, open_h5, raw_rows, shard_of
 from .generate import Sampler, batch_rows, labels_of
 from .spec import DatasetSpec
@@ -32,9 +32,9 @@ class _Samples(Dataset):
     def __init__(self, target: str, transform, target_transform):
         self.target = _ARGS.choice("target", target, TARGETS, "one of " + ", ".join(map(repr, TARGETS)))
         if transform is not None and not callable(transform):
-            raise TypeError(f"transform must be a function of the field tensor, or None, but got {transform!r}")
+            raise ArgumentTypeError(f"transform must be a function of the field tensor, or None, but got {transform!r}")
         if target_transform is not None and not callable(target_transform):
-            raise TypeError(f"target_transform must be a function of the target, or None, but got "
+            raise ArgumentTypeError(f"target_transform must be a function of the target, or None, but got "
                             f"{target_transform!r}")
         self.transform = transform
         self.target_transform = target_transform
@@ -220,7 +220,7 @@ class GeneratedDataset(_Samples):
     def __init__(self, spec: DatasetSpec, target: str = "class", transform=None, target_transform=None,
                  indices=None):
         if not isinstance(spec, DatasetSpec):
-            raise TypeError(f"spec must be a DatasetSpec, but got {spec!r}")
+            raise ArgumentTypeError(f"spec must be a DatasetSpec, but got {spec!r}")
         super().__init__(target, transform, target_transform)
         self.spec = spec
         # None stands for all samples, so that a dataset of 10**9 samples costs nothing until read.
@@ -308,7 +308,7 @@ def split(source, n_train: int, n_test: int, seed: int = 0, **options) -> tuple[
     _SPLIT_ARGS.integer("seed", seed, 0)
     unknown = sorted(set(options) - {"target", "transform", "target_transform"})
     if unknown:
-        raise TypeError(f"split's options are target, transform and target_transform, but got "
+        raise ArgumentTypeError(f"split's options are target, transform and target_transform, but got "
                         f"{', '.join(map(repr, unknown))}")
     if isinstance(source, _Samples):
         dataset = source
@@ -317,7 +317,7 @@ def split(source, n_train: int, n_test: int, seed: int = 0, **options) -> tuple[
     elif isinstance(source, (str, os.PathLike)):
         dataset = MSGPDataset(source)
     else:
-        raise TypeError(f"source must be a path, a DatasetSpec, an MSGPDataset or a GeneratedDataset, "
+        raise ArgumentTypeError(f"source must be a path, a DatasetSpec, an MSGPDataset or a GeneratedDataset, "
                         f"but got {source!r}")
     C = dataset.spec.n_classes
     for name, count in (("n_train", n_train), ("n_test", n_test)):
@@ -352,9 +352,9 @@ def _check_indices(indices, n: int) -> np.ndarray:
     what = "a 1-D sequence of sample indices (integers)"
     array = np.asarray(indices) if not isinstance(indices, (str, bytes)) else None
     if array is None or array.ndim == 0 or not (array.size == 0 or np.issubdtype(array.dtype, np.integer)):
-        raise TypeError(f"indices must be {what}, but got {indices!r}")
+        raise ArgumentTypeError(f"indices must be {what}, but got {indices!r}")
     if array.ndim != 1:
-        raise ValueError(f"indices must be {what}, but got an array of shape {array.shape}")
+        raise ArgumentError(f"indices must be {what}, but got an array of shape {array.shape}")
     if array.size and (array.min() < 0 or array.max() >= n):
         raise IndexError(f"indices must lie in 0 to {n - 1}, but got {array.min()} to {array.max()}")
     return array.astype(np.int64)

@@ -13,7 +13,7 @@ msgp's own errors are defined here, one class per kind of problem, and each modu
 one also offers it under its own name (``msgp.spec.SpecError``, ``msgp.io.FormatError``)::
 
     MSGPError
-    ├── ArgumentError (ValueError)          a bad argument (msgp.checks)
+    ├── ArgumentError (ValueError)          any other bad argument (msgp.checks by default)
     │   └── ArgumentTypeError (TypeError)   ... of the wrong type
     ├── SpecError (ValueError)              a dataset description that cannot be generated
     │   └── SpecTypeError (TypeError)       ... a parameter of the wrong type

@@ -16,6 +16,8 @@ import math
 from numbers import Integral
 from statistics import NormalDist
 
+from .errors import ArgumentError
+
 
 def wilson(correct: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Wilson's score interval for a proportion of ``correct`` successes in ``n`` trials.
@@ -37,11 +39,11 @@ def wilson(correct: int, n: int, level: float = 0.95) -> tuple[float, float]:
     (0.943, 1.0)
     """
     if not (isinstance(n, Integral) and n >= 1):
-        raise ValueError(f"n must be a positive integer, but got {n!r}")
+        raise ArgumentError(f"n must be a positive integer, but got {n!r}")
     if not (isinstance(correct, Integral) and 0 <= correct <= n):
-        raise ValueError(f"correct must be an integer between 0 and n = {n}, but got {correct!r}")
+        raise ArgumentError(f"correct must be an integer between 0 and n = {n}, but got {correct!r}")
     if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be between 0 and 1, but got {level!r}")
+        raise ArgumentError(f"level must be between 0 and 1, but got {level!r}")
     z = NormalDist().inv_cdf(0.5 + level / 2)
     p = correct / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)

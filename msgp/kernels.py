@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gammaln
 
+from .errors import ArgumentError
+
 # Terms of a periodisation sum below this fraction of the largest are dropped.
 _TAIL_EXPONENT = 45.0  # exp(-45) ~ 3e-20, below float64 resolution.
 
@@ -102,7 +104,7 @@ class Matern(Kernel):
             return (1.0 + s) * np.exp(-s)
         if self.nu == 2.5:
             return (1.0 + s + s**2 / 3.0) * np.exp(-s)
-        raise ValueError(f"Matérn smoothness must be 1.5 or 2.5, but got {self.nu}")
+        raise ArgumentError(f"Matérn smoothness must be 1.5 or 2.5, but got {self.nu}")
 
     def _log_constant(self, length_scale, ndim):
         nu = self.nu
@@ -147,4 +149,4 @@ def get_kernel(name: str) -> Kernel:
     try:
         return KERNELS[name]
     except KeyError:
-        raise ValueError(f"unknown kernel {name!r}; choose one of {', '.join(KERNELS)}") from None
+        raise ArgumentError(f"unknown kernel {name!r}; choose one of {', '.join(KERNELS)}") from None

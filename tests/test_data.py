@@ -415,12 +415,20 @@ def test_every_msgp_error_is_an_msgp_error_and_the_builtin_it_was():
     assert set(builtins) == {name for name in errors.__all__ if name not in ("MSGPError", "reword")}
     for name, builtin in builtins.items():
         assert issubclass(getattr(errors, name), (msgp.MSGPError)) and issubclass(getattr(errors, name), builtin), name
-    from msgp import dataset, gpu, oracle, plotting, spec
+    from msgp import dataset, gpu, intervals, kernels, oracle, plotting, spec
     assert (spec.SpecError, spec.SpecTypeError, io.FileError, io.FormatError, io.ReplacedFileError, oracle.OracleError,
             dataset.SplitError, gpu.DeviceUnavailable, plotting.PlotUnavailable) == \
         (errors.SpecError, errors.SpecTypeError, errors.FileError, errors.FormatError, errors.ReplacedFileError,
          errors.OracleError, errors.SplitError, errors.DeviceUnavailable, errors.PlotUnavailable)
     assert io.MSGPError is msgp.MSGPError  # the base class, not a file error of its own
+    for call, builtin in ((lambda: msgp.GeneratedDataset("spec.json"), TypeError),
+                          (lambda: msgp.MSGPDataset(ROOT, transform=3), TypeError),
+                          (lambda: msgp.split(small_spec(), 8, 8, colour="red"), TypeError),
+                          (lambda: intervals.wilson(1, 0), ValueError),
+                          (lambda: kernels.get_kernel("rbf"), ValueError)):
+        with pytest.raises(msgp.MSGPError) as raised:
+            call()
+        assert isinstance(raised.value, builtin)
 
 
 @pytest.mark.parametrize("options, message", [
