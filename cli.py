@@ -91,10 +91,9 @@ class RegistryChoice(click.Choice):
 
 
 def _plan_names():
-    from backdrop.experiment.plans import PLANS
-    from backdrop.nondecomposable.plans import PLANS as NONDECOMPOSABLE_PLANS
+    from backdrop import runner
 
-    return (*PLANS, *NONDECOMPOSABLE_PLANS)
+    return tuple(runner.plans())
 
 
 def _training_choices(name: str):
@@ -635,25 +634,25 @@ def merge(shards, output, overwrite):
 
 
 @main.command()
-@click.option("--plan", "plan_name",
-              type=RegistryChoice(_plan_names),
-              default="paper128", show_default=True, help="paper128: the paper's two-scale statistics at 128²; "
+@click.option("--plan", type=RegistryChoice(_plan_names), default="paper128", show_default=True,
+              help="paper128: the paper's two-scale statistics at 128²; "
               "paper128-lean: the same with fewer backdrop settings and sizes up to 32 per class, for 2 CPU "
               "cores; default3: the default three-scale dataset; paper: paper-2scale at 1024², for a GPU; smoke: "
               "four runs of seconds, to check the pipeline; f1, auc: backdrop for a loss that does not decompose "
               "over samples (soft F1, pairwise AUC) against its exact ceiling and the baselines.")
 @click.option("--jobs", type=int, help="Runs trained at once, one thread each (default: the CPUs this process may use on CPU, 1 on a GPU).")
 @click.option("--out", type=click.Path(path_type=Path), help="Output directory (default experiments/<plan>).")
-@click.option("--report", is_flag=True, help="Train nothing: write the tables and figures of the runs finished so far.")
+@click.option("--report", "report_only", is_flag=True,
+              help="Train nothing: write the tables and figures of the runs finished so far.")
 @click.option("--dry-run", is_flag=True, help="Train nothing: print the plan (runs, epochs, training images) and its "
               "estimated time on this machine, from a few seconds of timed steps.")
-@click.option("--method", "method_names", multiple=True, metavar="FILE.py:FUNCTION",
+@click.option("--method", "methods", multiple=True, metavar="FILE.py:FUNCTION",
               help="Add a method from your own file (or module:function), marked @network or @fitted "
               "(docs/methods.md); repeatable.")
 @click.option("--shard", metavar="I/N", help="Train shard I of the plan's runs dealt by estimated cost to N shards "
               "(0 <= I < N; one shard per task of a cluster job array, all with the same --out), then write the "
               "tables of every run finished in --out so far.")
-def experiment(plan_name, jobs, out, report, dry_run, method_names, shard):
+def experiment(plan, jobs, out, report_only, dry_run, methods, shard):
     """Backdrop at its best per size against the full gradient, augmentation and crops, by
     training-set size, as a fraction of the oracle's accuracy, with paired 95% intervals; beside
     two anchors that are not networks (whittle, scattering) and the methods --method adds from
@@ -662,111 +661,38 @@ def experiment(plan_name, jobs, out, report, dry_run, method_names, shard):
     Each seed trains on its own generated images; backdrop settings are chosen per size on a
     validation set and every table reports a separate report set. Writes results.csv/.md,
     comparisons.csv/.md, efficiency.png, input_gradient.png and, with backdrop methods,
-    sweep.md, choices.csv and sweep.png. Rerun after an interruption: finished runs are kept.
+    sweep.md, choices.csv and sweep.png (--plan f1 and auc: results.csv/.md, comparisons.csv/.md
+    and curves.png). Rerun after an interruption: finished runs are kept.
     """
-    from backdrop import experiment as exp
-    from backdrop import training
-    from backdrop.experiment.methods import load_method
+    from backdrop import runner, training
 
-    if dry_run and report:
+    if dry_run and report_only:
         raise InputError("--dry-run and --report contradict each other; pass one")
-    shard = _parse_shard(shard)
-    if shard is not None and report:
-        raise InputError("--shard and --report contradict each other: --report trains nothing and reads every shard's runs")
-    out = out or Path("experiments") / plan_name
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is not a directory")
-    if plan_name not in exp.PLANS:  # a plan of backdrop.nondecomposable
-        if shard is not None:
-            raise InputError(f"--shard splits the network plans; --plan {plan_name} runs on one machine")
-        if method_names:
-            raise InputError(f"--method adds methods to the network plans; --plan {plan_name} has its own baselines")
-        return _nondecomposable_experiment(plan_name, jobs, out, report, dry_run)
-    try:
-        plan = exp.PLANS[plan_name]().with_methods([load_method(m) for m in method_names])
-    except exp.ExperimentError as err:
-        _fail(err)
-    if jobs is None:
-        jobs = available_cpus() if plan.device == "cpu" else 1
+    asked = runner.request(plan, out, jobs=jobs, shard=shard, methods=methods, report_only=report_only)
     if dry_run:
-        try:
-            click.echo(f"Plan {plan_name} into {out}.\n\n" + exp.dry_run(plan, out, jobs), nl=False)
-            if shard is not None:
-                every, mine = exp.plan_runs(plan), exp.shard_runs(plan, shard)
-                share = sum(exp.run_cost(plan, r) for r in mine) / sum(exp.run_cost(plan, r) for r in every)
-                click.echo(f"Shard {shard[0]}/{shard[1]} trains {len(mine)} of the plan's {len(every)} runs, "
-                           f"{share:.1%} of its estimated cost.")
-        except (exp.ExperimentError, *training.INPUT_ERRORS) as err:
-            _fail(err)
+        click.echo(asked.dry_run(), nl=False)
         return
     bar = None
 
     def progress(event, info):
         nonlocal bar
         if event == "plan":
-            part = f" (shard {shard[0]}/{shard[1]})" if shard is not None else ""
-            click.echo(f"{info['runs']} runs{part} into {out}, {info['to_train']} to train, {jobs} at a time")
+            click.echo(info["line"])
             bar = progress_bar(total=info["runs"], initial=info["runs"] - info["to_train"], unit="run", desc="experiment")
-        elif event in ("generate", "reuse"):
+        elif event == "done":
+            if not info.get("skipped"):
+                bar.write(info["line"])
+                bar.update()
+        elif info["line"] is not None:
             # Through the bar once it is there, so that the line does not break it.
-            (bar.write if bar is not None else click.echo)(
-                f"{'generating' if event == 'generate' else 'reusing'} {info['path']} ({info['n']} samples)")
-        elif event == "done" and not info.get("skipped"):
-            if info["status"] == "failed":
-                bar.write(f"  {info['name']}: failed ({info['reason']}), {info['wall_s']:.0f} s")
-            else:
-                bar.write(f"  {info['name']}: joint {info['test_accuracy']['joint']:.3f} "
-                          f"(oracle {info['oracle_accuracy']['joint']:.3f}), {info['wall_s']:.0f} s")
-            bar.update()
+            (bar.write if bar is not None else click.echo)(info["line"])
 
     try:
-        with _interruptible(f"the finished runs are kept in {out}; rerun the same command to train the rest",
+        with _interruptible(f"the finished runs are kept in {asked.out}; rerun the same command to train the rest",
                             at_once=True) as check:
-            written = exp.run_experiment(plan, out, progress=_checked(check, progress), jobs=jobs, report_only=report,
-                                         shard=shard)
-    except training.TrainingError as err:
-        raise click.ClickException(str(err)) from None
-    except (exp.ExperimentError, *training.INPUT_ERRORS) as err:
-        _fail(err)
-    finally:
-        if bar is not None:
-            bar.close()
-    click.echo("wrote " + ", ".join(str(p) for p in written.values()))
-
-
-def _nondecomposable_experiment(plan_name, jobs, out, report, dry_run):
-    """``msgp experiment --plan f1`` and ``--plan auc`` (:mod:`backdrop.nondecomposable`): writes
-    results.csv/.md, comparisons.csv/.md and curves.png."""
-    from backdrop import nondecomposable as nd
-
-    plan = nd.PLANS[plan_name]()
-    if jobs is None:
-        jobs = available_cpus()
-    if jobs < 1:
-        raise InputError(f"--jobs must be a positive integer, but got {jobs}")
-    bar = None
-
-    def progress(event, info):
-        nonlocal bar
-        if event == "plan":
-            click.echo(f"{info['runs']} runs into {out}, {info['to_train']} to train, {jobs} at a time")
-            bar = progress_bar(total=info["runs"], initial=info["runs"] - info["to_train"], unit="run", desc="experiment")
-        elif event == "ceiling":
-            click.echo(f"ceilings of {info['problem']} from {info['n']:,} samples")
-        elif event == "done" and not info.get("skipped"):
-            bar.write(f"  {info['name']}: test F1 {info['test_f1']:.4f}, AUC {info['test_auc']:.4f}, "
-                      f"{info['train_seconds']:.1f} s")
-            bar.update()
-
-    try:
-        if dry_run:
-            click.echo(nd.dry_run(plan, out, jobs), nl=False)
-            return
-        with _interruptible(f"the finished runs are kept in {out}; rerun the same command to train the rest",
-                            at_once=True) as check:
-            written = nd.run_plan(plan, out, progress=_checked(check, progress), jobs=jobs, report_only=report)
-    except nd.NondecomposableError as err:
-        _fail(err)
+            written = asked.run(progress=_checked(check, progress))
+    except training.TrainingError as err:  # a run itself failed, not its input: exit code 1
+        raise click.ClickException(as_flags(str(err), click.get_current_context().command)) from None
     finally:
         if bar is not None:
             bar.close()

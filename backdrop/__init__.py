@@ -13,7 +13,7 @@ __all__ = ["Backdrop", "backdrop", "draw_mask", "mask_gradient", "models"]
 
 # Submodules loaded on first access: the models, the trainer and the experiments read msgp's
 # datasets (h5py, scipy), which the layer alone does not need.
-_LAZY = ("distributed", "experiment", "models", "nondecomposable", "training")
+_LAZY = ("distributed", "experiment", "models", "nondecomposable", "runner", "training")
 
 
 def __getattr__(name):

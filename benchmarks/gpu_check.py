@@ -357,7 +357,7 @@ def run_experiment(s: Settings, device: str, work: Path, out: Path, report: Repo
     plan, estimated = choose(ladder(base), rates, left)
     folder = work / "experiment"
     (out / "experiment").mkdir(parents=True, exist_ok=True)
-    (out / "experiment" / "plan.md").write_text(experiment.dry_run(plan, folder, rates=rates))
+    (out / "experiment" / "plan.md").write_text(experiment.describe_plan(plan, folder, rates=rates))
     started = time.perf_counter()
     for name, spec in (("validation", plan.validation_spec), ("test", plan.test_spec)):
         path = folder / "data" / f"{name}.h5"

@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 from backdrop import experiment
-from backdrop.experiment import runs as runs_module
 from backdrop.experiment.statistics import compare, run_fitted
 from msgp.atomic import atomic_write
 
@@ -66,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--jobs must be at least 1, but got {args.jobs}")
     todo = [the_run(plan, m, args.per_class, s, args.masks if m == args.method else None)
             for s in args.seeds for m in (args.method, args.reference)]
-    validation, test = runs_module.prepare_shared_data(plan, args.out)
+    validation, test = experiment.prepare_shared_data(plan, args.out)
     results = list(experiment.execute_runs(todo, plan, args.out, validation, test, args.jobs).values())
     finished = [r for r in results if r["status"] == "finished"]
     rows = compare(finished, args.method, args.reference, args.per_class, plan.spec.n_scales)

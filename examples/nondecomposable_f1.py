@@ -34,9 +34,9 @@ def main() -> None:
     print(f"{problem.describe()}\nbest achievable F1 {ceiling['f1']:.4f} ± {ceiling['f1_se']:.4f}\n")
     common = dict(problem="gaussian", loss="f1", seed=args.seed, steps=setup.steps, lr=setup.lr,
                   n_train=setup.n_train, n_test=setup.n_test, checkpoints=4)
-    for run in (nd.Run(method="full", batch=setup.batch, **common),
-                nd.Run(method="backdrop", batch=setup.batch, p=args.p, **common),
-                nd.Run(method="small", batch=setup.kept(args.p), **common)):
+    for run in (nd.LossRun(method="full", batch=setup.batch, **common),
+                nd.LossRun(method="backdrop", batch=setup.batch, p=args.p, **common),
+                nd.LossRun(method="small", batch=setup.kept(args.p), **common)):
         result = nd.train_run(run, train, test, problem.prior)
         print(f"{run.tag:>18}: test F1 {result['test_f1']:.4f} ({result['test_f1'] / ceiling['f1']:.3f} of the "
               f"ceiling), {result['train_seconds']:.1f} s")

@@ -58,7 +58,7 @@ def test_fixed_values_are_choices_from_their_registries():
     assert choices("train", "--precision") == PRECISIONS
     plans = choices("experiment", "--plan")
     assert plans == (*PLANS, *NONDECOMPOSABLE)
-    help_text = next(p for p in cli.main.commands["experiment"].params if p.name == "plan_name").help
+    help_text = next(p for p in cli.main.commands["experiment"].params if p.name == "plan").help
     assert all(f"{plan}:" in help_text or f"{plan}," in help_text for plan in plans)
 
 

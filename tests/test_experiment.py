@@ -558,7 +558,7 @@ def test_plan_checks():
         [64, 512, 64]  # no-backdrop, series-nomask, augment
     assert {r.config(plan, "v").epochs for r in experiment.sweep_runs(plan) if r.per_class == 8
             and r.method.startswith("series")} == {512}
-    assert "series at 8 per class: 16384" in experiment._describe(plan)
+    assert "series at 8 per class: 16384" in experiment.plan_summary(plan)
     with pytest.raises(experiment.ExperimentError, match="budget"):
         tiny_plan(budgets=(("series", 5, 100),))
     with pytest.raises(experiment.ExperimentError, match="budget"):
@@ -568,7 +568,7 @@ def test_plan_checks():
     assert plan.epochs(32 * 8, "backdrop") == 120 and plan.epochs(8 * 8, "backdrop") == 240
     assert [len(plan.seeds_at(n)) for n in plan.sizes] == [10, 10, 5]
     assert ("B = 2048 training images; every method at 8 per class: 15360; every method at 32 per class: 30720"
-            in experiment._describe(plan))
+            in experiment.plan_summary(plan))
     # A method's own budget wins over "*".
     assert tiny_plan(budgets=(("*", 2, 64), ("series", 2, 128))).images_at(2, "series") == 128
     assert tiny_plan(budgets=(("*", 2, 64), ("series", 2, 128))).images_at(2, "augment") == 64

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import cli
 from backdrop import experiment, training
-from backdrop.training.data import _load, _open, _subsets
+from backdrop.training.data import load_samples, open_data, run_subsets
 from msgp.spec import DatasetSpec
 
 
@@ -31,14 +31,14 @@ def training_images(plan: experiment.ExperimentPlan) -> dict[tuple[int, int], tu
     their labels), through the trainer's own choice of subsets; every run of a (seed, size) is
     checked to name the same samples."""
     images = {}
-    validation = _open(plan.validation_spec.to_dict())
+    validation = open_data(plan.validation_spec.to_dict())
     for run in experiment.main_runs(plan) + experiment.sweep_runs(plan):
         config = run.config(plan, "validation.h5")
         key = (run.seed, run.per_class)
         if key in images:
             assert config.data == images[key][0], run.name  # the methods of a seed are paired
             continue
-        train_set, _ = _subsets(config, _open(config.data), validation)
+        train_set, _ = run_subsets(config, open_data(config.data), validation)
         images[key] = (config.data, np.asarray(train_set.indices), np.asarray(train_set.labels))
     return images
 
@@ -71,11 +71,11 @@ def test_no_two_seeds_share_a_training_image_pixel_for_pixel():
     largest = max(plan.sizes)
     fields = {}
     for seed in range(plan.n_seeds):
-        data = _load(_open(plan.train_spec(seed, largest).to_dict()))
+        data = load_samples(open_data(plan.train_spec(seed, largest).to_dict()))
         fields[seed] = {f.numpy().tobytes() for f in data.fields}
         assert len(fields[seed]) == largest * plan.spec.n_classes
     for name, spec in (("validation", plan.validation_spec), ("test", plan.test_spec)):
-        fields[name] = {f.numpy().tobytes() for f in _load(_open(spec.to_dict())).fields}
+        fields[name] = {f.numpy().tobytes() for f in load_samples(open_data(spec.to_dict())).fields}
     for a in fields:
         for b in fields:
             if a != b:

@@ -259,7 +259,7 @@ def test_estimate_adds_up_the_runs():
 
 def test_dry_run_counts_what_out_already_holds(tmp_path):
     plan = tiny_plan()
-    text = experiment.dry_run(plan, tmp_path, rates=RATES)
+    text = experiment.describe_plan(plan, tmp_path, rates=RATES)
     assert "| backdrop | heads, p 0.5/0.5 | 1 | 4 | 2 | 8 | 2 | 2 |" in text
     assert "9 runs, 9 to train; 72 training images in all" in text
     assert ("Data files to generate (32^2 px): 16 validation samples, 16 test samples; each run generates its own "
@@ -270,7 +270,7 @@ def test_dry_run_counts_what_out_already_holds(tmp_path):
     # A recorded result names its run (an empty or damaged result.json is a run still to finish).
     (tmp_path / "runs" / done.name / "result.json").write_text(json.dumps({"name": done.name}))
     io.write(plan.test_spec, tmp_path / "data" / "test.h5")
-    text = experiment.dry_run(plan, tmp_path, rates=RATES)
+    text = experiment.describe_plan(plan, tmp_path, rates=RATES)
     assert "9 runs, 8 to train" in text and "Data files to generate (32^2 px): 16 validation samples;" in text
     assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(["runs", done.name, "result.json", "data", "test.h5"])
 
@@ -287,7 +287,7 @@ def test_measure_rates_times_every_method(tmp_path):
 
 def test_cli_dry_run(tmp_path, monkeypatch):
     monkeypatch.setitem(experiment.PLANS, "paper", tiny_plan)
-    monkeypatch.setattr(experiment.timing, "measure_rates", lambda plan, threads=None: RATES)  # where dry_run finds it
+    monkeypatch.setattr(experiment.timing, "measure_rates", lambda plan, threads=None: RATES)  # where describe_plan finds it
     out = tmp_path / "x"
     result = CliRunner().invoke(cli.main, ["experiment", "--plan", "paper", "--dry-run", "--jobs", "1", "--out", str(out)])
     assert result.exit_code == 0, result.output

@@ -12,7 +12,7 @@ from scipy import stats
 
 from backdrop.experiment.plans import PLANS
 from backdrop.experiment.report import rebuild_comparisons
-from backdrop.experiment.statistics import holm, holm_effects, paired_difference
+from backdrop.runner import holm, holm_effects, paired_difference
 from msgp.intervals import format_accuracy, wilson
 from msgp.oracle import Prediction, score
 from msgp.spec import DatasetSpec

@@ -283,7 +283,7 @@ def test_msgp_evaluate_rebuilds_a_network_method_from_its_file(example_run):
 def test_the_dry_run_lists_fitted_methods_without_training_steps(tmp_path):
     rates = experiment.Rates("cpu", 1, 2, {m: 100.0 for m in experiment.METHODS}, test=400.0, oracle=20.0,
                              generate=10.0)
-    text = experiment.dry_run(experiment.paper128_plan(), tmp_path, rates=rates)
+    text = experiment.describe_plan(experiment.paper128_plan(), tmp_path, rates=rates)
     assert "| whittle (fitted) | | 64 | 256 |" in text and "| scattering (fitted) | | 2 | 8 |" in text
 
 

@@ -17,9 +17,10 @@ from scipy import optimize, stats
 import cli
 from backdrop import Backdrop, draw_mask
 from backdrop import nondecomposable as nd
-from backdrop.experiment.statistics import holm
+from backdrop import runner
+from backdrop.runner import holm
 from backdrop.nondecomposable.losses import f1_from_rates
-from backdrop.nondecomposable.training import logits_of, make_network
+from backdrop.nondecomposable.training import INIT, MASKS, ORDER, logits_of, make_network, streams
 from msgp import oracle
 from msgp.spec import DatasetSpec
 
@@ -118,9 +119,9 @@ def test_pairwise_auc_loss_without_a_pair_is_zero_with_zero_gradient():
 
 @pytest.mark.parametrize("loss", [nd.soft_f1_loss, nd.pairwise_auc_loss])
 def test_batch_backdrop_keeps_the_loss_and_changes_the_gradient_as_the_layer_does(loss):
-    torch.manual_seed(0)
-    net = make_network(6, 0.2)
-    x, y = torch.randn(64, 6), (torch.rand(64) < 0.3).float()
+    generator = torch.Generator().manual_seed(0)
+    net = make_network(6, 0.2, generator)
+    x, y = torch.randn(64, 6, generator=generator), (torch.rand(64, generator=generator) < 0.3).float()
     mask = draw_mask(torch.empty(64), 0.75, dims=(0,), generator=torch.Generator().manual_seed(1))
 
     def gradient(logits_fn):
@@ -218,7 +219,58 @@ def test_cli_report_of_an_empty_directory_is_a_usage_error(tmp_path):
 
 def test_dry_run_lists_what_is_left_to_train(tmp_path):
     plan = nd.tiny_plan(seeds=1)
-    assert "4 of 4 runs to train" in nd.dry_run(plan, tmp_path)
+    assert "4 of 4 runs to train" in runner.dry_run(plan, tmp_path, jobs=1)
     nd.run_plan(plan, tmp_path)
-    text = nd.dry_run(plan, tmp_path)
+    text = runner.dry_run(plan, tmp_path, jobs=1)
     assert "0 of 4 runs to train" in text and "backdrop-p0.75:" in text and "ms per step" in text
+
+
+def test_a_run_draws_its_own_streams_and_no_global_one():
+    """Weights, order and masks come from streams of the run's seed (SeedSequence spawn keys, as
+    the main trainer draws its own): a run gives the same result whatever torch's global generator
+    holds, and leaves it as it was; no stream of one seed is another seed's stream of another purpose
+    (the earlier scheme's seed s + 1 order was seed s's masks)."""
+    plan = nd.tiny_plan(seeds=1)
+    setup = plan.setups[0]
+    run = next(r for r in plan.runs() if r.method == "backdrop")
+    train, test = setup.problem.draw(setup.n_train, 100), setup.problem.draw(setup.n_test, 0)
+    results = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        before = torch.get_rng_state()
+        results.append(nd.train_run(run, train, test, setup.problem.prior))
+        assert torch.equal(torch.get_rng_state(), before)
+    assert results[0]["curve"]["test"] == results[1]["curve"]["test"]
+    assert results[0]["test_f1"] == results[1]["test_f1"] and results[0]["streams"] == nd.STREAMS == 2
+    first = {(seed, purpose): tuple(torch.randint(0, 2**31, (4,), generator=g).tolist())
+             for seed in range(4) for purpose, g in streams(seed).items()}
+    assert len(set(first.values())) == len(first) == 12
+    assert set(streams(0)) == {INIT, ORDER, MASKS}
+
+
+@pytest.mark.slow
+def test_runs_of_the_earlier_streams_are_reported_but_never_mixed_with_new_ones(tmp_path):
+    """A result without ``streams`` was drawn with the earlier scheme (torch's global seed): its
+    directory's tables can be rebuilt, a rerun that would train new runs beside it is refused, and
+    a directory holding both schemes is refused even for the tables."""
+    plan = nd.tiny_plan(seeds=1)
+    nd.run_plan(plan, tmp_path)
+    paths = [tmp_path / "runs" / run.name / "result.json" for run in plan.runs()]
+    for path in paths:
+        result = json.loads(path.read_text())
+        del result["streams"]
+        path.write_text(json.dumps(result, indent=1))
+    assert nd.run_plan(plan, tmp_path, report_only=True)["results.md"].exists()
+    paths[0].unlink()
+    with pytest.raises(nd.NondecomposableError, match="earlier random streams .* `report_only=True`") as refused:
+        nd.run_plan(plan, tmp_path)
+    worded = cli.as_flags(str(refused.value), cli.main.commands["experiment"])  # as msgp experiment says it
+    assert "rebuild their tables with --report, or choose another --out" in worded
+    assert not paths[0].exists()
+    result = json.loads(paths[1].read_text())
+    path_of_new = paths[0]
+    path_of_new.parent.mkdir(parents=True, exist_ok=True)
+    path_of_new.write_text(json.dumps({**result, "name": plan.runs()[0].name, "settings": plan.runs()[0].settings(),
+                                       "streams": nd.STREAMS}))
+    with pytest.raises(nd.NondecomposableError, match="two schemes of random streams"):
+        nd.run_plan(plan, tmp_path, report_only=True)

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 
 import cli
 from backdrop import experiment
-from backdrop.experiment import runs
+from backdrop.experiment import data, runs
+from backdrop.experiment import shards as dealt
 from backdrop.experiment.methods import is_fitted
 from msgp import io
 from msgp.spec import DatasetSpec
@@ -67,8 +68,8 @@ def test_every_shard_computes_the_same_assignment(monkeypatch):
     plan = experiment.default3_plan()
     first = experiment.shard_assignment(plan, 16)
     listed = runs.plan_runs(plan)
-    monkeypatch.setattr(runs, "plan_runs", lambda p: list(reversed(listed)))
-    assert [set(shard) for shard in runs.shard_assignment(plan, 16)] == [set(shard) for shard in first]
+    monkeypatch.setattr(dealt, "plan_runs", lambda p: list(reversed(listed)))
+    assert [set(shard) for shard in dealt.shard_assignment(plan, 16)] == [set(shard) for shard in first]
 
 
 @pytest.mark.slow
@@ -109,7 +110,7 @@ def test_shards_started_together_generate_each_data_file_once(tmp_path, monkeypa
 
     def shard():
         try:
-            results.append(runs.prepare_shared_data(plan, tmp_path))
+            results.append(data.prepare_shared_data(plan, tmp_path))
         except Exception as err:  # noqa: BLE001 - reported by the assertion below
             errors.append(err)
 
@@ -154,5 +155,5 @@ def test_cli_refuses_shard_with_report(tmp_path):
 
 
 def test_the_api_refuses_a_bad_shard(tmp_path):
-    with pytest.raises(experiment.ExperimentError, match="0 <= I < N"):
+    with pytest.raises(experiment.ExperimentError, match="shards of 2 are numbered 0 to 1"):
         experiment.run_experiment(tiny_plan(), tmp_path, shard=(2, 2))

@@ -1,6 +1,7 @@
 """What an experiment runs: an :class:`ExperimentPlan` (the dataset, the training-set sizes, the
 seeds, the methods, the sweep of backdrop settings, the validation and report sets, the training
-budgets) and the named plans of ``msgp experiment --plan`` (:data:`PLANS`).
+budgets) and the network family's named plans (:data:`PLANS`, which
+:func:`backdrop.runner.plans` lists with the other family's for ``msgp experiment --plan``).
 
 Methods (:data:`METHODS`): ``no-backdrop`` (the full gradient, one head per scale), ``backdrop``
 (one head per scale, each behind its own mask), ``series`` (the paper's topology: the masks in
@@ -25,9 +26,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from msgp.checks import Checks
 from msgp.spec import DatasetSpec, load_preset
 
+from ..runner import RunnerError
+
+# The methods with backdrop's masks, each with its settings swept and chosen per size.
 BACKDROP_METHODS = ("backdrop", "series", "backdrop-batch", "series-batch")
+# Every built-in network method.
 METHODS = ("no-backdrop", *BACKDROP_METHODS, "series-nomask", "augment", "augment+backdrop", "crop")
 ANCHORS = ("whittle", "scattering")  # fitted methods that are not networks (see .anchors)
 REFERENCES = ("no-backdrop", "augment")  # what every other method is compared with
@@ -36,8 +42,12 @@ CONTROLS = (("series", "series-nomask"), ("series-batch", "series-nomask"))  # m
 SCOPES = ("sample", "batch")
 
 
-class ExperimentError(ValueError):
-    """An output directory or plan that cannot be used; the message is one line for the user."""
+class ExperimentError(RunnerError):
+    """An output directory or plan that cannot be used; the message is one line for the user.
+    A :class:`msgp.MSGPError` and a ``ValueError``."""
+
+
+_checks = Checks(ExperimentError, ExperimentError, quote=True)
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,13 @@ class Masks:
 
 
 def masks(topology: str, probs: Sequence[float], blocks: Sequence[int] | None = None, scope: str = "sample") -> Masks:
+    """A backdrop setting (:class:`Masks`), checked: ``blocks`` default to 1 at every scale.
+
+    Examples
+    --------
+    >>> masks("heads", (0.5, 0.9)).describe()
+    'heads, p 0.5/0.9'
+    """
     if topology not in ("heads", "series") or scope not in SCOPES:
         raise ExperimentError(f"a mask setting needs topology heads or series and scope sample or batch, "
                               f"but got {topology!r} and {scope!r}")
@@ -157,15 +174,13 @@ class ExperimentPlan:
         if unknown:
             raise ExperimentError(f"unknown method {unknown[0]!r}; choose from {', '.join(known)}")
         if not self.sizes or any(not isinstance(n, int) or n < 1 for n in self.sizes):
-            raise ExperimentError(f"sizes must be positive integers (samples per class), but got {self.sizes}")
+            raise ExperimentError(f"`sizes` must be positive integers (samples per class), but got {self.sizes}")
         for name in ("seeds", "small_seeds", "images", "min_epochs"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ExperimentError(f"{name} must be a positive integer, but got {value}")
+            _checks.integer(name, getattr(self, name), 1)
         for name in ("n_validation", "n_test"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < C or value % C:
-                raise ExperimentError(f"{name} must be a positive multiple of the {C} classes, but got {value}")
+                raise ExperimentError(f"`{name}` must be a positive multiple of the {C} classes, but got {value}")
         training = range(self.spec.seed, self.spec.seed + self.n_seeds)
         if self.validation_seed == self.test_seed or {self.validation_seed, self.test_seed} & set(training):
             raise ExperimentError(f"the validation and report sets need another seed each than the training seeds "
@@ -248,10 +263,9 @@ def paper128_plan() -> ExperimentPlan:
     """The paper's two-scale statistics at 128² (the ``paper-2scale`` length scales divided by 8, so
     an image holds the paper's number of blobs per scale), 2 to 64 images per class; 10 seeds up to
     8 per class, 5 above; the seven backdrop settings of :func:`paper128_sweep` at every size, and the
-    two anchors beside the networks. The series topology (masked or not) at 8 per class sees 16384
-    images (512 epochs), where 2048 left it short of fitting its training set. 450 network runs; ``--dry-run --jobs 2`` estimated 5 h 20 min on 2
-    CPU cores shared with other work, a third of its training images in the three series methods
-    at 8 per class; :func:`paper128_lean_plan` is the cut to fit an afternoon there."""
+    two anchors beside the networks. The series topology (masked or not) sees 16384 images (512
+    epochs) at 8 per class. 450 network runs; :func:`paper128_lean_plan` is the cut for 2 CPU cores
+    (their budgets and estimated times: docs/results.md)."""
     spec = DatasetSpec.default(2, 128, normalize="sample", n=4, seed=0)
     series = ("series", "series-batch", "series-nomask")
     return ExperimentPlan(spec=spec, sizes=(2, 4, 8, 16, 32, 64), small_max=8, device="cpu", seeds=5,
@@ -263,8 +277,7 @@ def paper128_plan() -> ExperimentPlan:
 def paper128_lean_plan() -> ExperimentPlan:
     """:func:`paper128_plan` cut for 2 CPU cores: five backdrop settings (``paper128_sweep(lean=True)``:
     one per method, and the earlier tables' 0.5/0.9) and sizes 2 to 32 per class (at 64 per class
-    every method of the earlier tables was within 0.01 of the full gradient). 320 network runs;
-    ``--dry-run --jobs 2`` estimated 4 h 15 min on 2 CPU cores shared with other work."""
+    every method of the earlier tables was within 0.01 of the full gradient). 320 network runs."""
     full = paper128_plan()
     return ExperimentPlan(**{**{f: getattr(full, f) for f in full.__dataclass_fields__},
                              "sizes": (2, 4, 8, 16, 32), "sweep": paper128_sweep(lean=True)})
@@ -275,13 +288,11 @@ def default3_plan() -> ExperimentPlan:
     images per class (10 seeds at 2 and 8, 5 at 32): the full gradient, augmentation, the series
     control and five backdrop settings (heads p 0.25 and 0.5/0.5/0.9, heads with the reference's
     batch masks, series at 0.3/0.5/0.95 with either scope). At 8 per class a run sees 15360 images,
-    the default training's 960 steps of 16: the finest scale needs hundreds of steps to leave
-    chance. At 32 per class every run sees 30720: with 15360 backdrop's coarse head (p 0.9) was
-    still learning (training accuracy 0.96, loss falling). The sweep has heads at p 0.25 (where the
-    trainer's ``--backdrop`` defaults) and at the earlier tables' 0.5/0.5/0.9, and one setting of
-    each other backdrop method. 200 network runs; ``--dry-run --jobs
-    2`` estimated 8 h 48 min on 2 CPU cores shared with other work, nine tenths of it at 8 and 32
-    per class: a night's run there, or a GPU's. The two anchors run beside the networks."""
+    the default training's 960 steps of 16 (the finest scale needs hundreds of steps to leave
+    chance), and at 32 per class 30720. The sweep has heads at p 0.25 (where the trainer's
+    ``--backdrop`` defaults) and at the earlier tables' 0.5/0.5/0.9, and one setting of each other
+    backdrop method. 200 network runs, a night's on 2 CPU cores or a GPU's (the budgets' reasons
+    and the estimated time: docs/results.md). The two anchors run beside the networks."""
     spec = DatasetSpec.default(3, 128, n=8, seed=0)
     sweep = (masks("heads", (0.25, 0.25, 0.25)), masks("heads", (0.5, 0.5, 0.9)),
              masks("heads", (0.25, 0.25, 0.25), scope="batch"),
@@ -311,5 +322,6 @@ def smoke_plan() -> ExperimentPlan:
                           backdrop=masks("heads", (0.5, 0.5)))
 
 
+# The network family's named plans (``msgp experiment --plan``, :func:`backdrop.runner.plans`).
 PLANS = {"paper128": paper128_plan, "paper128-lean": paper128_lean_plan, "default3": default3_plan,
          "paper": paper_plan, "smoke": smoke_plan}

@@ -1,5 +1,9 @@
 """``results.csv``: one row per run, in a documented, stable column order (docs/methods.md), so
-that results from other machines, plans or papers can be merged by anyone with a csv reader."""
+that results from other machines, plans or papers can be merged by anyone with a csv reader.
+
+A run's scores are dicts ``{"joint": a, "scales": [a_0, ..., a_K-1]}``; in the csv each is a
+group of columns ``<part>_joint, <part>_scale0, ...`` (:func:`flatten_scores`, read back by
+:func:`unflatten_scores`)."""
 from __future__ import annotations
 
 from typing import Any
@@ -14,16 +18,43 @@ _SCORES = (("train", "train_accuracy"), ("valid", "validation_accuracy"), ("vali
            ("test", "test_accuracy"), ("oracle", "oracle_accuracy"))
 
 
+def score_columns(part: str, n_scales: int) -> list[str]:
+    """The columns of one score: ``<part>_joint``, then ``<part>_scale<s>`` for each scale.
+
+    Examples
+    --------
+    >>> score_columns("test", 2)
+    ['test_joint', 'test_scale0', 'test_scale1']
+    """
+    return [f"{part}_joint"] + [f"{part}_scale{s}" for s in range(n_scales)]
+
+
+def flatten_scores(part: str, scores: dict[str, Any]) -> dict[str, Any]:
+    """A score dict ``{"joint", "scales"}`` as the columns of :func:`score_columns`.
+
+    Examples
+    --------
+    >>> flatten_scores("test", {"joint": 0.5, "scales": [0.9, 0.6]})
+    {'test_joint': 0.5, 'test_scale0': 0.9, 'test_scale1': 0.6}
+    """
+    return dict(zip(score_columns(part, len(scores["scales"])), [scores["joint"], *scores["scales"]]))
+
+
+def unflatten_scores(row: dict[str, str], part: str, n_scales: int) -> dict[str, Any]:
+    """The score dict of a csv row's columns :func:`score_columns` (their text as floats)."""
+    joint, *scales = (float(row[column]) for column in score_columns(part, n_scales))
+    return {"joint": joint, "scales": scales}
+
+
 def result_columns(n_scales: int) -> list[str]:
     """The columns of results.csv for data with ``n_scales`` scales, in their order: the run
     (method, masks, sizes, seed), the data (the seeds of its training samples, of the validation
     set and of the report set, their sizes, epochs), then the final training accuracy, the
     validation accuracy and the oracle's there, the report-set accuracy and the oracle's there,
     and their ratio (each joint, then per scale, finest first), the wall time and the status."""
-    names = ["joint"] + [f"scale{s}" for s in range(n_scales)]
     return (["method", "masks", "n_train", "per_class", "seed", "data_seed", "validation_seed", "test_seed",
              "n_validation", "n_test", "epochs"]
-            + [f"{part}_{n}" for part in [p for p, _ in _SCORES] + ["ratio"] for n in names]
+            + [column for part in [p for p, _ in _SCORES] + ["ratio"] for column in score_columns(part, n_scales)]
             + ["wall_s", "status", "reason"])
 
 
@@ -31,7 +62,6 @@ def result_row(result: dict[str, Any], plan: ExperimentPlan) -> dict[str, Any]:
     """A run's row of results.csv; a failed run's accuracies are empty and its reason is given.
     The seeds of the validation and report sets are the run's own where its result records them,
     else the plan's."""
-    K = plan.spec.n_scales
     row = {k: result[k] for k in ("method", "n_train", "per_class", "seed", "data_seed")}
     row["masks"] = result["masks"] or ""
     row["epochs"] = "" if result.get("epochs") is None else result["epochs"]
@@ -43,8 +73,8 @@ def result_row(result: dict[str, Any], plan: ExperimentPlan) -> dict[str, Any]:
     row["status"], row["reason"] = result.get("status", "finished"), result.get("reason", "")
     if failed(result):
         return row
-    for (_, get), col in zip(_accessors(K), ["joint"] + [f"scale{s}" for s in range(K)]):
-        for part, key in _SCORES:
-            row[f"{part}_{col}"] = get(result[key])
-        row[f"ratio_{col}"] = round(ratio(result, get), 4)
+    for part, key in _SCORES:
+        row.update(flatten_scores(part, result[key]))
+    ratios = [round(ratio(result, get), 4) for _, get in _accessors(plan.spec.n_scales)]
+    row.update(flatten_scores("ratio", {"joint": ratios[0], "scales": ratios[1:]}))
     return row

@@ -10,29 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from msgp.atomic import atomic_open, atomic_write
+from msgp.atomic import atomic_open
 from msgp.plotting import PlotUnavailable, pyplot
 
+from ..runner import format_interval, holm_effects, mean_std, write_csv, write_text
 from .figures import plot_efficiency, plot_input_gradient, plot_sweep
 from .plans import BACKDROP_METHODS, BEST, CONTROLS, METHODS, REFERENCES, ExperimentPlan
-from .records import _SCORES, result_columns, result_row
-from .statistics import FITTED, _accessors, _group, chosen, compare, failed, holm_effects, ratio, run_fitted
-
-
-def write_csv(rows: Sequence[dict[str, Any]], path: Path, columns: Sequence[str]) -> Path:
-    with atomic_open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(columns))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def _mean_std(values: Sequence[float]) -> str:
-    """``mean ± std`` (sample std over seeds); the mean alone for one value."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return f"{values.mean():.3f}"
-    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
+from .records import _SCORES, result_columns, result_row, unflatten_scores
+from .statistics import FITTED, _accessors, _group, chosen, compare, failed, ratio, run_fitted
 
 
 def summary_table(results: Sequence[dict[str, Any]], key: Callable[[dict], Any], key_headers: Sequence[str],
@@ -58,7 +43,7 @@ def summary_table(results: Sequence[dict[str, Any]], key: Callable[[dict], Any],
             lines.append("| " + " | ".join(cells + ["—"] * (2 * len(accessors) + 1)) + " |")
             continue
         oracle = "oracle_accuracy" if on == "test" else "validation_oracle_accuracy"
-        cells += [_mean_std([ratio(r, get, on) for r in group]) for _, get in accessors]
+        cells += [mean_std([ratio(r, get, on) for r in group]) for _, get in accessors]
         cells += [f"{np.mean([get(r[oracle]) for r in group]):.3f}" for _, get in accessors]
         unfitted = sum(not run_fitted(r) for r in group)
         cells.append(f"{np.mean([r['train_accuracy']['joint'] for r in group]):.3f}"
@@ -74,15 +59,10 @@ def failed_list(results: Sequence[dict[str, Any]]) -> str:
             if lines else "")
 
 
-def _interval(row: dict[str, Any]) -> str:
-    mark = " **" if row["holm_effect"] else " *" if row["effect"] else ""
-    return f"{row['mean']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]{mark}"
-
-
 def comparison_table(rows: Sequence[dict[str, Any]], n_scales: int) -> str:
     """One line per (method, reference, size): mean paired difference [95% interval] per accuracy;
     ``*`` marks an interval that excludes zero, ``**`` one whose difference is still an effect
-    after Holm's correction over every interval of the table (:func:`.statistics.holm_effects`:
+    after Holm's correction over every interval of the table (:func:`backdrop.runner.holm_effects`:
     the table is the family); the last column says whether both cells fitted their training sets
     (``no †``: the difference is not a result)."""
     names = [name for name, _ in _accessors(n_scales)]
@@ -91,7 +71,7 @@ def comparison_table(rows: Sequence[dict[str, Any]], n_scales: int) -> str:
     rows = holm_effects(rows)
     for key, group in _group(rows, lambda r: (r["method"], r["masks"], r["reference"], r["per_class"])).items():
         by_name = {r["accuracy"]: r for r in group}
-        lines.append("| " + " | ".join([*map(str, key), str(group[0]["n"]), *[_interval(by_name[n]) for n in names],
+        lines.append("| " + " | ".join([*map(str, key), str(group[0]["n"]), *[format_interval(by_name[n]) for n in names],
                                         "yes" if group[0]["fitted"] else "no †"]) + " |")
     return "\n".join(lines) + "\n"
 
@@ -102,7 +82,9 @@ def _epochs_rule(plan: ExperimentPlan) -> str:
                           for m, n, images in plan.budgets)
 
 
-def _describe(plan: ExperimentPlan) -> str:
+def plan_summary(plan: ExperimentPlan) -> str:
+    """The plan in the paragraph every table begins with: the data, each seed's training samples,
+    the validation and report sets, the epochs and batch, the backdrop settings and the seeds."""
     s = plan.spec
     lengths = "; ".join(" / ".join(f"{v:g}" for v in row) for row in s.length_scales)
     settings = "; ".join(f"{m}: " + ", ".join(x.describe() for x in plan.settings(m))
@@ -140,6 +122,7 @@ def _comparisons(plan: ExperimentPlan, results: Sequence[dict[str, Any]], method
     return rows
 
 
+# The columns of comparisons.csv, in their order.
 COMPARISON_COLUMNS = ["method", "masks", "reference", "per_class", "accuracy", "n", "mean", "low", "high", "effect",
                       "p", "holm_p", "holm_effect", "fitted"]
 
@@ -159,9 +142,9 @@ def _write_comparisons(plan: ExperimentPlan, out: Path, finished: Sequence[dict[
     methods = [BEST] * with_best + [m for m in plan.methods if m not in REFERENCES]
     rows = _comparisons(plan, finished, [*REFERENCES, *methods], plan.sizes)
     written = {"comparisons.csv": write_csv(holm_effects(rows), out / "comparisons.csv", COMPARISON_COLUMNS)}
-    written["comparisons.md"] = _write_text(
+    written["comparisons.md"] = write_text(
         out / "comparisons.md",
-        "# Paired differences in report-set accuracy (method minus reference, same seeds)\n\n" + _describe(plan)
+        "# Paired differences in report-set accuracy (method minus reference, same seeds)\n\n" + plan_summary(plan)
         + "Mean difference [95% t interval]; * marks an interval that excludes zero, ** one that is still an "
         f"effect after Holm's correction over all {len(rows)} intervals of this table (family-wise error rate 5%: "
         "the chance that any ** in the table is a false effect is at most 5%; comparisons.csv has each paired t "
@@ -177,49 +160,70 @@ def _write_comparisons(plan: ExperimentPlan, out: Path, finished: Sequence[dict[
 
 def write_outputs(plan: ExperimentPlan, out: Path, results: Sequence[dict[str, Any]],
                   sweep: Sequence[dict[str, Any]]) -> dict[str, Path]:
-    """The tables and figures of recorded runs (see :func:`run_experiment`): ``results`` are the
-    runs of the methods without a sweep, ``sweep`` every backdrop setting's. Each backdrop method
-    enters the main tables with its setting chosen per size on the validation set, and
-    ``best-backdrop`` with the best of them; the csv files list every run, failed ones with
-    their reason; the statistics, comparisons and figures are over the runs that finished, and the
-    markdown tables count and list the failed ones."""
+    """The tables and figures of recorded runs (see :func:`~.execution.run_experiment`):
+    ``results`` are the runs of the methods without a sweep, ``sweep`` every backdrop setting's.
+    Each backdrop method enters the main tables with its setting chosen per size on the validation
+    set, and ``best-backdrop`` with the best of them; the csv files list every run, failed ones
+    with their reason; the statistics, comparisons and figures are over the runs that finished,
+    and the markdown tables count and list the failed ones."""
     K = plan.spec.n_scales
     best_rows, choices = chosen(sweep, [m for m in plan.methods if m in BACKDROP_METHODS], BEST)
     order = [*REFERENCES, BEST, *BACKDROP_METHODS, *METHODS, *plan.methods]  # then anchors, user methods
     table_runs = sorted([*results, *best_rows], key=lambda r: (r["per_class"], order.index(r["method"])))
     finished = [r for r in table_runs if not failed(r)]
-    written = {"results.csv": write_csv([result_row(r, plan) for r in [*results, *sweep]], out / "results.csv",
-                                        result_columns(K))}
-    table = summary_table(table_runs, lambda r: (r["method"], r["per_class"], r["masks"] or ""),
-                          ["method", "per class", "masks (chosen on validation)"], lambda k: [k[0], str(k[1]), k[2]], K)
-    written["results.md"] = _write_text(
-        out / "results.md", "# Accuracy on the report set as a fraction of the oracle's, by method and "
-        "training-set size\n\n" + _describe(plan) + "\n" + table + failed_list([*results, *sweep]))
+    written = _write_results(plan, out, table_runs, [*results, *sweep])
     written.update(_write_comparisons(plan, out, finished, bool(best_rows)))
     figures = {"input_gradient.png": plot_input_gradient}
     if finished:  # with every run failed there is nothing to draw
         figures["efficiency.png"] = lambda f: plot_efficiency(finished, f, K)
     if sweep:
+        written.update(_write_sweep(plan, out, sweep, choices))
         finished_sweep = [r for r in sweep if not failed(r)]
-        table = summary_table(sweep, lambda r: (r["per_class"], r["method"], r["masks"] or ""),
-                              ["per class", "method", "masks"], lambda k: [str(k[0]), k[1], k[2]], K, on="validation")
-        written["sweep.md"] = _write_text(
-            out / "sweep.md", "# Backdrop settings on the validation set, by training-set size\n\n" + _describe(plan)
-            + "\nThe setting chosen per size for each method, and for best-backdrop, by mean joint accuracy on the "
-            "validation set (among the settings whose runs all fitted, when any did), on every seed; the report set is "
-            "not read. The tables' rows are cross-fitted: each seed's run is the one at the setting chosen on the "
-            "other seeds' validation scores, so where those choices differ the tables say how many seeds took "
-            "which:\n\n" + _choices_table(choices) + "\nEvery setting, accuracy on the validation set:\n\n"
-            + table + failed_list(sweep))
-        written["choices.csv"] = write_csv(choices, out / "choices.csv",
-                                           ["per_class", "method", "masks", "settings", "validation_joint"])
         if finished_sweep:
             figures["sweep.png"] = lambda f: plot_sweep(finished_sweep, f, K)
-    # The tables need nothing beyond the base install; the figures need the plot extra.
+    written.update(_draw(out, figures))
+    return written
+
+
+def _write_results(plan: ExperimentPlan, out: Path, table_runs: Sequence[dict[str, Any]],
+                   every: Sequence[dict[str, Any]]) -> dict[str, Path]:
+    """``results.csv`` (every run) and ``results.md`` (the runs of the tables, by method and size)."""
+    K = plan.spec.n_scales
+    written = {"results.csv": write_csv([result_row(r, plan) for r in every], out / "results.csv", result_columns(K))}
+    table = summary_table(table_runs, lambda r: (r["method"], r["per_class"], r["masks"] or ""),
+                          ["method", "per class", "masks (chosen on validation)"], lambda k: [k[0], str(k[1]), k[2]], K)
+    written["results.md"] = write_text(
+        out / "results.md", "# Accuracy on the report set as a fraction of the oracle's, by method and "
+        "training-set size\n\n" + plan_summary(plan) + "\n" + table + failed_list(every))
+    return written
+
+
+def _write_sweep(plan: ExperimentPlan, out: Path, sweep: Sequence[dict[str, Any]],
+                 choices: Sequence[dict[str, Any]]) -> dict[str, Path]:
+    """``sweep.md`` (every backdrop setting on the validation set, and the choices) and ``choices.csv``."""
+    table = summary_table(sweep, lambda r: (r["per_class"], r["method"], r["masks"] or ""),
+                          ["per class", "method", "masks"], lambda k: [str(k[0]), k[1], k[2]], plan.spec.n_scales,
+                          on="validation")
+    written = {"sweep.md": write_text(
+        out / "sweep.md", "# Backdrop settings on the validation set, by training-set size\n\n" + plan_summary(plan)
+        + "\nThe setting chosen per size for each method, and for best-backdrop, by mean joint accuracy on the "
+        "validation set (among the settings whose runs all fitted, when any did), on every seed; the report set is "
+        "not read. The tables' rows are cross-fitted: each seed's run is the one at the setting chosen on the "
+        "other seeds' validation scores, so where those choices differ the tables say how many seeds took "
+        "which:\n\n" + _choices_table(choices) + "\nEvery setting, accuracy on the validation set:\n\n"
+        + table + failed_list(sweep))}
+    written["choices.csv"] = write_csv(choices, out / "choices.csv",
+                                       ["per_class", "method", "masks", "settings", "validation_joint"])
+    return written
+
+
+def _draw(out: Path, figures: dict[str, Callable[[Any], Any]]) -> dict[str, Path]:
+    """Each figure drawn into ``out/<name>``; none without the plot extra, which the tables do not need."""
     try:
         pyplot()
     except PlotUnavailable:
-        return written
+        return {}
+    written = {}
     for name, draw in figures.items():
         with atomic_open(out / name, "wb") as f:
             draw(f)
@@ -231,11 +235,6 @@ def read_results_csv(path: Path, n_scales: int) -> list[dict[str, Any]]:
     """The runs of a ``results.csv`` as the result records the tables are made of. A csv row keeps
     every score the comparisons read but not the trainer's per-scale verdicts (``learned``), so a
     run counts as fitted on its final training accuracy alone (:func:`.statistics.run_fitted`)."""
-    names = ["joint"] + [f"scale{s}" for s in range(n_scales)]
-
-    def scores(row: dict[str, str], part: str) -> dict[str, Any]:
-        return {"joint": float(row[f"{part}_joint"]), "scales": [float(row[f"{part}_{n}"]) for n in names[1:]]}
-
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     results = []
@@ -243,7 +242,7 @@ def read_results_csv(path: Path, n_scales: int) -> list[dict[str, Any]]:
         result = {"method": row["method"], "masks": row["masks"] or None, "per_class": int(row["per_class"]),
                   "seed": int(row["seed"]), "status": row["status"], "reason": row["reason"]}
         if not failed(result):
-            result |= {key: scores(row, part) for part, key in _SCORES}
+            result |= {key: unflatten_scores(row, part, n_scales) for part, key in _SCORES}
         results.append(result)
     return results
 
@@ -259,8 +258,3 @@ def rebuild_comparisons(plan: ExperimentPlan, out: Path) -> dict[str, Path]:
                           [m for m in plan.methods if m in BACKDROP_METHODS], BEST)
     finished = [r for r in runs if r["method"] not in BACKDROP_METHODS and not failed(r)] + best_rows
     return _write_comparisons(plan, out, finished, bool(best_rows))
-
-
-def _write_text(path: Path, text: str) -> Path:
-    atomic_write(path, text)
-    return path

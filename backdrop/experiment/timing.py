@@ -1,6 +1,7 @@
 """A plan's time on this machine, before running it: the training step timed as the trainer takes
 it (:class:`StepTimer`), the machine's rates (:func:`measure_rates`), the estimate from them
-(:func:`estimate`) and the plan described with its estimate (:func:`dry_run`)."""
+(:func:`estimate`) and the plan described with its estimate (:func:`describe_plan`, the network
+family's part of :func:`backdrop.runner.dry_run`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -18,10 +19,12 @@ from msgp.generate import Sampler
 from msgp.spec import DatasetSpec
 
 from .. import training
+from ..runner import check_jobs, duration, read_result
+from .data import data_specs, reusable
 from .methods import is_fitted
-from .plans import ExperimentError, ExperimentPlan
-from .report import _describe
-from .runs import Run, _data_specs, _reusable, main_runs, make_run, read_result, sweep_runs, trained_images
+from .plans import BACKDROP_METHODS, ExperimentError, ExperimentPlan
+from .report import plan_summary
+from .runs import Run, make_run, plan_runs, trained_images
 from .statistics import _group
 
 # Seconds per run beyond its training steps, test-time forwards and oracle: building the network,
@@ -138,7 +141,7 @@ def _per_second(run: Callable[[], float], items: int, seconds: float) -> float:
 def _methods(plan: ExperimentPlan) -> dict[str, Run]:
     """One run of each method the plan trains (its largest size, seed 0), to time."""
     runs = {}
-    for run in sweep_runs(plan) + main_runs(plan):
+    for run in plan_runs(plan):
         if not is_fitted(plan, run.method):
             runs.setdefault(run.method, make_run(run.method, max(plan.sizes), 0, run.masks))
     return runs
@@ -164,36 +167,54 @@ def measure_rates(plan: ExperimentPlan, seconds: float = 1.0, batch: int | None 
         device = training.resolve_device(plan.device)
         name = f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "cpu"
         batch = batch or (plan.batch_size if device.type == "cuda" else 2)
-        sampler = Sampler(plan.train_spec(0, max(plan.sizes)))
-        drawn = []
-
-        def generate() -> float:
-            started = time.perf_counter()
-            drawn.append(sampler.batch(len(drawn), len(drawn) + 1).fields[0])
-            return time.perf_counter() - started
-
-        generate_rate = _per_second(generate, 1, seconds)
-        model = oracle.FourierModel(plan.spec)
-        fields = np.stack(drawn)
-
-        def score() -> float:
-            started = time.perf_counter()
-            model.log_likelihoods(fields)
-            return time.perf_counter() - started
-
-        oracle_rate = _per_second(score, len(fields), seconds)
-        train, test = {}, math.nan
-        for method, run in _methods(plan).items():
-            timer = StepTimer(run.config(plan, Path("validation.h5")), plan.spec, batch)
-            if device.type == "cuda":
-                timer.train_step()  # CUDA's lazy initialisation and cuDNN's choice of kernels
-                timer.test_step()
-            train[method] = _per_second(timer.train_step, batch, seconds)
-            if method == "no-backdrop" or math.isnan(test):
-                test = _per_second(timer.test_step, batch, seconds)
+        generate_rate, fields = _generation_rate(plan, seconds)
+        oracle_rate = _oracle_rate(plan, fields, seconds)
+        train, test = _network_rates(plan, device, batch, seconds)
         return Rates(name, torch.get_num_threads(), batch, train, test, oracle_rate, generate_rate)
     finally:
         torch.set_num_threads(previous)
+
+
+def _generation_rate(plan: ExperimentPlan, seconds: float) -> tuple[float, np.ndarray]:
+    """Training samples drawn per second by the CPU sampler, and the samples drawn."""
+    sampler = Sampler(plan.train_spec(0, max(plan.sizes)))
+    drawn = []
+
+    def generate() -> float:
+        started = time.perf_counter()
+        drawn.append(sampler.batch(len(drawn), len(drawn) + 1).fields[0])
+        return time.perf_counter() - started
+
+    rate = _per_second(generate, 1, seconds)
+    return rate, np.stack(drawn)
+
+
+def _oracle_rate(plan: ExperimentPlan, fields: np.ndarray, seconds: float) -> float:
+    """Samples per second the oracle scores, timed on ``fields``."""
+    model = oracle.FourierModel(plan.spec)
+
+    def score() -> float:
+        started = time.perf_counter()
+        model.log_likelihoods(fields)
+        return time.perf_counter() - started
+
+    return _per_second(score, len(fields), seconds)
+
+
+def _network_rates(plan: ExperimentPlan, device: torch.device, batch: int,
+                   seconds: float) -> tuple[dict[str, float], float]:
+    """Training images per second of each method the plan trains, and test-time images per second
+    (of ``no-backdrop``'s network where the plan has one, else the first method's)."""
+    train, test = {}, math.nan
+    for method, run in _methods(plan).items():
+        timer = StepTimer(run.config(plan, Path("validation.h5")), plan.spec, batch)
+        if device.type == "cuda":
+            timer.train_step()  # CUDA's lazy initialisation and cuDNN's choice of kernels
+            timer.test_step()
+        train[method] = _per_second(timer.train_step, batch, seconds)
+        if method == "no-backdrop" or math.isnan(test):
+            test = _per_second(timer.test_step, batch, seconds)
+    return train, test
 
 
 def estimate(plan: ExperimentPlan, rates: Rates, runs: Sequence[Run] | None = None, jobs: int = 1,
@@ -216,7 +237,7 @@ def estimate(plan: ExperimentPlan, rates: Rates, runs: Sequence[Run] | None = No
     :data:`RUN_OVERHEAD_S` per run, generation (each run's training images, twice, and the two
     files); all but the files' generation summed over the runs and divided by ``jobs`` in the total.
     """
-    runs = list(dict.fromkeys(sweep_runs(plan) + main_runs(plan))) if runs is None else runs
+    runs = plan_runs(plan) if runs is None else runs
     samples = plan.n_validation + plan.n_test if samples is None else samples
     parts = dict.fromkeys(("train", "test", "oracle", "overhead"), 0.0)
     generated = 0
@@ -236,21 +257,10 @@ def estimate(plan: ExperimentPlan, rates: Rates, runs: Sequence[Run] | None = No
     return parts
 
 
-def duration(seconds: float) -> str:
-    """``42 s``, ``12 min``, ``2 h 05 min`` or ``8.2 days``."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        hours, minutes = divmod(round(seconds / 60), 60)
-        return f"{hours} h {minutes:02d} min"
-    return f"{seconds / 86400:.1f} days"
-
-
-def dry_run(plan: ExperimentPlan, out: str | Path, jobs: int = 1, rates: Rates | None = None) -> str:
+def describe_plan(plan: ExperimentPlan, out: str | Path, jobs: int = 1, rates: Rates | None = None) -> str:
     """The plan as markdown: its runs by method and size (epochs, training images), what ``out``
-    already holds of it, and its estimated time on this machine.
+    already holds of it, and its estimated time on this machine (the network family's dry run,
+    :func:`backdrop.runner.dry_run`).
 
     Parameters
     ----------
@@ -261,20 +271,35 @@ def dry_run(plan: ExperimentPlan, out: str | Path, jobs: int = 1, rates: Rates |
     rates : the machine's rates; default :func:`measure_rates` (a few seconds, one thread per job
         when ``jobs`` > 1).
     """
-    if not isinstance(jobs, int) or jobs < 1:
-        raise ExperimentError(f"jobs must be a positive integer, but got {jobs}")
+    jobs = check_jobs(jobs, ExperimentError)
     out = Path(out)
     if rates is None:
         rates = measure_rates(plan, threads=1 if jobs > 1 else None)
-    runs = list(dict.fromkeys(main_runs(plan) + sweep_runs(plan)))
+    runs = plan_runs(plan)
     todo = [r for r in runs if read_result(out / "runs" / r.name) is None]
-    missing = [(name, spec) for name, spec in _data_specs(plan).items()
-               if not _reusable(out / "data" / f"{name}.h5", spec)]
+    missing = [(name, spec) for name, spec in data_specs(plan).items()
+               if not reusable(out / "data" / f"{name}.h5", spec)]
     parts = estimate(plan, rates, todo, jobs, sum(spec.n for _, spec in missing))
+    lines, images = _runs_table(plan, runs, todo)
+    s = plan.spec
+    data = ", ".join(f"{spec.n} {name} samples" for name, spec in missing) or "none (both files are in place)"
+    by_part = ", ".join(f"{k} {duration(parts[k])}" for k in ("train", "test", "oracle", "generate", "overhead"))
+    return (plan_summary(plan) + "\n" + "\n".join(lines) + "\n\n"
+            f"{len(runs)} runs, {len(todo)} to train; {images:,} training images in all. "
+            f"Data files to generate ({s.size}^{s.ndim} px): {data}; each run generates its own training images.\n"
+            f"{rates.describe()}\n"
+            f"Estimated time on {rates.device} with {jobs} job{'s' if jobs > 1 else ''}: "
+            f"{duration(parts['total'])} ({by_part}; the per-run parts divided by the jobs).\n")
+
+
+def _runs_table(plan: ExperimentPlan, runs: Sequence[Run], todo: Sequence[Run]) -> tuple[list[str], int]:
+    """The lines of the dry run's table, one per method, setting and size (the other methods
+    first, then the backdrop sweep), and the training images of all the runs."""
     lines = ["| method | masks | per class | n_train | epochs | images per run | runs | to train |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     images = 0
-    for (method, setting, per_class), group in _group(runs, lambda r: (r.method, r.masks, r.per_class)).items():
+    listed = sorted(runs, key=lambda r: r.method in BACKDROP_METHODS)
+    for (method, setting, per_class), group in _group(listed, lambda r: (r.method, r.masks, r.per_class)).items():
         config = group[0].config(plan, Path("validation.h5"))
         if is_fitted(plan, method):
             lines.append(f"| {method} (fitted) | | {per_class} | {config.n_train} | | | {len(group)} | "
@@ -284,12 +309,4 @@ def dry_run(plan: ExperimentPlan, out: str | Path, jobs: int = 1, rates: Rates |
         images += per_run * len(group)
         lines.append(f"| {method} | {setting.describe() if setting else ''} | {per_class} | {config.n_train} | "
                      f"{config.epochs} | {per_run:,} | {len(group)} | {sum(r in todo for r in group)} |")
-    s = plan.spec
-    data = ", ".join(f"{spec.n} {name} samples" for name, spec in missing) or "none (both files are in place)"
-    split = ", ".join(f"{k} {duration(parts[k])}" for k in ("train", "test", "oracle", "generate", "overhead"))
-    return (_describe(plan) + "\n" + "\n".join(lines) + "\n\n"
-            f"{len(runs)} runs, {len(todo)} to train; {images:,} training images in all. "
-            f"Data files to generate ({s.size}^{s.ndim} px): {data}; each run generates its own training images.\n"
-            f"{rates.describe()}\n"
-            f"Estimated time on {rates.device} with {jobs} job{'s' if jobs > 1 else ''}: "
-            f"{duration(parts['total'])} ({split}; the per-run parts divided by the jobs).\n")
+    return lines, images

@@ -1,16 +1,20 @@
-"""The plans: which problems, how much data, how many steps and seeds, and the runs they make."""
+"""The plans: which problems, how much data, how many steps and seeds, and the runs they make
+(:meth:`Setup.runs`, the one enumeration of them), and the family's named plans (:data:`PLANS`,
+which :func:`backdrop.runner.plans` lists with the network plans for ``msgp experiment --plan``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..runner import RunnerError
 from .problems import GaussianProblem, MSGPProblem
-from .training import Run
+from .training import LossRun
 
 PROBS = (0.5, 0.75, 0.875, 0.95)
 
 
-class NondecomposableError(ValueError):
-    """A plan or an output directory that cannot be run or reported, described in one line."""
+class NondecomposableError(RunnerError):
+    """A plan or an output directory that cannot be run or reported, described in one line. A
+    :class:`msgp.MSGPError` and a ``ValueError``."""
 
 
 @dataclass(frozen=True)
@@ -35,15 +39,18 @@ class Setup:
     def kept(self, p: float) -> int:
         return max(1, round(self.batch * (1 - p)))
 
-    def runs(self, loss: str, probs: tuple[float, ...]) -> list[Run]:
+    def runs(self, loss: str, probs: tuple[float, ...], seeds: tuple[int, ...] | None = None) -> list[LossRun]:
+        """The problem's runs, seed by seed (of ``seeds``, default every seed of the setup): the
+        full gradient, backdrop at each of ``probs``, the small batch of each one's kept count, and
+        cross-entropy."""
         common = dict(problem=self.problem.name, loss=loss, steps=self.steps, lr=self.lr, n_train=self.n_train,
                       n_test=self.n_test, checkpoints=self.checkpoints)
         runs = []
-        for seed in self.seeds:
-            runs.append(Run(method="full", seed=seed, batch=self.batch, **common))
-            runs += [Run(method="backdrop", seed=seed, batch=self.batch, p=p, **common) for p in probs]
-            runs += [Run(method="small", seed=seed, batch=self.kept(p), **common) for p in probs]
-            runs.append(Run(method="ce", seed=seed, batch=self.batch, **common))
+        for seed in self.seeds if seeds is None else seeds:
+            runs.append(LossRun(method="full", seed=seed, batch=self.batch, **common))
+            runs += [LossRun(method="backdrop", seed=seed, batch=self.batch, p=p, **common) for p in probs]
+            runs += [LossRun(method="small", seed=seed, batch=self.kept(p), **common) for p in probs]
+            runs.append(LossRun(method="ce", seed=seed, batch=self.batch, **common))
         return runs
 
 
@@ -61,7 +68,8 @@ class Plan:
     probs: tuple[float, ...] = PROBS
     notes: dict = field(default_factory=dict, compare=False)
 
-    def runs(self) -> list[Run]:
+    def runs(self) -> list[LossRun]:
+        """Every run of the plan, problem by problem (:meth:`Setup.runs`)."""
         return [run for setup in self.setups for run in setup.runs(self.loss, self.probs)]
 
     def setup(self, problem: str) -> Setup:
@@ -91,4 +99,5 @@ def tiny_plan(loss: str = "f1", seeds: int = 2) -> Plan:
     return Plan(f"tiny-{loss}", loss, (setup,), probs=(0.75,))
 
 
+# The non-decomposable family's named plans (``msgp experiment --plan``, :func:`backdrop.runner.plans`).
 PLANS = {"f1": f1_plan, "auc": auc_plan}

@@ -27,9 +27,9 @@ from .losses import best_cut, f1_from_rates, roc_auc
 
 
 @dataclass(frozen=True)
-class Split:
-    """Samples of one problem: inputs ``x`` (float32), labels ``y`` (0/1 float32) and the exact
-    log-likelihood ratio ``llr`` of each sample (float64 numpy)."""
+class Sample:
+    """``n`` samples of one problem drawn together: inputs ``x`` (float32), labels ``y`` (0/1
+    float32) and the exact log-likelihood ratio ``llr`` of each sample (float64 numpy)."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -79,14 +79,14 @@ class GaussianProblem:
         quadratic = (d * d).sum(axis=1) - c / (1.0 + c) * (along * along).sum(axis=1)
         return -0.5 * quadratic - 0.5 * self.n_stretch * math.log1p(c) + 0.5 * (x * x).sum(axis=1)
 
-    def draw(self, n: int, stream: int) -> Split:
+    def draw(self, n: int, stream: int) -> Sample:
         """``n`` samples with labels drawn at the prior, from random stream ``stream``."""
         rng = np.random.default_rng([self.problem_seed, stream])
         y = rng.random(n) < self.prior
         x = np.empty((n, self.features))
         x[y] = self.sample_class(int(y.sum()), True, rng)
         x[~y] = self.sample_class(int((~y).sum()), False, rng)
-        return Split(torch.from_numpy(x).float(), torch.from_numpy(y).float(), self.llr(x))
+        return Sample(torch.from_numpy(x).float(), torch.from_numpy(y).float(), self.llr(x))
 
     def class_llr(self, n: int, positive: bool, stream: int) -> np.ndarray:
         """The log-likelihood ratio of ``n`` samples of one class (for the ceilings)."""
@@ -140,10 +140,10 @@ class MSGPProblem:
         llr = logsumexp(ll[:, coarse == 1], axis=1) - logsumexp(ll[:, coarse == 0], axis=1)
         return fields, llr
 
-    def draw(self, n: int, stream: int) -> Split:
+    def draw(self, n: int, stream: int) -> Sample:
         y = np.random.default_rng([self.spec.seed, stream, 1]).random(n) < self.prior
         fields, llr = self._fields(y, stream)
-        return Split(torch.from_numpy(self.ring_power(fields)).float(), torch.from_numpy(y).float(), llr)
+        return Sample(torch.from_numpy(self.ring_power(fields)).float(), torch.from_numpy(y).float(), llr)
 
     def ring_power(self, fields: np.ndarray) -> np.ndarray:
         """``(n, bins)``: each image's mean power on each ring of radial frequency, over its expectation."""

@@ -2,22 +2,21 @@
 
 Every metric is given beside its ceiling (the likelihood ratio's, :mod:`.problems`); differences
 between methods are paired by seed, with the 95% t interval of
-:func:`backdrop.experiment.statistics.paired_difference`.
+:func:`backdrop.runner.paired_difference`, and Holm's correction over each table.
 """
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from msgp.atomic import atomic_open, atomic_write
+from msgp.atomic import atomic_open
 from msgp.plotting import PlotUnavailable, pyplot
 
-from ..experiment.statistics import holm_effects, paired_difference
-from .training import Run
+from ..runner import format_interval, holm_effects, mean_std, paired_difference, write_csv, write_text
+from .training import LossRun
 
 
 def _metric(plan) -> str:
@@ -25,7 +24,7 @@ def _metric(plan) -> str:
 
 
 def _tag(result: dict[str, Any]) -> str:
-    return Run(**result["settings"]).tag
+    return LossRun(**result["settings"]).tag
 
 
 def _label(tag: str) -> str:
@@ -48,13 +47,6 @@ def _by_method(results: Sequence[dict[str, Any]], problem: str) -> dict[str, dic
         if r["settings"]["problem"] == problem:
             grouped.setdefault(_tag(r), {})[r["settings"]["seed"]] = r
     return grouped
-
-
-def _pm(values: Sequence[float], digits: int = 3) -> str:
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return f"{values.mean():.{digits}f}"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
 
 
 def summary_rows(plan, results, limits, costs) -> list[dict[str, Any]]:
@@ -126,7 +118,7 @@ def metric_at(result: dict[str, Any], seconds: float, cost: float) -> float:
 
 def equal_time_rows(plan, results, limits, costs) -> list[dict[str, Any]]:
     """Each method's final test metric minus the full gradient's after the same training time,
-    paired by seed; time is steps times the method's cost per step (:func:`.runner.step_costs`)."""
+    paired by seed; time is steps times the method's cost per step (:func:`.timing.step_costs`)."""
     rows = []
     for setup in plan.setups:
         problem = setup.problem.name
@@ -146,21 +138,8 @@ def equal_time_rows(plan, results, limits, costs) -> list[dict[str, Any]]:
     return rows
 
 
-def _interval(row: dict[str, Any]) -> str:
-    mark = " **" if row["holm_effect"] else " *" if row["effect"] else ""
-    return f"{row['mean']:+.4f} [{row['low']:+.4f}, {row['high']:+.4f}]{mark}"
-
-
-def _write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Path:
-    with atomic_open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 def _ceiling_lines(plan, limits) -> list[str]:
-    name = "F1" if plan.loss == "f1" else "AUC"
+    name = _metric_name(plan)
     lines = []
     for setup in plan.setups:
         c = limits[setup.problem.name]
@@ -172,53 +151,27 @@ def _ceiling_lines(plan, limits) -> list[str]:
     return lines
 
 
+SUMMARY_COLUMNS = ["problem", "method", "seeds", "steps", "batch", "mean", "std", "ratio", "ceiling", "ceiling_se",
+                   "oracle_test", "ms_per_step", "train_seconds", "converged"]
+COMPARISON_COLUMNS = ["problem", "method", "reference", "n", "mean", "low", "high", "effect", "p", "holm_p",
+                      "holm_effect", "time_ratio", "ceiling"]
+
+
 def write_outputs(plan, out: Path, results: Sequence[dict[str, Any]], limits: dict[str, dict],
                   costs: dict[str, dict[str, float]]) -> dict[str, Path]:
     """Write ``results.csv/.md`` (each method beside the ceiling), ``comparisons.csv/.md`` (paired
     differences at matched steps and at equal training time) and ``curves.png`` (test metric /
     ceiling against training time; needs the plot extra). ``costs``: seconds per step of each
-    problem's methods (:func:`.runner.step_costs`)."""
+    problem's methods (:func:`.timing.step_costs`)."""
     out = Path(out)
-    name = "F1" if plan.loss == "f1" else "AUC"
     summary = summary_rows(plan, results, limits, costs)
     # Each table is one family for Holm's correction, as in the experiment's comparisons.
     matched = holm_effects(comparison_rows(plan, results, limits))
     timed = holm_effects(equal_time_rows(plan, results, limits, costs))
-    written = {"results.csv": _write_csv(out / "results.csv", summary,
-                                         ["problem", "method", "seeds", "steps", "batch", "mean", "std", "ratio",
-                                          "ceiling", "ceiling_se", "oracle_test", "ms_per_step", "train_seconds", "converged"])}
-    columns = ["problem", "method", "reference", "n", "mean", "low", "high", "effect", "p", "holm_p", "holm_effect",
-               "time_ratio", "ceiling"]
-    written["comparisons.csv"] = _write_csv(out / "comparisons.csv", matched + timed, columns)
-
-    md = [f"# Plan {plan.name}: test {name} beside its ceiling", ""] + _ceiling_lines(plan, limits) + [
-        "", "ms per step: one thread, the methods timed in turn (median of 7 rounds); training s: the runs' "
-        "own clocks, two at a time on a shared machine. Flattened: the training metric moved by less than "
-        "1% from the first checkpoint at or past 3/4 of the steps to the last.", "",
-        f"| problem | training | seeds | test {name} (mean ± std) | / ceiling | ms per step | training s | flattened |",
-        "|---|---|---|---|---|---|---|---|"]
-    md += [f"| {r['problem']} | {r['label']} | {r['seeds']} | {_pm(r['values'], 4)} | {r['ratio']:.3f} | "
-           f"{r['ms_per_step']:.2f} | {r['train_seconds']:.1f} | {r['converged']}/{r['seeds']} |" for r in summary]
-    atomic_write(out / "results.md", "\n".join(md) + "\n")
-    written["results.md"] = out / "results.md"
-
-    md = [f"# Plan {plan.name}: paired differences in test {name}", "",
-          f"Mean over seeds of the difference, and its 95% t interval; * marks an interval that excludes zero, "
-          f"** one that is still an effect after Holm's correction over the intervals of its table ({len(matched)} "
-          f"at matched steps, {len(timed)} at equal time; family-wise error rate 5%; comparisons.csv has each paired "
-          "t test's p value and its Holm-adjusted one).", "",
-          "## At matched steps", "", "| problem | method | reference | seeds | difference [95% interval] |",
-          "|---|---|---|---|---|"]
-    md += [f"| {r['problem']} | {_label(r['method'])} | {_label(r['reference'])} | {r['n']} | {_interval(r)} |"
-           for r in matched]
-    md += ["", "## At equal training time", "",
-           "Each method's final test metric minus the full gradient's after the same training time (steps "
-           "times the cost per step; the full gradient's metric interpolated between its checkpoints).", "",
-           "| problem | method | its time / full gradient's | seeds | difference [95% interval] |", "|---|---|---|---|---|"]
-    md += [f"| {r['problem']} | {_label(r['method'])} | {r['time_ratio']:.2f} | {r['n']} | {_interval(r)} |"
-           for r in timed]
-    atomic_write(out / "comparisons.md", "\n".join(md) + "\n")
-    written["comparisons.md"] = out / "comparisons.md"
+    written = {"results.csv": write_csv(summary, out / "results.csv", SUMMARY_COLUMNS),
+               "comparisons.csv": write_csv(matched + timed, out / "comparisons.csv", COMPARISON_COLUMNS),
+               "results.md": write_text(out / "results.md", _results_text(plan, summary, limits)),
+               "comparisons.md": write_text(out / "comparisons.md", _comparisons_text(plan, matched, timed))}
     try:
         pyplot()
     except PlotUnavailable:
@@ -227,6 +180,44 @@ def write_outputs(plan, out: Path, results: Sequence[dict[str, Any]], limits: di
         plot_curves(plan, results, limits, costs, f)
     written["curves.png"] = out / "curves.png"
     return written
+
+
+def _metric_name(plan) -> str:
+    return "F1" if plan.loss == "f1" else "AUC"
+
+
+def _results_text(plan, summary: Sequence[dict[str, Any]], limits: dict[str, dict]) -> str:
+    """``results.md``: the ceilings, then each method's test metric beside them."""
+    name = _metric_name(plan)
+    md = [f"# Plan {plan.name}: test {name} beside its ceiling", ""] + _ceiling_lines(plan, limits) + [
+        "", "ms per step: one thread, the methods timed in turn (median of 7 rounds); training s: the runs' "
+        "own clocks, two at a time on a shared machine. Flattened: the training metric moved by less than "
+        "1% from the first checkpoint at or past 3/4 of the steps to the last.", "",
+        f"| problem | training | seeds | test {name} (mean ± std) | / ceiling | ms per step | training s | flattened |",
+        "|---|---|---|---|---|---|---|---|"]
+    md += [f"| {r['problem']} | {r['label']} | {r['seeds']} | {mean_std(r['values'], 4)} | {r['ratio']:.3f} | "
+           f"{r['ms_per_step']:.2f} | {r['train_seconds']:.1f} | {r['converged']}/{r['seeds']} |" for r in summary]
+    return "\n".join(md) + "\n"
+
+
+def _comparisons_text(plan, matched: Sequence[dict[str, Any]], timed: Sequence[dict[str, Any]]) -> str:
+    """``comparisons.md``: the paired differences at matched steps, then at equal training time."""
+    md = [f"# Plan {plan.name}: paired differences in test {_metric_name(plan)}", "",
+          f"Mean over seeds of the difference, and its 95% t interval; * marks an interval that excludes zero, "
+          f"** one that is still an effect after Holm's correction over the intervals of its table ({len(matched)} "
+          f"at matched steps, {len(timed)} at equal time; family-wise error rate 5%; comparisons.csv has each paired "
+          "t test's p value and its Holm-adjusted one).", "",
+          "## At matched steps", "", "| problem | method | reference | seeds | difference [95% interval] |",
+          "|---|---|---|---|---|"]
+    md += [f"| {r['problem']} | {_label(r['method'])} | {_label(r['reference'])} | {r['n']} | "
+           f"{format_interval(r, 4)} |" for r in matched]
+    md += ["", "## At equal training time", "",
+           "Each method's final test metric minus the full gradient's after the same training time (steps "
+           "times the cost per step; the full gradient's metric interpolated between its checkpoints).", "",
+           "| problem | method | its time / full gradient's | seeds | difference [95% interval] |", "|---|---|---|---|---|"]
+    md += [f"| {r['problem']} | {_label(r['method'])} | {r['time_ratio']:.2f} | {r['n']} | {format_interval(r, 4)} |"
+           for r in timed]
+    return "\n".join(md) + "\n"
 
 
 def plot_curves(plan, results, limits, costs, path):
@@ -255,7 +246,7 @@ def plot_curves(plan, results, limits, costs, path):
         ax.axhline(1.0, color="k", ls=":", label="ceiling (likelihood ratio)")
         ax.set(xscale="log", xlabel="training seconds (steps x cost per step, one thread)", title=problem)
         ax.xaxis.set_minor_formatter(plt.NullFormatter())  # minor labels would overprint each other
-    axes[0][0].set_ylabel(f"test {'F1' if plan.loss == 'f1' else 'AUC'} / ceiling")
+    axes[0][0].set_ylabel(f"test {_metric_name(plan)} / ceiling")
     axes[0][-1].legend(fontsize=6)
     fig.savefig(path, dpi=90, format="png")
     plt.close(fig)
