@@ -378,6 +378,22 @@ def _parse_stages(text: str | None):
         raise InputError(f"--heads must be comma-separated stage numbers like '1,2,3', but got {text!r}") from None
 
 
+# The options of `msgp train` whose text becomes a TrainConfig setting other than as click reads it.
+_SETTING_TEXT = {"mask_prob": _parse_mask_prob, "mask_block": _parse_blocks, "head_stages": _parse_stages}
+
+
+def _train_options(ctx, settings: dict) -> dict:
+    """The TrainConfig settings of the options given on the command line (not their defaults:
+    TrainConfig.from_options puts them over a saved run's settings or the defaults)."""
+    given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+    options = {name: _SETTING_TEXT.get(name, lambda v: v)(value) for name, value in settings.items() if name in given}
+    if "data" in given or ctx.params["generate"] is not None:
+        options["data"] = _train_source(ctx.params["data"], ctx.params["generate"], "data" in given)
+    if ctx.params["test_data"] is not None:
+        options["test_data"] = _train_source(ctx.params["test_data"], None, True)
+    return options
+
+
 @main.command()
 @click.argument("data", type=click.Path(path_type=Path), default=io.DEFAULT_PATH)
 @click.option("--backdrop/--no-backdrop", default=False, show_default=True,
@@ -387,9 +403,9 @@ def _parse_stages(text: str | None):
 @click.option("--mask-block", default="1", show_default=True,
               help="Side of the square blocks a mask keeps or drops together: one value, or one per scale; "
               "implies --backdrop.")
-@click.option("--mask-scope", type=click.Choice(["sample", "batch"]), default="sample", show_default=True,
+@click.option("--mask-scope", type=RegistryChoice(_training_choices("MASK_SCOPES")), default="sample", show_default=True,
               help="sample: each sample its own mask; batch: one mask shared by the batch, the 2018 reference's estimator.")
-@click.option("--topology", type=click.Choice(["heads", "series"]), default="heads", show_default=True,
+@click.option("--topology", type=RegistryChoice(_training_choices("TOPOLOGIES")), default="heads", show_default=True,
               help="heads: one head per scale behind its own mask; series: the masks in series along one trunk, one classifier.")
 @click.option("--augment/--no-augment", default=True, show_default=True,
               help="Random periodic shifts, flips and axis permutations of every training image (exact symmetries of the data).")
@@ -421,7 +437,7 @@ def _parse_stages(text: str | None):
               help="Arithmetic of the training steps: fp32, tf32 (CUDA matmuls and convolutions in TensorFloat-32) "
               "or bf16 (autocast); calibration and scoring run in float32.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Root of every random stream.")
-@click.option("--heads", help="Backbone stage of each scale's head, like '1,2,3' (default: by receptive field).")
+@click.option("--heads", "head_stages", help="Backbone stage of each scale's head, like '1,2,3' (default: by receptive field).")
 @click.option("--width", type=int, default=16, show_default=True, help="Channels of the network's stem.")
 @click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/<date-time>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
@@ -431,57 +447,57 @@ def _parse_stages(text: str | None):
               help="Also write TensorBoard event files to DIR, one directory per run "
               "(needs the tensorboard extra: pip install 'msgp[tensorboard]').")
 @click.pass_context
-def train(ctx, data, backdrop, mask_prob, mask_block, mask_scope, topology, augment, whiten, crop, n_train, n_test, test_data,
-          generate, epochs, batch_size, lr, warmup, weight_decay, clip_grad, eval_every, device, precision, seed, heads,
-          width, out, resume, tensorboard, config_file):
+def train(ctx, data, test_data, generate, out, resume, config_file, tensorboard, **settings):
     """Train a multi-scale network (one head per scale) and compare it with the oracle.
 
     DATA is an msgp file, or a preset (e.g. paper-2scale) or spec .json whose samples are generated
     as they are read: no file, and the same samples, subsets and results as from the file
     `msgp generate` writes for it.
 
-    Under ``torchrun --nproc-per-node N -m msgp.train ...`` it trains with DistributedDataParallel.
+    Under ``torchrun --nproc-per-node N -m backdrop.training.launch SETTINGS.json --out DIR`` a
+    run trains with DistributedDataParallel (docs/training.md).
     """
     from backdrop import training
 
-    given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
-    masks = [name for name in ("mask_prob", "mask_block", "mask_scope") if name in given]
-    if masks and not backdrop:
-        if "backdrop" in given:
-            raise InputError(f"--{masks[0].replace('_', '-')} sets backdrop's masks, which --no-backdrop turns off; "
-                             "pass one of them")
-        backdrop = True
-        given.add("backdrop")
-    data = _train_source(data, generate, "data" in given)
-    test_data = None if test_data is None else _train_source(test_data, None, True)
-    values = {"data": data, "backdrop": backdrop, "mask_prob": _parse_mask_prob(mask_prob),
-              "mask_block": _parse_blocks(mask_block), "mask_scope": mask_scope, "topology": topology, "augment": augment, "whiten": whiten, "crop": crop,
-              "n_train": n_train, "n_test": n_test, "test_data": test_data, "epochs": epochs,
-              "batch_size": batch_size, "lr": lr, "warmup": warmup, "weight_decay": weight_decay,
-              "clip_grad": clip_grad, "eval_every": eval_every, "device": device,
-              "precision": precision, "seed": seed,
-              "head_stages": _parse_stages(heads), "width": width}
+    options = _train_options(ctx, settings)
     if config_file is not None:
         if resume:
             raise InputError("--config and --resume contradict each other: --resume reads the settings of --out's run")
         if config_file.name != "config.json" or not config_file.is_file():
             raise InputError(f"--config needs the config.json file of a run, but got {config_file}")
-    try:
-        if resume:
-            if out is None:
-                raise InputError("--resume needs --out, the run directory to continue")
-            values = _over_saved_settings(training.read_config(out), values, given)
-        elif config_file is not None:
-            values = _over_saved_settings(training.read_config(config_file.parent), values, given)
-        config = training.TrainConfig(**values)
-        loggers = [] if tensorboard is None else [training.TensorBoardLogger(tensorboard)]
-        distributed = training.init_distributed(config.device)
-    except training.INPUT_ERRORS as err:
-        _fail(err)
+    if resume and out is None:
+        raise InputError("--resume needs --out, the run directory to continue")
+    saved = (training.read_config(out) if resume else
+             training.TrainConfig.from_json(config_file) if config_file is not None else None)
+    config = training.TrainConfig.from_options(saved, **options)
+    loggers = [] if tensorboard is None else [training.TensorBoardLogger(tensorboard)]
+    distributed = training.init_distributed(config.device)
     rank = training.dist.get_rank() if distributed else 0
     out = out or training.default_run_dir()
     bar = progress_bar(unit="step", desc=config.method, disable=rank != 0, dynamic_ncols=True)
+    to_go_on = f"to go on: msgp train --out {out} --resume"
+    try:
+        summary = _train_with_ctrl_c(training, config, out, resume, _train_progress(bar, out, config), loggers, to_go_on)
+    except training.Interrupted as err:
+        bar.close()
+        click.echo(f"interrupted: {as_flags(str(err), ctx.command)}; {to_go_on}", err=True)
+        raise SystemExit(130)
+    except training.TrainingError as err:  # the run itself failed, not its input: exit code 1
+        raise click.ClickException(as_flags(str(err), ctx.command)) from None
+    finally:
+        bar.close()
+        if distributed:
+            training.dist.destroy_process_group()
+    if rank == 0:
+        click.echo(_accuracy_table(summary["test_accuracy"], summary["oracle_accuracy"], summary["chance"]))
+        for s, verdict in enumerate(summary["learned"]):
+            if not verdict["learned"]:
+                click.echo(f"warning: scale {s} has not learned: {verdict['reason']}", err=True)
+        click.echo(f"wrote {out}")
 
+
+def _train_progress(bar, out: Path, config):
+    """`msgp train`'s progress callback: the run's first line, the step bar, each scored epoch."""
     def progress(event, info):
         if event == "start":
             bar.reset(total=info["total_steps"])
@@ -495,50 +511,24 @@ def train(ctx, data, backdrop, mask_prob, mask_block, mask_scope, topology, augm
         elif info["test_accuracy"] is not None:
             bar.write(f"epoch {info['epoch']}: test accuracy joint {info['test_accuracy']['joint']:.3f}, scales "
                       + ", ".join(f"{a:.3f}" for a in info["test_accuracy"]["scales"]))
+    return progress
 
+
+def _train_with_ctrl_c(training, config, out: Path, resume: bool, progress, loggers, to_go_on: str):
+    """``training.train``, where the first Ctrl-C finishes the step, saves a checkpoint and raises
+    ``Interrupted``, and a second one stops at once."""
     stop = []
 
     def on_sigint(signum, frame):
-        # The first Ctrl-C finishes the step and saves a checkpoint; a second one stops at once.
         stop.append(True)
         signal.signal(signal.SIGINT, at_once)
 
-    to_go_on = f"to go on: msgp train --out {out} --resume"
-    try:
-        with _interruptible(f"stopped at once; the checkpoint saved after each epoch in {out} resumes the run; {to_go_on}",
-                            at_once=True):
-            at_once = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, on_sigint)
-            summary = training.train(config, out, resume=resume, progress=progress, should_stop=lambda: bool(stop),
-                                     loggers=loggers)
-    except training.Interrupted as err:
-        bar.close()
-        click.echo(f"interrupted: {err}; {to_go_on}", err=True)
-        raise SystemExit(130)
-    except training.TrainingError as err:
-        bar.close()
-        raise click.ClickException(str(err)) from None
-    except training.INPUT_ERRORS as err:
-        bar.close()
-        _fail(err)
-    finally:
-        if distributed:
-            training.dist.destroy_process_group()
-    bar.close()
-    if rank == 0:
-        click.echo(_accuracy_table(summary["test_accuracy"], summary["oracle_accuracy"], summary["chance"]))
-        for s, verdict in enumerate(summary["learned"]):
-            if not verdict["learned"]:
-                click.echo(f"warning: scale {s} has not learned: {verdict['reason']}", err=True)
-        click.echo(f"wrote {out}")
-
-
-def _over_saved_settings(saved, values: dict, given: set[str]) -> dict:
-    """A saved run's settings (``--resume``, ``--config``), with the options given on the command
-    line in place of its own."""
-    names = {"heads": "head_stages", "generate": "data"}
-    given = {names.get(k, k) for k in given}
-    return {**saved.to_dict(), **{k: v for k, v in values.items() if k in given}}
+    with _interruptible(f"stopped at once; the checkpoint saved after each epoch in {out} resumes the run; {to_go_on}",
+                        at_once=True):
+        at_once = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, on_sigint)
+        return training.train(config, out, resume=resume, progress=progress, should_stop=lambda: bool(stop),
+                              loggers=loggers)
 
 
 def _names_description(data: Path) -> bool:
@@ -553,14 +543,11 @@ def _train_source(data: Path, generate: int | None, given: bool):
     `msgp generate`'s) with n = N."""
     if generate is not None and generate < 1:
         raise InputError(f"--generate must be a positive number of samples, but got {generate}")
-    try:
-        if _names_description(data):
-            return load_preset(str(data), n=generate)
-        if generate is None:
-            return data
-        return io.read_spec(data).replace(n=generate) if given else DatasetSpec.default(n=generate)
-    except (SpecError, io.MSGPError) as err:
-        _fail(err)
+    if _names_description(data):
+        return load_preset(str(data), n=generate)
+    if generate is None:
+        return data
+    return io.read_spec(data).replace(n=generate) if given else DatasetSpec.default(n=generate)
 
 
 def _accuracy_table(network, oracle_accuracy, chance) -> str:
@@ -588,16 +575,8 @@ def evaluate(run_dir, data, n, device, as_json):
     """
     from backdrop import training
 
-    source = data
-    if data is not None and _names_description(data):
-        try:
-            source = load_preset(str(data)).to_dict()
-        except SpecError as err:
-            _fail(err)
-    try:
-        result = training.evaluate(run_dir, source, n=n, device=device)
-    except training.INPUT_ERRORS as err:
-        _fail(err)
+    source = load_preset(str(data)).to_dict() if data is not None and _names_description(data) else data
+    result = training.evaluate(run_dir, source, n=n, device=device)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

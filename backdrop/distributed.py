@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .functional import draw_mask
+from .functional import BackdropValueError, draw_mask
 from .layer import Backdrop
 
 __all__ = ["GlobalBatchMasks"]
@@ -85,14 +85,14 @@ class GlobalBatchMasks:
             rank = dist.get_rank() if initialised else 0
         for name, value in (("world", world), ("rows_per_image", rows_per_image)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, but got {value!r}")
+                raise BackdropValueError(f"{name} must be a positive int, but got {value!r}")
         if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world:
-            raise ValueError(f"rank must be an int in [0, {world}), but got {rank!r}")
+            raise BackdropValueError(f"rank must be an int in [0, {world}), but got {rank!r}")
         self.rank, self.world, self.rows_per_image = rank, world, rows_per_image
         self.layers = [m for m in model.modules() if isinstance(m, Backdrop)]
         for layer in self.layers:
             if layer.mask_source is not None:
-                raise ValueError(f"{layer!r} already has a mask_source (another GlobalBatchMasks?)")
+                raise BackdropValueError(f"{layer!r} already has a mask_source (another GlobalBatchMasks?)")
             layer.mask_source = functools.partial(self._draw, layer)
 
     def remove(self) -> None:
@@ -113,14 +113,14 @@ class GlobalBatchMasks:
         if mask.shape[0] == 1:
             return mask
         if mask.shape[0] % (self.world * self.rows_per_image):
-            raise ValueError(f"a global mask of {mask.shape[0]} rows does not split into {self.world} "
+            raise BackdropValueError(f"a global mask of {mask.shape[0]} rows does not split into {self.world} "
                              f"ranks of images of {self.rows_per_image} rows")
         per_image = mask.view(-1, self.rows_per_image, *mask.shape[1:])[self.rank::self.world]
         return per_image.reshape(-1, *mask.shape[1:])
 
     def _draw(self, layer: Backdrop, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         if shape[0] % self.rows_per_image:
-            raise ValueError(f"a local batch of {shape[0]} rows is not made of images of "
+            raise BackdropValueError(f"a local batch of {shape[0]} rows is not made of images of "
                              f"{self.rows_per_image} rows")
         # The mask depends only on the input's shape, device and dtype: a zero-stride stand-in
         # describes the global batch without allocating it.

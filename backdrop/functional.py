@@ -27,6 +27,10 @@ from numbers import Real
 
 import torch
 
+from msgp.errors import MSGPError
+
+__all__ = ["BackdropTypeError", "BackdropValueError", "backdrop", "draw_mask", "layout_dims", "mask_gradient"]
+
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 EXPORT_REFUSED = ("backdrop: torch.export and ONNX export keep no custom backward, so an exported "
@@ -35,6 +39,17 @@ EXPORT_REFUSED = ("backdrop: torch.export and ONNX export keep no custom backwar
 REENTRANT_REFUSED = ("backdrop: a reentrant torch.utils.checkpoint replays torch's default random "
                      "state, so a mask drawn from it would repeat; pass use_reentrant=False to the "
                      "checkpoint or give the backdrop layer its own torch.Generator")
+
+
+class BackdropTypeError(MSGPError, TypeError):
+    """An argument of backdrop's layer or functions of the wrong type: a TypeError that is also an
+    :class:`msgp.MSGPError`."""
+
+
+class BackdropValueError(MSGPError, ValueError):
+    """An argument of backdrop's layer or functions with a value it cannot take (a probability
+    outside [0, 1), dims that repeat, a mask that does not broadcast): a ValueError that is also an
+    :class:`msgp.MSGPError`."""
 
 
 def layout_dims(ndim: int) -> tuple[int, ...]:
@@ -176,13 +191,13 @@ def mask_gradient(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """
     for name, value in (("x", x), ("mask", mask)):
         if not isinstance(value, torch.Tensor):
-            raise TypeError(f"mask_gradient: {name} must be a tensor, but got {_describe(value)}")
+            raise BackdropTypeError(f"mask_gradient: {name} must be a tensor, but got {_describe(value)}")
     try:
         fits = torch.broadcast_shapes(mask.shape, x.shape) == x.shape
     except RuntimeError:
         fits = False
     if not fits:
-        raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to the input's "
+        raise BackdropValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to the input's "
                          f"shape {tuple(x.shape)}")
     if not _grad_can_reach(x):
         return x
@@ -198,10 +213,10 @@ def _describe(value) -> str:
 def check_p(p: float) -> float:
     """``p`` as a float: a TypeError if it is not a real number, a ValueError if not in [0, 1)."""
     if isinstance(p, bool) or not isinstance(p, Real):
-        raise TypeError(f"backdrop p, the probability that a position's gradient is masked, must be "
+        raise BackdropTypeError(f"backdrop p, the probability that a position's gradient is masked, must be "
                         f"a number in [0, 1), but got {_describe(p)}")
     if not 0.0 <= p < 1.0:
-        raise ValueError(f"backdrop p, the probability that a position's gradient is masked, has to "
+        raise BackdropValueError(f"backdrop p, the probability that a position's gradient is masked, has to "
                          f"be in [0, 1), but got {p}")
     return float(p)
 
@@ -212,29 +227,29 @@ def check_dims(dims: Sequence[int] | None) -> tuple[int, ...] | None:
     if dims is None:
         return None
     if isinstance(dims, (str, bytes)) or not isinstance(dims, Sequence):
-        raise TypeError(f"backdrop dims must be a sequence of ints such as (0, 2, 3), but got {_describe(dims)}")
+        raise BackdropTypeError(f"backdrop dims must be a sequence of ints such as (0, 2, 3), but got {_describe(dims)}")
     dims = tuple(dims)
     for d in dims:
         if isinstance(d, bool) or not isinstance(d, int):
-            raise TypeError(f"backdrop dims must be ints, but got {_describe(d)} in dims={dims}")
+            raise BackdropTypeError(f"backdrop dims must be ints, but got {_describe(d)} in dims={dims}")
     if not dims:
-        raise ValueError("backdrop dims must name at least one dimension, but got ()")
+        raise BackdropValueError("backdrop dims must name at least one dimension, but got ()")
     if len(set(dims)) != len(dims):
-        raise ValueError(f"backdrop dims must not repeat a dimension, but got {dims}")
+        raise BackdropValueError(f"backdrop dims must not repeat a dimension, but got {dims}")
     return dims
 
 
 def check_rescale(rescale: bool) -> bool:
     """``rescale``, or a TypeError if it is not a bool."""
     if not isinstance(rescale, bool):
-        raise TypeError(f"backdrop rescale must be True or False, but got {_describe(rescale)}")
+        raise BackdropTypeError(f"backdrop rescale must be True or False, but got {_describe(rescale)}")
     return rescale
 
 
 def check_generator(generator: torch.Generator | None) -> torch.Generator | None:
     """``generator``, or a TypeError if it is neither ``None`` nor a ``torch.Generator``."""
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"backdrop generator must be a torch.Generator or None, but got {_describe(generator)}")
+        raise BackdropTypeError(f"backdrop generator must be a torch.Generator or None, but got {_describe(generator)}")
     return generator
 
 
@@ -242,9 +257,9 @@ def check_block_size(size: int) -> int:
     """``size``, the side of a block of positions masked together: a TypeError if it is not an
     int, a ValueError if it is not positive."""
     if isinstance(size, bool) or not isinstance(size, int):
-        raise TypeError(f"backdrop block sizes must be positive ints, but got {_describe(size)}")
+        raise BackdropTypeError(f"backdrop block sizes must be positive ints, but got {_describe(size)}")
     if size < 1:
-        raise ValueError(f"backdrop block sizes must be positive ints, but got {size}")
+        raise BackdropValueError(f"backdrop block sizes must be positive ints, but got {size}")
     return size
 
 
@@ -262,17 +277,17 @@ def check_block(block: int | Sequence[int] | None, dims: Sequence[int] | None,
     elif isinstance(block, Sequence) and not isinstance(block, (str, bytes)):
         sizes = tuple(check_block_size(b) for b in block)
     else:
-        raise TypeError(f"backdrop block must be an int or a sequence of ints, but got {_describe(block)}")
+        raise BackdropTypeError(f"backdrop block must be an int or a sequence of ints, but got {_describe(block)}")
     if dims is None and ndim is None:
         return sizes
     masked = [d for d in (layout_dims(ndim) if dims is None else dims) if d != 0]
     if not masked:
-        raise ValueError(f"backdrop block={block} needs a masked non-batch dim, but the masked dims are "
+        raise BackdropValueError(f"backdrop block={block} needs a masked non-batch dim, but the masked dims are "
                          f"{tuple(dims) if dims is not None else (0,)}")
     if isinstance(block, int):
         return sizes * len(masked)
     if len(sizes) != len(masked):
-        raise ValueError(f"backdrop block needs one size per masked non-batch dim {tuple(masked)}, but got {block}")
+        raise BackdropValueError(f"backdrop block needs one size per masked non-batch dim {tuple(masked)}, but got {block}")
     return sizes
 
 
@@ -288,10 +303,10 @@ def _resolve_dims(dims: Sequence[int] | None, ndim: int) -> tuple[int, ...]:
     resolved = []
     for d in dims:
         if not -ndim <= d < ndim:
-            raise ValueError(f"backdrop dim {d} is out of range for an input with {ndim} dims")
+            raise BackdropValueError(f"backdrop dim {d} is out of range for an input with {ndim} dims")
         resolved.append(d % ndim)
     if len(set(resolved)) != len(resolved):
-        raise ValueError(f"backdrop dims {tuple(dims)} name the same dimension twice for an input "
+        raise BackdropValueError(f"backdrop dims {tuple(dims)} name the same dimension twice for an input "
                          f"with {ndim} dims")
     return tuple(resolved)
 
@@ -338,7 +353,7 @@ def draw_mask(x: torch.Tensor, p: float, dims: Sequence[int] | None = None, resc
         torch.Size([4, 1, 8, 8])
     """
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"draw_mask: x must be a tensor, but got {_describe(x)}")
+        raise BackdropTypeError(f"draw_mask: x must be a tensor, but got {_describe(x)}")
     p, dims = check_p(p), check_dims(dims)
     check_block(block, dims)
     return _draw(x.shape, x.dtype, x.device, p, dims, check_rescale(rescale), check_generator(generator), block)
@@ -428,12 +443,12 @@ def backdrop(x: torch.Tensor, p: float, dims: Sequence[int] | None = None, train
         torch.Size([4, 3, 8, 8])
     """
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"backdrop: x must be a tensor, but got {_describe(x)}")
+        raise BackdropTypeError(f"backdrop: x must be a tensor, but got {_describe(x)}")
     p, dims = check_p(p), check_dims(dims)
     rescale, generator = check_rescale(rescale), check_generator(generator)
     block = block_setting(block, dims)
     if not isinstance(training, bool):
-        raise TypeError(f"backdrop training must be True or False, but got {_describe(training)}")
+        raise BackdropTypeError(f"backdrop training must be True or False, but got {_describe(training)}")
     if not training:
         return x
     return masked(x, p, dims, rescale, generator, block)

@@ -49,8 +49,8 @@ def train(method: str, seed: int, data: Path, out: Path, threads: int) -> float:
     if (run / "summary.json").exists():
         return 0.0
     started = time.perf_counter()
-    command = [sys.executable, "-m", "msgp.train", str(data), *METHODS[method], "--seed", str(seed), "--out", str(run),
-               *(["--resume"] if (run / "checkpoint.pt").exists() else [])]
+    command = [sys.executable, "-m", "msgp", "train", str(data), *METHODS[method], "--seed", str(seed),
+               "--out", str(run), *(["--resume"] if (run / "checkpoint.pt").exists() else [])]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
     return time.perf_counter() - started
 

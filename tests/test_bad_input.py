@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 import cli
 from backdrop import training
-from msgp import io
+from msgp import MSGPError, io
 from msgp.spec import DatasetSpec
 
 # Two scales, two candidate lengths each: 4 classes; on 32² the deepest stage is 5.
@@ -408,7 +408,7 @@ def test_the_trainer_refuses_before_it_writes(files, tmp_path, values, message):
     before the run directory exists."""
     config = training.TrainConfig(**{"data": str(files["good"]), "n_train": 16, "n_test": 16, "batch_size": 4,
                                      "epochs": 1, "width": 4, "device": "cpu", **values})
-    with pytest.raises(training.INPUT_ERRORS, match=message):
+    with pytest.raises(MSGPError, match=message):
         training.train(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()
 

@@ -1,4 +1,5 @@
-"""`import backdrop` gives the layer without the data stack: no msgp, h5py or scipy until asked for."""
+"""`import backdrop` gives the layer without the data stack: of msgp only its errors (the layer's
+errors are msgp.MSGPErrors), no h5py or scipy until asked for."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,9 @@ import sys
 import pytest
 
 HEAVY = "{'msgp', 'h5py', 'scipy'}"
+# What the layer may load of msgp: the package (whose other modules load on first access), the
+# error family and the version the package states.
+MSGP_ERRORS = ["msgp", "msgp.errors", "msgp.version"]
 
 
 def loaded_after(statement: str) -> list[str]:
@@ -24,7 +28,18 @@ def loaded_after(statement: str) -> list[str]:
     "import backdrop.distributed",
 ])
 def test_the_layer_imports_torch_and_nothing_of_the_data_stack(statement):
-    assert loaded_after(statement) == []
+    assert loaded_after(statement) == MSGP_ERRORS
+
+
+def test_the_layers_errors_are_msgp_errors():
+    import msgp
+    from backdrop import Backdrop, draw_mask
+
+    for call, builtin in ((lambda: Backdrop(1.5), ValueError), (lambda: Backdrop("half"), TypeError),
+                          (lambda: draw_mask([1.0], 0.5), TypeError)):
+        with pytest.raises(msgp.MSGPError) as raised:
+            call()
+        assert isinstance(raised.value, builtin)
 
 
 def test_the_models_are_still_there_when_asked_for():

@@ -90,8 +90,8 @@ def test_resume_refuses_epochs_already_done(data, tmp_path):
         training.train(config(data, epochs=4, eval_every=0), run, should_stop=stop_after(10))
     before = (run / "checkpoint.pt").read_bytes(), (run / "metrics.jsonl").read_text()
     for epochs in (2, 1):
-        with pytest.raises(training.CheckpointError, match=f"has done 2 epochs, so --epochs {epochs} leaves "
-                                                           "nothing to train; resume it with --epochs above 2"):
+        with pytest.raises(training.CheckpointError, match=f"has done 2 epochs, so `epochs={epochs}` leaves "
+                                                           "nothing to train; resume it with `epochs` above 2"):
             training.train(config(data, epochs=epochs, eval_every=0), run, resume=True)
     assert ((run / "checkpoint.pt").read_bytes(), (run / "metrics.jsonl").read_text()) == before
     assert not (run / "summary.json").exists()
@@ -113,7 +113,7 @@ def test_resume_and_the_experiment_share_one_definition_of_the_same_run(data, tm
     training.train(plain, tmp_path / "whole")
     with pytest.raises(training.Interrupted):
         training.train(plain, tmp_path / "cut", should_stop=stop_after(3))
-    with pytest.raises(training.CheckpointError, match=r"other settings \(lr\); only --epochs and --device may change"):
+    with pytest.raises(training.CheckpointError, match=r"other settings \(lr\); only `epochs` and `device` may change"):
         training.train(config(data, backdrop=False, lr=1e-2), tmp_path / "cut", resume=True)
     training.train(config(data, backdrop=False, mask_prob=0.5, mask_block=2), tmp_path / "cut", resume=True)
     assert_same_weights(tmp_path / "whole", tmp_path / "cut")
@@ -144,6 +144,23 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_afresh(data, tmp_path
     assert [{k: v for k, v in r.items() if k != "images_per_s"} for r in training.read_metrics(tmp_path / "cut")] == strip
     with pytest.raises(training.CheckpointError, match="no checkpoint at"):  # not a run at all
         training.train(settings, tmp_path / "empty", resume=True)
+
+
+@pytest.mark.slow
+def test_resume_continues_a_run_with_its_saved_settings(data, tmp_path):
+    """training.resume(RUN) is `msgp train --out RUN --resume`: the saved settings, with only
+    `epochs` and `device` free to change, and the run is the one an uninterrupted run is."""
+    training.train(config(data), tmp_path / "whole")
+    with pytest.raises(training.Interrupted):
+        training.train(config(data), tmp_path / "cut", should_stop=stop_after(6))  # epoch 2, step 2
+    with pytest.raises(training.CheckpointError, match=r"other settings \(lr\)"):
+        training.resume(tmp_path / "cut", lr=1e-2)
+    assert training.resume(tmp_path / "cut", device="cpu") == json.loads((tmp_path / "cut" / "summary.json").read_text())
+    assert_same_weights(tmp_path / "whole", tmp_path / "cut")
+    training.resume(tmp_path / "cut", epochs=3)
+    assert [r["epoch"] for r in training.read_metrics(tmp_path / "cut")] == [1, 2, 3]
+    with pytest.raises(training.CheckpointError, match="not a training run"):
+        training.resume(tmp_path / "nothing")
 
 
 # Resume on another device ------------------------------------------------------------------------

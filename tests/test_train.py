@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +20,8 @@ from backdrop.models import BatchStandardize, MultiScaleNet, place_heads, recept
 from msgp import io
 from msgp.spec import DatasetSpec
 from tiny import LENGTHS, tiny_spec
+
+ROOT = Path(__file__).resolve().parent.parent
 
 def config(data, **values) -> training.TrainConfig:
     # Backdrop on and no symmetries, the settings these tests were written for (not the defaults).
@@ -243,7 +248,7 @@ def test_resume_repeats_an_uninterrupted_run(data, tmp_path):
     assert training.read_metrics(tmp_path / "cut")[-1]["train_loss"] == training.read_metrics(tmp_path / "whole")[-1]["train_loss"]
     a, b = final_weights(tmp_path / "whole"), final_weights(tmp_path / "cut")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    with pytest.raises(training.CheckpointError, match="only --epochs and --device"):
+    with pytest.raises(training.CheckpointError, match="only `epochs` and `device`"):
         training.train(config(data, crop=16, epochs=2, augment=True, lr=1e-2), tmp_path / "cut", resume=True)
     with pytest.raises(training.CheckpointError, match="already holds a run"):
         training.train(settings, tmp_path / "cut")
@@ -305,6 +310,33 @@ def test_two_process_ddp_matches_one_process(data, tmp_path, mask_scope):
     assert two["test_accuracy"]["scales"] == pytest.approx(single["test_accuracy"]["scales"], abs=1.5 / 64)
     ours, theirs = training.read_metrics(tmp_path / "one")[0], training.read_metrics(tmp_path / "two")[0]
     assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-5)
+
+
+def _launch(*args, nproc: int | None = None) -> subprocess.CompletedProcess:
+    """``python -m backdrop.training.launch ARGS``, or under ``torchrun`` with ``nproc`` processes."""
+    start = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)]
+             if nproc else [sys.executable])
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([*start, "-m", "backdrop.training.launch", *map(str, args)], env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_torchrun_trains_a_run_from_a_settings_file(data, tmp_path):
+    """The entry point for distributed runs takes a TrainConfig as JSON (a run's config.json or the
+    fields alone); bad input is one Error: line worded as its own options."""
+    settings = config(data, crop=16, epochs=1)
+    (tmp_path / "settings.json").write_text(json.dumps(settings.to_dict()))
+    done = _launch(tmp_path / "settings.json", "--out", tmp_path / "two", nproc=2)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("wrote") == 1  # rank 0 alone prints
+    summary = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and training.read_config(tmp_path / "two") == settings
+    again = _launch(tmp_path / "two" / "config.json", "--out", tmp_path / "two")
+    assert again.returncode == 2 and again.stderr.strip().splitlines() == [
+        f"Error: {tmp_path / 'two'} already holds a run; pass --resume to continue it or choose another --out"]
+    done = _launch("--out", tmp_path / "two", "--resume", "--epochs", "2")
+    assert done.returncode == 2 and "was trained by 2 processes; resume it with 2, not 1" in done.stderr
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path, monkeypatch):
@@ -431,6 +463,33 @@ def test_changed_from_names_the_settings_that_change_a_run():
     plain = training.TrainConfig(data="a.h5")
     assert plain.changed_from(training.TrainConfig(data="a.h5", mask_prob=0.9, mask_block=2)) == []
     assert plain.changed_from(training.TrainConfig(data="a.h5", topology="series")) == ["topology"]
+
+
+def test_options_replace_saved_settings_and_a_mask_option_asks_for_backdrop():
+    """TrainConfig.from_options is how `msgp train` reads its options, over a saved run's settings
+    (--resume, --config) or the defaults."""
+    saved = training.TrainConfig(data="a.h5", lr=0.01, augment=False)
+    assert training.TrainConfig.from_options(saved, width=8).to_dict() == {**saved.to_dict(), "width": 8}
+    assert training.TrainConfig.from_options() == training.TrainConfig()
+    for mask in ({"mask_prob": 0.5}, {"mask_block": 2}, {"mask_scope": "batch"}):
+        assert training.TrainConfig.from_options(saved, **mask).backdrop
+        assert training.TrainConfig.from_options(**mask, backdrop=True).backdrop
+        with pytest.raises(training.ConfigError, match=f"`{next(iter(mask))}` sets backdrop's masks, which "
+                                                       "`backdrop=False` turns off; pass one of them"):
+            training.TrainConfig.from_options(saved, **mask, backdrop=False)
+
+
+def test_a_settings_file_is_a_runs_config_json_or_an_object_of_fields(tmp_path):
+    wanted = training.TrainConfig(data="a.h5", backdrop=True, seed=3)
+    (tmp_path / "fields.json").write_text(json.dumps({"data": "a.h5", "backdrop": True, "seed": 3}))
+    (tmp_path / "config.json").write_text(json.dumps({"train": wanted.to_dict(), "method": wanted.method}))
+    assert training.TrainConfig.from_json(tmp_path / "fields.json") == wanted
+    assert training.TrainConfig.from_json(tmp_path / "config.json") == wanted
+    with pytest.raises(training.CheckpointError, match="none.json does not exist"):
+        training.TrainConfig.from_json(tmp_path / "none.json")
+    (tmp_path / "bad.json").write_text(json.dumps({"data": "a.h5", "lr": -1}))
+    with pytest.raises(training.CheckpointError, match="bad.json is damaged: lr must be a positive number"):
+        training.TrainConfig.from_json(tmp_path / "bad.json")
 
 
 def test_missing_default_dataset_says_to_generate(tmp_path, monkeypatch):

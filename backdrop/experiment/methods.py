@@ -5,8 +5,8 @@ path/to/file.py:name`` or ``module:name`` adds it to a plan, under the function'
 
 * :func:`network`: ``build(spec) -> torch.nn.Module``, a network whose forward pass maps fields
   ``(batch, 1, *shape)`` to per-scale logits ``(batch, K, M)``, like
-  :class:`~backdrop.models.MultiScaleNet`. :class:`UserNetwork` gives it what the trainer asks of a
-  model (per-scale losses, joint log-probabilities, calibration of any
+  :class:`~backdrop.models.MultiScaleNet`. :class:`~backdrop.models.UserNetwork` gives it what the
+  trainer asks of a model (per-scale losses, joint log-probabilities, calibration of any
   :class:`~backdrop.models.BatchStandardize` it holds), and the project's loop trains it with
   everything a built-in run has (pairing by seed, augmentation if its settings ask for it,
   calibration, checkpoints, resume). The decorator's keywords are :class:`TrainConfig` fields that
@@ -19,41 +19,38 @@ path/to/file.py:name`` or ``module:name`` adds it to a plan, under the function'
 A run records the method's source (the file's absolute path, and the function) and the SHA-256 of
 the file's content, so a run trained with another version of the file is refused, not resumed
 (:func:`check_recorded`). The decorators only set the attribute ``msgp_method`` on the
-function: ``{"kind": "network" | "fitted", "settings": {...}}``.
+function: ``{"kind": "network" | "fitted", "settings": {...}}``. Loading a method from its file,
+the hash check and building a network method's module are :mod:`backdrop.models.user`'s, so that
+the trainer rebuilds a checkpoint's network without the experiment; :func:`load_method` adds the
+plan's own rule (no method may take a built-in method's name).
 """
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
 import json
 import math
-import sys
 from collections.abc import Callable
-import dataclasses
-from dataclasses import dataclass, field, fields as dataclass_fields
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from msgp.atomic import atomic_write
-from msgp.spec import DatasetSpec, choices_of
+from msgp.spec import DatasetSpec
 
 from .. import training
-from ..models import BatchStandardize, MultiScaleNet
-from ..training.data import _Data, _load, _open, _subsets
-from ..training.evaluation import _oracle_accuracy, learned, other_samples
+# MethodError is backdrop.models', which loading a method's file raises, so that one class (an
+# msgp.MSGPError and a ValueError) catches every error of a method, loaded, built or fitted.
+from ..models import Method, MethodError, build_network, check_unchanged, file_hash, import_method
+from ..models.user import MARKER, first_line
+from ..training import Samples, learned, load_samples, open_data, oracle_scores, other_samples, run_subsets
 from .plans import ANCHORS, METHODS, ExperimentError
 
-KINDS = ("network", "fitted")
-
-
-class MethodError(ExperimentError):
-    """A method file or function that cannot be used; the message is one line naming what is wrong."""
+__all__ = ["Method", "MethodError", "check_log_probs", "check_methods", "check_recorded", "file_hash",
+           "fit_and_score", "fitted", "fitted_method", "is_fitted", "load_method", "network", "report_samples",
+           "run_samples"]
 
 
 def network(function: Callable | None = None, **settings):
@@ -67,7 +64,7 @@ def network(function: Callable | None = None, **settings):
                           f"{', '.join(sorted(names - set(_PLAN_OWNED)))}")
 
     def mark(fn: Callable) -> Callable:
-        fn.msgp_method = {"kind": "network", "settings": dict(settings)}
+        setattr(fn, MARKER, {"kind": "network", "settings": dict(settings)})
         return fn
 
     return mark if function is None else mark(function)
@@ -75,7 +72,7 @@ def network(function: Callable | None = None, **settings):
 
 def fitted(function: Callable) -> Callable:
     """Mark ``fit(fields, labels, spec) -> predict`` as a fitted method."""
-    function.msgp_method = {"kind": "fitted", "settings": {}}
+    setattr(function, MARKER, {"kind": "fitted", "settings": {}})
     return function
 
 
@@ -84,186 +81,21 @@ def fitted(function: Callable) -> Callable:
 _PLAN_OWNED = ("data", "test_data", "n_train", "n_test", "seed", "network")
 
 
-@dataclass(frozen=True)
-class Method:
-    """A loaded method: ``name`` (the function's), ``kind``, the function, its ``source``
-    (``/abs/path/file.py:function`` or ``module:function``) and the file's ``sha256``."""
-
-    name: str
-    kind: str
-    function: Callable = field(compare=False, repr=False)
-    source: str
-    sha256: str
-    settings: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    def __reduce__(self):
-        # Spawned worker processes cannot import a function from a file by reference: they load
-        # the file again, and a file changed in between is refused.
-        return _reload, (self.source, self.sha256)
-
-    def record(self) -> dict[str, str]:
-        """What a run stores to recognise this method: its source and the file's content hash."""
-        return {"source": self.source, "sha256": self.sha256}
-
-
 def load_method(text: str) -> Method:
-    """The method ``text`` names: ``path/to/file.py:function`` or ``module:function``.
+    """The method ``text`` names, ``path/to/file.py:function`` or ``module:function``
+    (:func:`backdrop.models.import_method`), refused when it has a built-in method's name.
 
     Raises
     ------
     MethodError : no such file or module, a file that does not import (its syntax error or
-        exception in one line), no such function, not callable, or not marked by :func:`network`
-        or :func:`fitted`.
+        exception in one line), no such function, not callable, not marked by :func:`network`
+        or :func:`fitted`, or the name of a built-in method.
     """
-    where, sep, name = str(text).rpartition(":")
-    if not sep or not where or not name.isidentifier():
-        raise MethodError(f"--method {text!r} must be path/to/file.py:function or module:function")
-    if where.endswith(".py") or "/" in where or Path(where).exists():
-        path = Path(where).expanduser().resolve()
-        if not path.is_file():
-            raise MethodError(f"method file {where} does not exist")
-        module = _import_file(path)
-        source = f"{path}:{name}"
-    else:
-        try:
-            module = importlib.import_module(where)
-        except ImportError as err:
-            raise MethodError(f"cannot import module {where!r} for --method {text}: {err}") from None
-        except Exception as err:
-            raise MethodError(f"module {where} fails to import: {type(err).__name__}: {_first_line(err)}") from None
-        if not getattr(module, "__file__", None):
-            raise MethodError(f"module {where} has no source file to record")
-        path = Path(module.__file__)
-        source = f"{where}:{name}"
-    if not hasattr(module, name):
-        raise MethodError(f"{where} has no function {name!r}")
-    function = getattr(module, name)
-    if not callable(function):
-        raise MethodError(f"{where}:{name} is not callable (it is a {type(function).__name__})")
-    marker = getattr(function, "msgp_method", None)
-    if not isinstance(marker, dict) or marker.get("kind") not in KINDS:
-        raise MethodError(f"{where}:{name} is not marked as a method; decorate it with @network or @fitted "
-                          "from backdrop.experiment.methods")
-    if name in METHODS or name in ANCHORS:
-        raise MethodError(f"method {name!r} from {where} has the name of a built-in method; rename the function")
-    return Method(name, marker["kind"], function, source, file_hash(path), dict(marker.get("settings") or {}))
-
-
-def file_hash(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _import_file(path: Path):
-    module_name = f"msgp_method_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None:
-        raise MethodError(f"method file {path} is not a Python file (.py)")
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except SyntaxError as err:
-        raise MethodError(f"method file {path} has a syntax error at line {err.lineno}: {err.msg}") from None
-    except Exception as err:
-        raise MethodError(f"method file {path} fails to import: {type(err).__name__}: {_first_line(err)}") from None
-    sys.modules[module_name] = module
-    return module
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else ""
-
-
-def _reload(source: str, sha256: str) -> Method:
-    method = load_method(source)
-    _check_hash(method, sha256)
+    method = import_method(text)
+    if method.name in METHODS or method.name in ANCHORS:
+        raise MethodError(f"method {method.name!r} from {method.source.rpartition(':')[0]} has the name of a "
+                          "built-in method; rename the function")
     return method
-
-
-def _check_hash(method: Method, recorded: str, where: str = "the experiment started") -> None:
-    if method.sha256 != recorded:
-        raise MethodError(f"{method.source.rpartition(':')[0]} changed since {where} (content hash "
-                          f"{recorded[:12]}, now {method.sha256[:12]}); restore it or choose another --out")
-
-
-def load_network(record: dict[str, str]) -> Method:
-    """The network method a TrainConfig's ``network`` field records, refused when its file changed
-    since the run was configured."""
-    method = load_method(record["source"])
-    _check_hash(method, record["sha256"], "the run was configured")
-    if method.kind != "network":
-        raise MethodError(f"{record['source']} is a {method.kind} method, not a network")
-    return method
-
-
-# Network methods ----------------------------------------------------------------------------------
-
-class UserNetwork(nn.Module):
-    """A network method's module, with what the trainer asks of a model: per-scale losses, joint
-    log-probabilities and calibration, as :class:`~backdrop.models.MultiScaleNet` has them."""
-
-    head_stages: tuple[int, ...] = ()
-
-    def __init__(self, net: nn.Module, spec: DatasetSpec, record: dict[str, str]):
-        super().__init__()
-        self.net, self.record = net, dict(record)
-        self.n_choices, self._n_scales = spec.n_choices, spec.n_scales
-        choices = torch.from_numpy(choices_of(np.arange(spec.n_classes), spec.n_scales, spec.n_choices))
-        self.register_buffer("_choices", choices, persistent=False)
-
-    @property
-    def n_scales(self) -> int:
-        return self._n_scales
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-    def calibrate(self, batches) -> None:
-        """The exact statistics of the images in ``batches`` for every BatchStandardize the
-        network holds (see :meth:`MultiScaleNet.calibrate`); nothing to do without one."""
-        if any(isinstance(m, BatchStandardize) for m in self.modules()):
-            MultiScaleNet.calibrate(self, batches)
-
-    scale_losses = MultiScaleNet.scale_losses
-    joint_log_probs = MultiScaleNet.joint_log_probs
-
-    def config(self) -> dict[str, Any]:
-        return {"network": self.record}
-
-
-def build_network(record: dict[str, str], spec: DatasetSpec) -> UserNetwork:
-    """The module a network method builds for ``spec``, checked on two zero images: logits
-    ``(2, K, M)``, floating and finite."""
-    method = load_network(record)
-    where = method.source
-    try:
-        net = method.function(spec)
-    except Exception as err:
-        raise MethodError(f"{where} failed to build its network: {type(err).__name__}: {_first_line(err)}") from None
-    if not isinstance(net, nn.Module):
-        raise MethodError(f"{where} must return a torch.nn.Module, but returned a {type(net).__name__}")
-    model = UserNetwork(net, spec, record)
-    probe = torch.zeros(2, 1, *spec.shape)
-    was_training = net.training
-    net.eval()
-    try:
-        with torch.no_grad():
-            logits = net(probe)
-    except Exception as err:
-        raise MethodError(f"{where}'s network fails on a batch of shape {tuple(probe.shape)}: "
-                          f"{type(err).__name__}: {_first_line(err)}") from None
-    finally:
-        net.train(was_training)
-    expected = (2, spec.n_scales, spec.n_choices)
-    if not torch.is_tensor(logits) or tuple(logits.shape) != expected:
-        got = tuple(logits.shape) if torch.is_tensor(logits) else type(logits).__name__
-        raise MethodError(f"{where}'s network must return logits of shape (batch, {spec.n_scales} scales, "
-                          f"{spec.n_choices} choices) = {expected}, but returned {got}")
-    if not logits.is_floating_point():
-        raise MethodError(f"{where}'s network must return floating logits, but returned {logits.dtype}")
-    if not torch.isfinite(logits).all():
-        raise MethodError(f"{where}'s network returned non-finite logits")
-    return model
 
 
 # Fitted methods -----------------------------------------------------------------------------------
@@ -293,22 +125,22 @@ def check_log_probs(log_probs: Any, n: int, spec: DatasetSpec, where: str) -> np
     return values
 
 
-def run_samples(config: training.TrainConfig) -> tuple[_Data, _Data]:
+def run_samples(config: training.TrainConfig) -> tuple[Samples, Samples]:
     """The training and validation samples of ``config`` (its ``data`` and ``test_data``), chosen
-    exactly as the trainer chooses a new run's (:func:`~backdrop.training.data._subsets`), in
+    exactly as the trainer chooses a new run's (:func:`~backdrop.training.run_subsets`), in
     memory: a fitted run fits on the very images a network run of the same seed and size trains on."""
-    data = _open(config.data)
-    test_file = None if config.test_data is None else _open(config.test_data)
+    data = open_data(config.data)
+    test_file = None if config.test_data is None else open_data(config.test_data)
     config = training.resolve_sizes(config, data.spec.n_classes, len(data),
                                     None if test_file is None else len(test_file))
-    train_set, test_set = _subsets(config, data, test_file)
-    return _load(train_set), _load(test_set)
+    train_set, test_set = run_subsets(config, data, test_file)
+    return load_samples(train_set), load_samples(test_set)
 
 
-def report_samples(config: training.TrainConfig, report_path: Path, n: int) -> _Data:
+def report_samples(config: training.TrainConfig, report_path: Path, n: int) -> Samples:
     """The ``n`` samples of the report file that :func:`~backdrop.training.evaluate` scores a
     network run of ``config`` on, in memory."""
-    return _load(other_samples(_open(report_path), config, n))
+    return load_samples(other_samples(open_data(report_path), config, n))
 
 
 def _scores(log_probs: np.ndarray, choices: np.ndarray) -> dict[str, Any]:
@@ -318,25 +150,25 @@ def _scores(log_probs: np.ndarray, choices: np.ndarray) -> dict[str, Any]:
     return {"joint": float(right.all(1).mean()), "scales": right.mean(0).tolist()}
 
 
-def _fit(fit: Callable, where: str, data: _Data) -> Callable:
+def _fit(fit: Callable, where: str, data: Samples) -> Callable:
     """``fit`` on the samples ``data``: its ``predict``, or a MethodError naming what went wrong."""
     try:
         predict = fit(data.fields[:, 0].numpy(), data.labels, data.spec)
     except MethodError:
         raise
     except Exception as err:
-        raise MethodError(f"{where} failed to fit: {type(err).__name__}: {_first_line(err)}") from None
+        raise MethodError(f"{where} failed to fit: {type(err).__name__}: {first_line(err)}") from None
     if not callable(predict):
         raise MethodError(f"{where} must return a predict function, but returned a {type(predict).__name__}")
     return predict
 
 
-def _predict(predict: Callable, where: str, data: _Data) -> np.ndarray:
+def _predict(predict: Callable, where: str, data: Samples) -> np.ndarray:
     """``predict`` on the samples ``data``, checked (:func:`check_log_probs`), float64."""
     try:
         log_probs = predict(data.fields[:, 0].numpy())
     except Exception as err:
-        raise MethodError(f"{where}'s predict failed: {type(err).__name__}: {_first_line(err)}") from None
+        raise MethodError(f"{where}'s predict failed: {type(err).__name__}: {first_line(err)}") from None
     return check_log_probs(log_probs, len(data.fields), data.spec, f"{where}'s predict")
 
 
@@ -358,7 +190,7 @@ def fit_and_score(method: Method, fit: Callable, config: training.TrainConfig, r
                              train_data.choices, reduction="none").mean(0).tolist()
     oracle = {}
     for part in ("validation", "test"):
-        scores = _oracle_accuracy(parts[part])
+        scores = oracle_scores(parts[part])
         oracle[part] = {"joint": scores["joint"]["accuracy"], "scales": [s["accuracy"] for s in scores["scales"]]}
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(run_dir / "method.json", json.dumps({"method": method.name, "kind": "fitted",
@@ -379,11 +211,11 @@ def check_recorded(method: Method, run_dir: Path, config: training.TrainConfig) 
     except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
         return
     if method.sha256 and stored.get("sha256") not in (None, method.sha256):
-        _check_hash(method, stored["sha256"], f"{run_dir} was run")
+        check_unchanged(method, stored["sha256"], f"{run_dir} was run")
     trained = (stored.get("train") or {}).get("data")
     if trained is not None and trained != config.data:
-        raise MethodError(f"{run_dir} holds a fitted run on other samples than this plan's; remove it or choose "
-                          "another --out")
+        raise ExperimentError(f"{run_dir} holds a fitted run on other samples than this plan's; remove it or choose "
+                              "another `out`")
 
 
 # A plan's methods ---------------------------------------------------------------------------------
@@ -412,17 +244,6 @@ def fitted_method(plan, name: str, out: Path) -> tuple[Method, Callable] | None:
     if method is not None and method.kind == "fitted":
         return method, method.function
     return None
-
-
-def configure(plan, name: str, config: training.TrainConfig) -> training.TrainConfig:
-    """``config`` for a run of method ``name``: a network method's own settings and its record."""
-    method = _user_method(plan, name)
-    if method is None or method.kind != "network":
-        return config
-    try:
-        return dataclasses.replace(config, **method.settings, network=method.record())
-    except training.ConfigError as err:
-        raise MethodError(f"{method.source}'s settings: {err}") from None
 
 
 def is_fitted(plan, name: str) -> bool:

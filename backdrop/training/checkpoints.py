@@ -9,9 +9,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models import MultiScaleNet
+from msgp.spec import DatasetSpec
+
+from ..models import MultiScaleNet, UserNetwork, build_network
 from .config import CheckpointError
 
+# The ``format`` entry of every checkpoint this trainer writes.
 CHECKPOINT_FORMAT = "msgp-train-checkpoint"
 # Version 2 stores the identity of the data and the train and test indices, and no backdrop
 # generator states (the masks are reseeded at every step); version 1 is still read for evaluation.
@@ -41,12 +44,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return ckpt
 
 
-def _build_model(ckpt: dict[str, Any]) -> MultiScaleNet:
-    if "network" in ckpt["model"]:  # a network method's module, built again from its file
-        from msgp.spec import DatasetSpec
-
-        from ..experiment.methods import build_network
-
+def rebuild_model(ckpt: dict[str, Any]) -> MultiScaleNet | UserNetwork:
+    """The network a checkpoint read by :func:`load_checkpoint` holds, its weights loaded: a
+    :class:`~backdrop.models.MultiScaleNet`, or a network method's module built again from its
+    file (:func:`~backdrop.models.build_network`); a :class:`CheckpointError` when it cannot be."""
+    if "network" in ckpt["model"]:
         try:
             model = build_network(ckpt["model"]["network"], DatasetSpec(**ckpt["spec"]))
             model.load_state_dict(ckpt["state"])

@@ -12,12 +12,15 @@ from typing import Any
 
 from msgp import io
 from msgp.checks import Checks, is_integer, is_number, is_sequence
+from msgp.errors import MSGPError
 from msgp.spec import DatasetSpec, SpecError
 
 from ..functional import check_block_size, check_p
 from ..models import MASK_SCOPES, RF_FACTOR, TOPOLOGIES, check_head_stages, place_heads
 
+# Where a run trains: auto (CUDA when there is a GPU), cpu or cuda.
 DEVICES = ("auto", "cpu", "cuda")
+# The arithmetic of the training steps (see precision_context).
 PRECISIONS = ("fp32", "tf32", "bf16")
 # Training and test images when n_train or n_test is not given: the nearest multiple of the class count.
 DEFAULT_SIZE = 512
@@ -30,6 +33,7 @@ MAX_EPOCHS = 4 * DEFAULT_EPOCHS
 # Beyond this many scales each further scale doubles, triples, ... the epochs (see default_epochs).
 SCALES_AT_DEFAULT_EPOCHS = 4
 
+# ``progress(event, info)``: what train calls with its progress (see train).
 Progress = Callable[[str, dict], None]
 
 # What a resumed run may change (``TrainConfig.changed_from(..., ignore=RESUMABLE)``): where it
@@ -37,15 +41,20 @@ Progress = Callable[[str, dict], None]
 RESUMABLE = ("epochs", "device")
 
 
-class TrainingError(RuntimeError):
+class TrainingError(MSGPError, RuntimeError):
     """Training cannot go on (a non-finite loss, gradient norm or weight); the message is one line for the user."""
 
 
 class Interrupted(RuntimeError):
-    """Training stopped on request after saving a checkpoint to resume from."""
+    """Training stopped on request after saving a checkpoint to resume from.
+
+    Not an :class:`msgp.MSGPError`: nothing was wrong, so a caller that reports every MSGPError as
+    bad input (the command line's ``Error:`` lines, exit code 2) must not report this one; the
+    command line ends with exit code 130 and says how to go on.
+    """
 
 
-class ConfigError(ValueError):
+class ConfigError(MSGPError, ValueError):
     """Settings that cannot train (bad values, or values the data or the machine cannot serve);
     the message is one line for the user."""
 
@@ -57,13 +66,15 @@ class ConfigTypeError(ConfigError, TypeError):
 
 _ARGS = Checks(ConfigError, ConfigTypeError)
 DATA = "a path to an msgp file, or a dataset description (a DatasetSpec or the dict of its fields)"
+# The settings of backdrop's masks: giving one of them asks for backdrop (TrainConfig.from_options).
+MASK_SETTINGS = ("mask_prob", "mask_block", "mask_scope")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(MSGPError, ValueError):
     """A checkpoint or run directory that cannot be used; the message is one line for the user."""
 
 
-class IncompatibleDataError(ValueError):
+class IncompatibleDataError(MSGPError, ValueError):
     """A dataset whose distribution differs from the one a network was trained on."""
 
 
@@ -156,10 +167,21 @@ class TrainConfig:
     network: dict[str, str] | None = None
 
     def __post_init__(self):
+        # Each setting checked and put in its one form (tuples, floats, dicts), in field order.
         self.data = _data_source("data", self.data)
         self.test_data = None if self.test_data is None else _data_source("test_data", self.test_data)
         for name in ("backdrop", "augment", "whiten"):
             setattr(self, name, _ARGS.flag(name, getattr(self, name)))
+        self._check_masks()
+        self.topology = _ARGS.choice("topology", self.topology, TOPOLOGIES)
+        self._check_sizes()
+        self._check_schedule()
+        self.device = _ARGS.choice("device", self.device, DEVICES)
+        self.precision = _ARGS.choice("precision", self.precision, PRECISIONS)
+        self.seed = _ARGS.integer("seed", self.seed, 0)
+        self._check_network()
+
+    def _check_masks(self) -> None:
         self.mask_prob = _one_or_per_scale("mask_prob", self.mask_prob, is_number, "a probability in [0, 1)", float)
         for p in self.mask_prob if isinstance(self.mask_prob, tuple) else (self.mask_prob,):
             _as_config_error("mask_prob", check_p, p)
@@ -167,7 +189,9 @@ class TrainConfig:
         for b in self.mask_block if isinstance(self.mask_block, tuple) else (self.mask_block,):
             _as_config_error("mask_block", check_block_size, b)
         self.mask_scope = _ARGS.choice("mask_scope", self.mask_scope, MASK_SCOPES)
-        self.topology = _ARGS.choice("topology", self.topology, TOPOLOGIES)
+
+    def _check_sizes(self) -> None:
+        """The crop, the sample counts, the epochs, the batches and the width."""
         if self.crop is not None:
             self.crop = _ARGS.integer("crop", self.crop, 2, what="an integer of at least 2 pixels")
         for name in ("n_train", "n_test", "epochs"):
@@ -180,6 +204,9 @@ class TrainConfig:
                               f"but got {self.batch_size}")
         if self.n_train is not None and self.batch_size > self.n_train:
             raise ConfigError(f"batch_size ({self.batch_size}) must not exceed n_train ({self.n_train})")
+
+    def _check_schedule(self) -> None:
+        """The optimiser's settings and how often the run scores and logs."""
         self.lr = _ARGS.number("lr", self.lr, "a positive number", lambda v: v > 0)
         self.warmup = _ARGS.number("warmup", self.warmup, "a fraction of the steps in [0, 1)", lambda v: 0 <= v < 1)
         self.weight_decay = _ARGS.number("weight_decay", self.weight_decay, "a non-negative number", lambda v: v >= 0)
@@ -187,11 +214,11 @@ class TrainConfig:
             self.clip_grad = _ARGS.number("clip_grad", self.clip_grad, "a positive number or None", lambda v: v > 0)
         self.eval_every = _ARGS.integer("eval_every", self.eval_every, 0)
         self.log_every = _ARGS.integer("log_every", self.log_every, 0)
-        self.device = _ARGS.choice("device", self.device, DEVICES)
-        self.precision = _ARGS.choice("precision", self.precision, PRECISIONS)
-        self.seed = _ARGS.integer("seed", self.seed, 0)
+
+    def _check_network(self) -> None:
+        """The head stages (their range depends on the image size: :func:`check_config` checks it
+        against the data), the receptive-field factor and a network method's record."""
         if self.head_stages is not None:
-            # Their range depends on the image size: check_config checks it against the data.
             if not is_sequence(self.head_stages) or not all(map(is_integer, self.head_stages)):
                 raise ConfigTypeError(f"head_stages must be a list of stages (ints), one per scale, or None, "
                                       f"but got {self.head_stages!r}")
@@ -236,9 +263,41 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """The settings :meth:`to_dict` gave (``config.json``'s ``train`` entry); unknown keys are
+        ignored, and settings saved before whitening was an option read as ``whiten=False``."""
         names = {f.name for f in dataclasses.fields(cls)}
-        # Settings saved before whitening was an option trained without it.
         return cls(**{"whiten": False, **{k: v for k, v in values.items() if k in names}})
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "TrainConfig":
+        """The settings in the JSON file ``path``: a run's ``config.json`` (its ``train`` entry, what
+        :func:`read_config` reads) or an object of TrainConfig fields (``{"data": ..., "backdrop":
+        true}``, the others at their defaults); a :class:`CheckpointError` for a file that is
+        missing or holds neither."""
+        path = Path(path)
+        try:
+            values = json.loads(path.read_text())
+            return cls.from_dict(values["train"]) if "train" in values else cls(**values)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise CheckpointError(f"{path} does not exist") from None
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"{path} is damaged: {err}") from None
+
+    @classmethod
+    def from_options(cls, base: "TrainConfig | None" = None, **options) -> "TrainConfig":
+        """The settings ``options`` (TrainConfig fields) give, in place of ``base``'s (a saved run's
+        settings, :func:`read_config`) or of the defaults: how ``msgp train`` reads the options
+        given on its command line, with ``--resume`` and ``--config`` alike.
+
+        Giving a mask setting (``mask_prob``, ``mask_block``, ``mask_scope``) asks for backdrop, so
+        it implies ``backdrop=True``; with ``backdrop=False`` given too, a :class:`ConfigError`.
+        """
+        masks = [name for name in MASK_SETTINGS if name in options]
+        if masks and not options.get("backdrop", True):
+            raise ConfigError(f"`{masks[0]}` sets backdrop's masks, which `backdrop=False` turns off; pass one of them")
+        if masks:
+            options["backdrop"] = True
+        return cls(**{**(base.to_dict() if base is not None else {}), **options})
 
 
 def _as_config_error(name: str, check: Callable, value) -> None:
@@ -322,13 +381,9 @@ def default_epochs(spec: DatasetSpec) -> int:
     ``K - 3`` for ``K`` > :data:`SCALES_AT_DEFAULT_EPOCHS` scales; at most :data:`MAX_EPOCHS` (120 on
     the 2048-pixel lines of ``msgp generate --ndim 1`` and on 64² images, 60 for five scales at 128²).
 
-    Small images are cheap, and a run on them took too few optimiser steps to learn: on 1-D lines of
-    2048 pixels the coarsest scale's training loss was still within 5% of chance after 30 epochs.
-    120 epochs learned it (joint 0.885 of the oracle's, from 0.748); 240, the same pixels as 30
-    epochs at 128², overfitted (the middle scale's training accuracy rose above the oracle's test
-    accuracy, 0.785 against 0.754, and its test accuracy fell to 0.920 of the oracle's), hence the
-    cap. Five scales at 128² missed the coarsest scale's target on 3 of 3 seeds with 30 epochs, its
-    training loss still falling; 1 to 4 scales met it with 30 (docs/results/generality.md)."""
+    Small images are cheap, and a run on them took too few optimiser steps to learn with 30
+    epochs, while the whole pixel budget of 30 epochs at 128² overfitted, hence the cap; five
+    scales needed more epochs than four (the measurements: docs/training.md, **Epochs**)."""
     pixels = spec.size ** spec.ndim
     by_pixels = max(DEFAULT_EPOCHS, round(DEFAULT_EPOCHS * REFERENCE_PIXELS / pixels))
     return min(MAX_EPOCHS, by_pixels * max(1, spec.n_scales - SCALES_AT_DEFAULT_EPOCHS + 1))
@@ -368,15 +423,16 @@ def _one_or_per_scale(name: str, value, is_one: Callable, what: str, convert: Ca
 
 
 def default_run_dir() -> Path:
+    """``runs/<date-time>``: where a run goes when no directory is given."""
     return Path("runs") / time.strftime("%Y%m%d-%H%M%S")
 
 
 def read_config(run_dir: str | os.PathLike) -> TrainConfig:
     """The configuration of the run in ``run_dir`` (its ``config.json``)."""
     path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} is not a training run (no config.json)")
     try:
         return TrainConfig.from_dict(json.loads(path.read_text())["train"])
-    except (FileNotFoundError, NotADirectoryError):
-        raise CheckpointError(f"{run_dir} is not a training run (no config.json)") from None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path} is damaged: {err}") from None

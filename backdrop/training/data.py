@@ -16,29 +16,36 @@ from msgp.spec import DatasetSpec
 
 from .config import CheckpointError, IncompatibleDataError, TrainConfig
 
+
 @dataclass
-class _Data:
+class Samples:
+    """Samples of a run held in memory: the data's description ``spec``, the ``fields``
+    ``(n, 1, *shape)`` float32, their per-scale ``choices`` ``(n, K)`` int64, and their
+    ``indices``, the sample numbers in the data they come from."""
+
     spec: Any
-    fields: torch.Tensor  # (n, 1, *shape) float32
-    choices: torch.Tensor  # (n, K) int64
-    indices: np.ndarray  # sample numbers in the file
+    fields: torch.Tensor
+    choices: torch.Tensor
+    indices: np.ndarray
 
     @property
     def labels(self) -> np.ndarray:
+        """The joint class labels ``(n,)``."""
         return self.spec.labels(self.choices.numpy())
 
 
-def _load(dataset: MSGPDataset | GeneratedDataset) -> _Data:
+def load_samples(dataset: MSGPDataset | GeneratedDataset) -> Samples:
     """All samples of a subset in memory: a few hundred images, read once instead of every epoch.
     The per-scale choices come from the subset's labels, whatever its ``target``."""
     loader = torch.utils.data.DataLoader(dataset, batch_size=256)
     fields = torch.cat([x.float() for x, _ in loader])
     choices = torch.from_numpy(dataset.spec.choices(np.asarray(dataset.labels)).astype(np.int64))
-    return _Data(dataset.spec, fields, choices, np.asarray(dataset.indices))
+    return Samples(dataset.spec, fields, choices, np.asarray(dataset.indices))
 
 
-def _open(source: str | os.PathLike | dict[str, Any]) -> MSGPDataset | GeneratedDataset:
-    """The dataset a config names: an msgp file, or a description to generate the samples of."""
+def open_data(source: str | os.PathLike | dict[str, Any]) -> MSGPDataset | GeneratedDataset:
+    """The dataset a config's ``data`` or ``test_data`` names, read by per-scale choices: an msgp
+    file, or a description (the dict of a DatasetSpec) to generate the samples of."""
     if isinstance(source, dict):
         return GeneratedDataset(DatasetSpec(**source), target="scales")
     if not Path(source).exists():
@@ -59,11 +66,11 @@ def _differences(trained: dict[str, Any], now: dict[str, Any]) -> str:
                      for k in dict.fromkeys([*trained, *now]) if trained.get(k) != now.get(k))
 
 
-def _subsets(config: TrainConfig, data: MSGPDataset | GeneratedDataset,
+def run_subsets(config: TrainConfig, data: MSGPDataset | GeneratedDataset,
              test_file: MSGPDataset | GeneratedDataset | None, saved: dict[str, Any] | None = None
              ) -> tuple[MSGPDataset | GeneratedDataset, MSGPDataset | GeneratedDataset]:
     """The training and test subsets of ``config``, from ``data`` and ``test_file`` (its ``data`` and
-    ``test_data``, opened): drawn from the config's seed for a new run, or, for a resumed one, the
+    ``test_data``, :func:`open_data`): drawn from the config's seed for a new run, or, for a resumed one, the
     ``train_indices`` and ``test_indices`` of the checkpoint ``saved``, after checking that the data
     are the ones it was trained on (:func:`data_identity`)."""
     if saved is not None:
@@ -78,7 +85,7 @@ def _subsets(config: TrainConfig, data: MSGPDataset | GeneratedDataset,
     if test_file.spec.seed == data.spec.seed:
         raise IncompatibleDataError(
             f"the test data have the training data's seed ({data.spec.seed}), so sample i is the same image in "
-            "both and the test would score training samples; generate the test data with another --seed")
+            "both and the test would score training samples; generate the test data with another `seed`")
     train_set, _ = split(data, config.n_train, 0, seed=config.seed)
     _, test_set = split(test_file, 0, config.n_test, seed=config.seed)
     return train_set, test_set

@@ -14,12 +14,15 @@ from torch.nn import functional as F
 
 from msgp import io, oracle
 from msgp.dataset import split
+from msgp.spec import DatasetSpec
 
 from ..models import MultiScaleNet
-from .checkpoints import _build_model, load_checkpoint
+from .checkpoints import load_checkpoint, rebuild_model
 from .config import CheckpointError, ConfigError, TrainConfig, read_config
-from .data import _Data, _check_same_data, _load, _open, _spec_from_dict, check_compatible, take_crops, IncompatibleDataError
+from .data import (IncompatibleDataError, Samples, _check_same_data, _spec_from_dict, check_compatible, load_samples,
+                   open_data, take_crops)
 from .devices import _all_sum, _world, precision_context, resolve_device
+
 
 def _accuracies(correct: torch.Tensor, count: float) -> dict[str, Any]:
     """``{"joint": p, "scales": [p_0, ...]}`` from counts ``(K + 1,)``: per scale, then joint."""
@@ -41,8 +44,7 @@ def _predict(model: MultiScaleNet, fields: torch.Tensor, device: torch.device, b
     A network trained on crops (``crop``) scores a whole image as the mean of the per-scale
     log-probabilities of its ``(size // crop)**ndim`` tiles: fed the whole image at once, its zero
     padding would cover a smaller fraction of the field than in training and shift the pooled
-    features past its standardisation statistics (measured: every test image of the default
-    dataset given one class at scale 0, against 0.60 train accuracy on crops).
+    features past its standardisation statistics (docs/training.md, **Splits and baselines**).
     """
     was_training = model.training
     model.eval()
@@ -71,7 +73,7 @@ def _eval_inputs(fields: torch.Tensor, device: torch.device, batch_size: int, cr
         yield x.to(device)
 
 
-def calibrate(model: MultiScaleNet, data: _Data, device: torch.device, batch_size: int,
+def calibrate(model: MultiScaleNet, data: Samples, device: torch.device, batch_size: int,
               crop: int | None = None) -> None:
     """Fit the logit standardisation to the current weights on the training images (each rank
     its own slice), as :meth:`MultiScaleNet.calibrate` explains; called before every evaluation."""
@@ -79,7 +81,7 @@ def calibrate(model: MultiScaleNet, data: _Data, device: torch.device, batch_siz
     model.calibrate(_eval_inputs(data.fields[rank::world], device, batch_size, crop))
 
 
-def _test_metrics(model: MultiScaleNet, data: _Data, device: torch.device, batch_size: int,
+def _test_metrics(model: MultiScaleNet, data: Samples, device: torch.device, batch_size: int,
                   crop: int | None = None) -> dict[str, Any]:
     """Test loss per scale and accuracy; each rank scores a slice and the counts are summed."""
     rank, world = _world()
@@ -97,7 +99,7 @@ def _test_metrics(model: MultiScaleNet, data: _Data, device: torch.device, batch
     return {"loss": (totals[:model.n_scales] / n).tolist(), **_accuracies(totals[model.n_scales:-1], n)}
 
 
-def _oracle_predict(data: _Data, pixels: int = io.BATCH_PIXELS) -> oracle.Prediction:
+def _oracle_predict(data: Samples, pixels: int = io.BATCH_PIXELS) -> oracle.Prediction:
     """The Bayes-optimal decisions on the samples of ``data``, about ``pixels`` pixels at a time as
     ``msgp oracle`` reads them: a whole test set at 1024² would take GBs of float64 spectra."""
     model = oracle.FourierModel(data.spec)
@@ -111,8 +113,9 @@ def _oracle_predict(data: _Data, pixels: int = io.BATCH_PIXELS) -> oracle.Predic
 _ORACLE_SCORES: dict[tuple[str, bytes], dict[str, Any]] = {}
 
 
-def _oracle_accuracy(data: _Data) -> dict[str, Any]:
-    """The Bayes-optimal classifier's accuracy on the same samples.
+def oracle_scores(data: Samples) -> dict[str, Any]:
+    """The Bayes-optimal classifier's scores on the samples ``data`` (:func:`msgp.oracle.score`:
+    joint and per-scale accuracy, confusion matrices, confidence).
 
     Sample i is a function of the description and i alone, so the score of a set of samples is
     kept for the life of the process: an experiment's runs share one test file, and at 1024² its
@@ -157,8 +160,8 @@ def learned(train_loss: Sequence[float], test_scales: Sequence[float], oracle_sc
     return verdicts
 
 
-def _summary(config: TrainConfig, spec, test_data: _Data, last: dict[str, Any], world: int) -> dict[str, Any]:
-    scored = _oracle_accuracy(test_data)
+def _summary(config: TrainConfig, spec, test_data: Samples, last: dict[str, Any], world: int) -> dict[str, Any]:
+    scored = oracle_scores(test_data)
     oracle_scales = [s["accuracy"] for s in scored["scales"]]
     return {
         "method": config.method,
@@ -207,35 +210,30 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
     Returns
     -------
     ``{"data", "n", "epoch", "network", "oracle"}``; ``network`` and ``oracle`` each hold
-    :func:`msgp.oracle.score` (joint and per-scale accuracy with standard errors, per-scale
+    :func:`msgp.oracle.score` (joint and per-scale accuracy with 95% Wilson intervals, per-scale
     confusion matrices, mean confidence) plus ``joint_confusion`` (rows: true class, columns:
     predicted, label order).
+
+    Raises
+    ------
+    CheckpointError : ``run_dir`` holds no run, or a damaged checkpoint.
+    IncompatibleDataError : ``data`` of other statistics than the training data's, or with the
+        training data's seed (its samples are the training samples), or training data that
+        changed since the run trained.
+    ConfigError : ``n`` below 1.
+
+    Example::
+
+        report = evaluate("runs/first", "data/other-seed.h5", n=256)
+        report["network"]["joint"]["accuracy"], report["oracle"]["joint"]["accuracy"]
     """
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     ckpt = load_checkpoint(run_dir / "checkpoint.pt")
-    model = _build_model(ckpt)
+    model = rebuild_model(ckpt)
     trained = _spec_from_dict(ckpt["spec"])
-    own_file = config.test_data or config.data
-    if data is None:
-        data = own_file
-    dataset = _open(data)
-    check_compatible(trained, dataset.spec)
-    if n is not None and n < 1:
-        raise ConfigError(f"n must be a positive integer, but got {n}")
-    same_samples = dataset.spec.seed == trained.seed or config.test_data is not None
-    own_samples = (data == own_file if isinstance(own_file, dict) or isinstance(data, dict)
-                   else Path(data).resolve() == Path(own_file).resolve())
-    if own_samples and same_samples:
-        test_set = dataset.subset(_stored_indices(run_dir, ckpt, "test"))
-    elif dataset.spec.seed == trained.seed:
-        raise IncompatibleDataError(
-            f"{data if not isinstance(data, dict) else 'the generated data'} has the training data's seed "
-            f"({trained.seed}), so its samples are the training samples; score the run on its own test samples "
-            "(no DATA) or on data generated with another --seed")
-    else:
-        test_set = other_samples(dataset, config, config.n_test if n is None else n)
-    test_data = _load(test_set)
+    data = (config.test_data or config.data) if data is None else data
+    test_data = load_samples(_samples_to_score(run_dir, config, ckpt, trained, data, n))
     train_data = _training_data(run_dir, config, ckpt)
     device = resolve_device(device)
     batch_size = config.eval_batch_size if batch_size is None else batch_size
@@ -243,29 +241,63 @@ def evaluate(run_dir: str | os.PathLike, data: str | os.PathLike | None = None, 
     with precision_context("fp32", device):
         calibrate(model, train_data, device, config.eval_batch_size, config.crop)
         logits = _predict(model, test_data.fields, device, batch_size, config.crop)
-    log_joint = model.cpu().joint_log_probs(logits)
-    log_marginals = F.log_softmax(logits, dim=-1)
-    network = oracle.Prediction(labels=log_joint.argmax(1).numpy(), choices=logits.argmax(-1).numpy(),
-                                confidence=log_joint.max(1).values.exp().numpy(),
-                                scale_confidence=log_marginals.max(-1).values.exp().numpy())
-    truth = test_data.labels
-    oracle_prediction = _oracle_predict(test_data)
     name = f"the generated dataset (seed {data['seed']})" if isinstance(data, dict) else str(data)
-    result = {"data": name, "n": len(truth), "epoch": ckpt["epoch"], "network": None, "oracle": None}
-    for key, prediction in (("network", network), ("oracle", oracle_prediction)):
-        confusion = np.zeros((trained.n_classes, trained.n_classes), dtype=np.int64)
-        np.add.at(confusion, (truth, prediction.labels), 1)
-        result[key] = {**oracle.score(prediction, truth, test_data.spec), "joint_confusion": confusion.tolist()}
+    result = {"data": name, "n": len(test_data.fields), "epoch": ckpt["epoch"]}
+    for key, prediction in (("network", _network_prediction(model.cpu(), logits)),
+                            ("oracle", _oracle_predict(test_data))):
+        result[key] = _scored(prediction, test_data)
     return result
 
 
-def _training_data(run_dir: Path, config: TrainConfig, ckpt: dict[str, Any]) -> _Data:
+def _samples_to_score(run_dir: Path, config: TrainConfig, ckpt: dict[str, Any], trained: DatasetSpec,
+                      data: str | os.PathLike | dict[str, Any], n: int | None):
+    """The samples of ``data`` that :func:`evaluate` scores: the run's own test samples when
+    ``data`` is where they came from, else ``n`` (default: the run's ``n_test``) class-balanced
+    samples of it (:func:`other_samples`); data of another distribution, or with the training
+    data's seed (whose samples are the training samples), are refused."""
+    own_file = config.test_data or config.data
+    dataset = open_data(data)
+    check_compatible(trained, dataset.spec)
+    if n is not None and n < 1:
+        raise ConfigError(f"n must be a positive integer, but got {n}")
+    same_samples = dataset.spec.seed == trained.seed or config.test_data is not None
+    own_samples = (data == own_file if isinstance(own_file, dict) or isinstance(data, dict)
+                   else Path(data).resolve() == Path(own_file).resolve())
+    if own_samples and same_samples:
+        return dataset.subset(_stored_indices(run_dir, ckpt, "test"))
+    if dataset.spec.seed == trained.seed:
+        raise IncompatibleDataError(
+            f"{data if not isinstance(data, dict) else 'the generated data'} has the training data's seed "
+            f"({trained.seed}), so its samples are the training samples; score the run on its own test samples "
+            "or on data generated with another seed")
+    return other_samples(dataset, config, config.n_test if n is None else n)
+
+
+def _network_prediction(model: MultiScaleNet, logits: torch.Tensor) -> oracle.Prediction:
+    """The network's decisions from its logits, in the oracle's terms: the joint class of the
+    highest summed log-probability, each scale's choice, and their probabilities."""
+    log_joint = model.joint_log_probs(logits)
+    log_marginals = F.log_softmax(logits, dim=-1)
+    return oracle.Prediction(labels=log_joint.argmax(1).numpy(), choices=logits.argmax(-1).numpy(),
+                             confidence=log_joint.max(1).values.exp().numpy(),
+                             scale_confidence=log_marginals.max(-1).values.exp().numpy())
+
+
+def _scored(prediction: oracle.Prediction, samples: Samples) -> dict[str, Any]:
+    """:func:`msgp.oracle.score` of ``prediction`` on ``samples``, with its ``joint_confusion``."""
+    truth, n_classes = samples.labels, samples.spec.n_classes
+    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(confusion, (truth, prediction.labels), 1)
+    return {**oracle.score(prediction, truth, samples.spec), "joint_confusion": confusion.tolist()}
+
+
+def _training_data(run_dir: Path, config: TrainConfig, ckpt: dict[str, Any]) -> Samples:
     """The images the run trained on, to calibrate with: its stored training indices of its
     training data, refused when those data are not the ones it was trained on."""
-    dataset = _open(config.data)
+    dataset = open_data(config.data)
     # Checkpoints before version 2 store the training data's description as "spec".
     _check_same_data(ckpt.get("data", {}).get("train", ckpt["spec"]), dataset.spec, "training data")
-    return _load(dataset.subset(_stored_indices(run_dir, ckpt, "train")))
+    return load_samples(dataset.subset(_stored_indices(run_dir, ckpt, "train")))
 
 
 def _stored_indices(run_dir: Path, ckpt: dict[str, Any], part: str) -> list[int]:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from msgp.atomic import atomic_write
+from msgp.errors import MSGPError
 
 
 class Logger(Protocol):
@@ -41,7 +42,7 @@ class Logger(Protocol):
     def close(self) -> None: ...
 
 
-class LoggerError(ValueError):
+class LoggerError(MSGPError, ValueError):
     """A logger that cannot write where it was asked, or whose package is missing; one line for the user."""
 
 

@@ -33,11 +33,12 @@ from msgp.atomic import atomic_open, atomic_write
 from msgp.spec import DatasetSpec
 
 from ..distributed import GlobalBatchMasks
-from ..models import MultiScaleNet
+from ..models import MultiScaleNet, build_network
 from .checkpoints import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, _restore_rng_states, _rng_states, load_checkpoint
 from .config import (RESUMABLE, CheckpointError, ConfigError, Interrupted, Progress, TrainConfig, TrainingError,
                      check_config, read_config, resolve_epochs, resolve_sizes)
-from .data import _Data, _load, _open, _subsets, apply_symmetries, data_identity, draw_symmetries, take_crops
+from .data import (Samples, apply_symmetries, data_identity, draw_symmetries, load_samples, open_data, run_subsets,
+                   take_crops)
 from .devices import _all_sum, _world, precision_context, resolve_device
 from .evaluation import _accuracies, _correct, _summary, _test_metrics, calibrate
 from .loggers import Logger, scalars
@@ -81,8 +82,10 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
     ------
     TrainingError : a non-finite loss or gradient (no step is taken with it) or non-finite weights;
         no checkpoint is written then, so the last one written (the last good epoch) is kept.
-    Interrupted : ``should_stop`` asked to stop; the checkpoint allows resuming.
-    CheckpointError, IncompatibleDataError, msgp.io.MSGPError, ValueError : bad input.
+    Interrupted : ``should_stop`` asked to stop; the checkpoint allows resuming (:func:`resume`).
+    msgp.MSGPError : bad input (:class:`ConfigError`, :class:`CheckpointError`,
+        :class:`IncompatibleDataError`, the data's own errors), one line each, before anything is
+        written.
     """
     run = _set_up(config, Path(out), resume)
     config = run.config  # with its sizes resolved
@@ -106,6 +109,25 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False,
             logger.close()
 
 
+def resume(run_dir: str | Path, *, progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+           loggers: Sequence[Logger] = (), **settings) -> dict[str, Any]:
+    """Continue the run saved in ``run_dir`` with its saved settings (``config.json``), as
+    ``msgp train --out RUN --resume`` does, and return its summary (see :func:`train`).
+
+    ``settings`` are TrainConfig fields in place of the saved ones (:meth:`TrainConfig.from_options`):
+    ``epochs`` (more than the epochs done) and ``device`` may change; any other setting that differs
+    from the saved one makes another run, which is refused with a :class:`CheckpointError`. A run
+    stopped before its first checkpoint starts afresh with its settings. ``progress``,
+    ``should_stop`` and ``loggers`` are :func:`train`'s.
+
+    Example::
+
+        summary = resume("runs/first", epochs=40)   # 10 more epochs of a 30-epoch run
+    """
+    config = TrainConfig.from_options(read_config(run_dir), **settings)
+    return train(config, run_dir, resume=True, progress=progress, should_stop=should_stop, loggers=loggers)
+
+
 def train_one_epoch(run: _Run, notify: Progress, should_stop: Callable[[], bool] | None = None) -> None:
     """The remaining steps of the current epoch; checkpoints and raises :class:`Interrupted` when
     ``should_stop`` asks, :class:`TrainingError` on a non-finite loss."""
@@ -117,31 +139,9 @@ def train_one_epoch(run: _Run, notify: Progress, should_stop: Callable[[], bool]
     while run.step < run.steps_per_epoch:
         started = time.perf_counter()
         idx = order[run.step * local_batch:(run.step + 1) * local_batch]
-        x, y = _batch(run, idx)
         global_step = run.epoch * run.steps_per_epoch + run.step
         lr = learning_rate(global_step, run.total_steps, config.lr, config.warmup)
-        for group in run.optimizer.param_groups:
-            group["lr"] = lr
-        # The masks of a step are a function of (seed, scale, step): a checkpoint needs only the
-        # step, not the generators' states, which are device-specific (a CUDA generator's 16 bytes
-        # do not load into a CPU generator) and would tie a run to the device it started on.
-        for s, g in enumerate(run.mask_generators):
-            g.manual_seed(_seed(config.seed, _BACKDROP, s, global_step))
-        logits, losses = forward_losses(run.net, run.model, x, y, config, run.device)
-        # Per-scale losses, correct counts, samples, images and the stop request, summed over ranks.
-        stats = torch.cat([losses.detach().double(), _correct(run.model, logits.detach(), y),
-                           torch.tensor([len(y), len(idx)], dtype=torch.float64, device=run.device),
-                           torch.tensor([float(should_stop is not None and should_stop())],
-                                        dtype=torch.float64, device=run.device)])
-        stats = _all_sum(stats).cpu()
-        stats[:K] /= run.world
-        if not torch.isfinite(stats[:K]).all():
-            raise _diverged(run, "the loss", stats[:K].sum().item())
-        # A finite loss can still have an infinite gradient entry; clipping would turn it into NaN
-        # weights, so no step is taken with it (DDP gives every rank the same gradient norm).
-        norm = apply_gradients(run.model, run.optimizer, losses, config, run.device)
-        if not torch.isfinite(norm):
-            raise _diverged(run, "the gradient norm", norm.item())
+        stats, norm = _train_step(run, idx, global_step, lr, should_stop)
         run.sums[:K] += stats[:K]
         run.sums[K:] += stats[K:-1]
         run.step += 1
@@ -155,7 +155,39 @@ def train_one_epoch(run: _Run, notify: Progress, should_stop: Callable[[], bool]
         if stats[-1] > 0:
             save_checkpoint(run)
             raise Interrupted(f"stopped at epoch {run.epoch + 1}, step {run.step}; the checkpoint in {run.out} "
-                              "resumes the run (--resume)")
+                              "resumes the run (`resume=True`)")
+
+
+def _train_step(run: _Run, idx: torch.Tensor, global_step: int, lr: float, should_stop: Callable[[], bool] | None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on this rank's images of batch positions ``idx``, at learning rate
+    ``lr``. Returns the step's statistics summed over the ranks (per-scale losses averaged, correct
+    counts, samples, images, and the stop request) and the gradient norm; raises
+    :class:`TrainingError`, before any step is taken, on a non-finite loss or gradient norm."""
+    config, K = run.config, run.spec.n_scales
+    x, y = _batch(run, idx)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    # The masks of a step are a function of (seed, scale, step): a checkpoint needs only the
+    # step, not the generators' states, which are device-specific (a CUDA generator's 16 bytes
+    # do not load into a CPU generator) and would tie a run to the device it started on.
+    for s, g in enumerate(run.mask_generators):
+        g.manual_seed(_seed(config.seed, _BACKDROP, s, global_step))
+    logits, losses = forward_losses(run.net, run.model, x, y, config, run.device)
+    stats = torch.cat([losses.detach().double(), _correct(run.model, logits.detach(), y),
+                       torch.tensor([len(y), len(idx)], dtype=torch.float64, device=run.device),
+                       torch.tensor([float(should_stop is not None and should_stop())],
+                                    dtype=torch.float64, device=run.device)])
+    stats = _all_sum(stats).cpu()
+    stats[:K] /= run.world
+    if not torch.isfinite(stats[:K]).all():
+        raise _diverged(run, "the loss", stats[:K].sum().item())
+    # A finite loss can still have an infinite gradient entry; clipping would turn it into NaN
+    # weights, so no step is taken with it (DDP gives every rank the same gradient norm).
+    norm = apply_gradients(run.model, run.optimizer, losses, config, run.device)
+    if not torch.isfinite(norm):
+        raise _diverged(run, "the gradient norm", norm.item())
+    return stats, norm
 
 
 def end_epoch(run: _Run) -> dict[str, Any]:
@@ -206,13 +238,13 @@ def check_finite(run: _Run) -> None:
     if bad is not None:
         when = f"epoch {run.epoch + 1}, step {run.step}" if run.step else f"the end of epoch {run.epoch}"
         raise TrainingError(f"{bad} became non-finite by {when}; training stopped and {_kept(run)}; "
-                            "try a smaller --lr")
+                            "try a smaller `lr`")
 
 
 def _diverged(run: _Run, what: str, value: float) -> TrainingError:
     """The error that stops a run whose ``what`` became ``value`` (not finite) during its current step."""
     return TrainingError(f"{what} became {value} at epoch {run.epoch + 1}, step {run.step + 1}; training stopped "
-                         f"and {_kept(run)}; try a smaller --lr")
+                         f"and {_kept(run)}; try a smaller `lr`")
 
 
 def _kept(run: _Run) -> str:
@@ -231,7 +263,7 @@ def learning_rate(step: int, total_steps: int, peak: float, warmup: float) -> fl
     decay from ``peak`` towards zero over the rest (a one-cycle schedule).
 
     A function of the step alone, so a resumed run needs nothing saved; resumed with another
-    ``--epochs`` the schedule stretches over the new total.
+    ``epochs`` the schedule stretches over the new total.
     """
     warm = round(warmup * total_steps)
     if step < warm:
@@ -264,6 +296,8 @@ def crops_per_image(config: TrainConfig, spec: DatasetSpec) -> int:
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW over the model's parameters at ``config.lr``, with ``config.weight_decay``; the schedule
+    sets the learning rate of every step (:func:`learning_rate`)."""
     return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
@@ -304,8 +338,8 @@ class _Run:
     config: TrainConfig
     out: Path
     spec: DatasetSpec
-    train_data: _Data
-    test_data: _Data
+    train_data: Samples
+    test_data: Samples
     model: MultiScaleNet
     net: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
     optimizer: torch.optim.Optimizer
@@ -348,15 +382,15 @@ def _set_up(config: TrainConfig, out: Path, resume: bool) -> _Run:
         raise ConfigError(f"batch_size ({config.batch_size}) must be divisible by the number of processes ({world})")
     if out.exists() and not out.is_dir():
         raise CheckpointError(f"{out} is a file, not a run directory")
-    data = _open(config.data)
-    test_file = None if config.test_data is None else _open(config.test_data)
+    data = open_data(config.data)
+    test_file = None if config.test_data is None else open_data(config.test_data)
     config = resolve_sizes(config, data.spec.n_classes, len(data), None if test_file is None else len(test_file))
     config = resolve_epochs(config, data.spec)
     check_config(config, data.spec)
     ckpt = _saved_run(config, out, world) if resume else None
     if not resume and ((out / "checkpoint.pt").exists() or (out / "config.json").exists()):
-        raise CheckpointError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    train_set, test_set = _subsets(config, data, test_file, ckpt)
+        raise CheckpointError(f"{out} already holds a run; pass `resume=True` to continue it or choose another `out`")
+    train_set, test_set = run_subsets(config, data, test_file, ckpt)
     spec = train_set.spec
     # Seeded at every step (train_one_epoch); made here so that the model holds them.
     mask_generators = [torch.Generator(device=device) for _ in range(spec.n_scales)] if config.backdrop else []
@@ -364,8 +398,8 @@ def _set_up(config: TrainConfig, out: Path, resume: bool) -> _Run:
     model.to(device)
     net = (DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
            if dist.is_initialized() else model)
-    train_data = _load(train_set)
-    run = _Run(config=config, out=out, spec=spec, train_data=train_data, test_data=_load(test_set), model=model,
+    train_data = load_samples(train_set)
+    run = _Run(config=config, out=out, spec=spec, train_data=train_data, test_data=load_samples(test_set), model=model,
                net=net, optimizer=make_optimizer(model, config),
                device=device, rank=rank, world=world,
                sampler=DistributedSampler(range(len(train_data.fields)), num_replicas=world, rank=rank, shuffle=True,
@@ -390,12 +424,9 @@ def build_model(config: TrainConfig, spec: DatasetSpec,
     circular padding on whole images, zeros on crops; backdrop layers drawing from
     ``mask_generators`` (one per scale) when ``config.backdrop``; refused with a ConfigError
     (:func:`check_config`) when the data cannot take it. With ``config.network``, the module that
-    network method builds (:func:`backdrop.experiment.methods.build_network`), under the same seed."""
+    network method builds (:func:`backdrop.models.build_network`), under the same seed."""
     check_config(config, spec)
     if config.network is not None:
-        # Imported here: the experiment's package imports the trainer.
-        from ..experiment.methods import build_network
-
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed(config.seed, _INIT))
             return build_network(config.network, spec)
@@ -457,14 +488,14 @@ def _saved_run(config: TrainConfig, out: Path, world: int) -> dict[str, Any] | N
     path = out / "checkpoint.pt"
     if not path.exists() and (out / "config.json").exists():
         # Stopped during its first epoch: nothing was trained that a fresh start would not repeat.
-        _check_same_run(read_config(out), config, out)
+        _check_resumable_with(read_config(out), config, out)
         return None
     ckpt = load_checkpoint(path)
     if ckpt["version"] != CHECKPOINT_VERSION:
         raise CheckpointError(f"{path} was written by an earlier msgp train (checkpoint version {ckpt['version']}); "
                               "msgp evaluate scores it, but it cannot be resumed")
     saved = TrainConfig.from_dict(ckpt["config"])
-    _check_same_run(saved, config, out)
+    _check_resumable_with(saved, config, out)
     if ckpt.get("world_size") != world:
         raise CheckpointError(f"{out} was trained by {ckpt.get('world_size')} processes; resume it with "
                               f"{ckpt.get('world_size')}, not {world}")
@@ -473,16 +504,18 @@ def _saved_run(config: TrainConfig, out: Path, world: int) -> dict[str, Any] | N
     # left unwritten (summary.json); any other run needs epochs still to train.
     finished = done == saved.epochs == config.epochs and ckpt["step"] == 0
     if config.epochs <= done and not finished:
-        raise CheckpointError(f"{out} has done {done} epoch{'s' * (done != 1)}, so --epochs {config.epochs} leaves "
-                              f"nothing to train; resume it with --epochs above {done}")
+        raise CheckpointError(f"{out} has done {done} epoch{'s' * (done != 1)}, so `epochs={config.epochs}` leaves "
+                              f"nothing to train; resume it with `epochs` above {done}")
     return ckpt
 
 
-def _check_same_run(saved: TrainConfig, config: TrainConfig, out: Path) -> None:
+def _check_resumable_with(saved: TrainConfig, config: TrainConfig, out: Path) -> None:
+    """Refuse to resume the run ``saved`` in ``out`` with settings ``config`` that make another run:
+    any difference but those :data:`RESUMABLE` allows."""
     changed = saved.changed_from(config, ignore=RESUMABLE)
     if changed:
         raise CheckpointError(f"cannot resume {out} with other settings ({', '.join(changed)}); "
-                              "only --epochs and --device may change")
+                              "only `epochs` and `device` may change")
 
 
 def save_checkpoint(run: _Run) -> None:

@@ -13,10 +13,10 @@ from msgp.plotting import PlotUnavailable, pyplot
 
 from ..models import MultiScaleNet
 from .config import TrainConfig
-from .data import _Data
+from .data import Samples
 
-def _write_config(path: Path, config: TrainConfig, spec, model: MultiScaleNet, train_data: _Data,
-                  test_data: _Data, world: int) -> None:
+def _write_config(path: Path, config: TrainConfig, spec, model: MultiScaleNet, train_data: Samples,
+                  test_data: Samples, world: int) -> None:
     atomic_write(path, json.dumps({
         "train": config.to_dict(), "method": config.method, "dataset": spec.to_dict(),
         "model": model.config(), "world_size": world, "torch": torch.__version__,
