@@ -215,8 +215,8 @@ def test_oracle_scores_the_test_set_in_batches(tmp_path, monkeypatch):
     io.write(spec, tmp_path / "d.h5")
     with io.open_file(tmp_path / "d.h5") as (h5, _):
         fields, labels = h5["fields"][:], h5["labels"][:]
-    data = training.data._Data(spec, torch.from_numpy(fields)[:, None], torch.from_numpy(spec.choices(labels).astype(np.int64)),
-                          np.arange(len(labels)))
+    data = training.Samples(spec, torch.from_numpy(fields)[:, None], torch.from_numpy(spec.choices(labels).astype(np.int64)),
+                            np.arange(len(labels)))
     whole = oracle.predict(fields, spec)
     sizes = []
     log_likelihoods = oracle.FourierModel.log_likelihoods
@@ -229,7 +229,7 @@ def test_oracle_scores_the_test_set_in_batches(tmp_path, monkeypatch):
     # The per-sample amplitude fit stops when a whole batch has converged, so the confidences
     # agree to its tolerance, not bit for bit.
     np.testing.assert_allclose(batched.confidence, whole.confidence, rtol=1e-6)
-    assert training.evaluation._oracle_accuracy(data)["joint"]["accuracy"] == np.mean(whole.labels == labels)
+    assert training.oracle_scores(data)["joint"]["accuracy"] == np.mean(whole.labels == labels)
 
 
 # Dry run and time estimate -----------------------------------------------------------------------
