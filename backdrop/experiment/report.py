@@ -250,7 +250,7 @@ def read_results_csv(path: Path, n_scales: int) -> list[dict[str, Any]]:
 def rebuild_comparisons(plan: ExperimentPlan, out: Path) -> dict[str, Path]:
     """``comparisons.csv`` and ``comparisons.md`` of ``out`` made again from its ``results.csv``
     alone, training nothing: for a copy of an experiment whose runs' directories are not at hand
-    (the committed tables under docs/results). The backdrop methods' runs are the sweep, as in
+    (the committed tables under results/). The backdrop methods' runs are the sweep, as in
     :func:`write_outputs`."""
     out = Path(out)
     runs = read_results_csv(out / "results.csv", plan.spec.n_scales)
