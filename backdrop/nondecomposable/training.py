@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from ..functional import draw_mask, mask_gradient
+from ..training import stream_seed
 from .losses import LOSSES, auc_score, best_threshold, f1_score
 from .problems import Sample
 
@@ -90,7 +91,7 @@ class LossRun:
 
 def streams(seed: int) -> dict[int, torch.Generator]:
     """The CPU generators of a run of seed ``seed``, by purpose (:data:`INIT`, :data:`ORDER`,
-    :data:`MASKS`): each seeded with 63 bits of ``SeedSequence(seed, spawn_key=(purpose,))``, as
+    :data:`MASKS`): each seeded by :func:`backdrop.training.stream_seed` ``(seed, purpose)``, as
     the main trainer seeds its own streams.
 
     Examples
@@ -99,10 +100,7 @@ def streams(seed: int) -> dict[int, torch.Generator]:
     >>> torch.equal(torch.rand(3, generator=g[ORDER]), torch.rand(3, generator=streams(0)[ORDER]))
     True
     """
-    def generator(purpose: int) -> torch.Generator:
-        state = np.random.SeedSequence(seed, spawn_key=(purpose,)).generate_state(1, np.uint64)[0]
-        return torch.Generator().manual_seed(int(state >> np.uint64(1)))
-    return {purpose: generator(purpose) for purpose in (INIT, ORDER, MASKS)}
+    return {purpose: torch.Generator().manual_seed(stream_seed(seed, purpose)) for purpose in (INIT, ORDER, MASKS)}
 
 
 def make_network(in_features: int, prior: float, generator: torch.Generator) -> nn.Module:

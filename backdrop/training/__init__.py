@@ -27,7 +27,7 @@ from .devices import init_distributed, precision_context, resolve_device
 from .evaluation import calibrate, evaluate, learned, oracle_scores, other_samples
 from .loggers import CSVLogger, Logger, LoggerError, TensorBoardLogger, scalars
 from .loop import (apply_gradients, build_model, crops_per_image, end_epoch, forward_losses, learning_rate,
-                   make_optimizer, resume, save_checkpoint, train, train_one_epoch, transform_batch)
+                   make_optimizer, resume, save_checkpoint, stream_seed, train, train_one_epoch, transform_batch)
 from .outputs import plot_curves, read_metrics
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CSVLogger", "DEFAULT_EPOCHS", "DEFAULT_SIZE", "DEVICES",
@@ -38,5 +38,5 @@ __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CSVLogger", "DEFAULT_EPOC
            "draw_symmetries", "end_epoch", "evaluate", "forward_losses", "init_distributed", "learned",
            "learning_rate", "load_checkpoint", "load_samples", "make_optimizer", "open_data", "oracle_scores",
            "other_samples", "plot_curves", "precision_context", "read_config", "read_metrics", "rebuild_model",
-           "resolve_device", "resolve_epochs", "resolve_sizes", "resume", "run_subsets", "save_checkpoint", "scalars",
+           "resolve_device", "resolve_epochs", "resolve_sizes", "resume", "run_subsets", "save_checkpoint", "scalars", "stream_seed",
            "take_crops", "train", "train_one_epoch", "transform_batch"]

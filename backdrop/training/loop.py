@@ -172,7 +172,7 @@ def _train_step(run: _Run, idx: torch.Tensor, global_step: int, lr: float, shoul
     # step, not the generators' states, which are device-specific (a CUDA generator's 16 bytes
     # do not load into a CPU generator) and would tie a run to the device it started on.
     for s, g in enumerate(run.mask_generators):
-        g.manual_seed(_seed(config.seed, _BACKDROP, s, global_step))
+        g.manual_seed(stream_seed(config.seed, _BACKDROP, s, global_step))
     logits, losses = forward_losses(run.net, run.model, x, y, config, run.device)
     stats = torch.cat([losses.detach().double(), _correct(run.model, logits.detach(), y),
                        torch.tensor([len(y), len(idx)], dtype=torch.float64, device=run.device),
@@ -403,9 +403,9 @@ def _set_up(config: TrainConfig, out: Path, resume: bool) -> _Run:
                net=net, optimizer=make_optimizer(model, config),
                device=device, rank=rank, world=world,
                sampler=DistributedSampler(range(len(train_data.fields)), num_replicas=world, rank=rank, shuffle=True,
-                                          seed=_seed(config.seed, _SHUFFLE) % 2**31, drop_last=False),
-               mask_generators=mask_generators, crop_generator=_generator(_seed(config.seed, _CROP)),
-               augment_generator=_generator(_seed(config.seed, _AUGMENT)),
+                                          seed=stream_seed(config.seed, _SHUFFLE) % 2**31, drop_last=False),
+               mask_generators=mask_generators, crop_generator=_generator(stream_seed(config.seed, _CROP)),
+               augment_generator=_generator(stream_seed(config.seed, _AUGMENT)),
                sums=torch.zeros(2 * spec.n_scales + 3, dtype=torch.float64))
     if world > 1 and config.backdrop:
         GlobalBatchMasks(model, rank, world, run.crops_per_image)
@@ -428,12 +428,12 @@ def build_model(config: TrainConfig, spec: DatasetSpec,
     check_config(config, spec)
     if config.network is not None:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_seed(config.seed, _INIT))
+            torch.manual_seed(stream_seed(config.seed, _INIT))
             return build_network(config.network, spec)
     K = spec.n_scales
     probs = config.mask_prob if isinstance(config.mask_prob, tuple) else (config.mask_prob,) * K
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_seed(config.seed, _INIT))
+        torch.manual_seed(stream_seed(config.seed, _INIT))
         model = MultiScaleNet.from_spec(spec, rf_factor=config.rf_factor, head_stages=config.head_stages,
                                         width=config.width, mask_prob=probs if config.backdrop else None,
                                         generators=mask_generators if config.backdrop else None,
@@ -469,8 +469,16 @@ def _finish(run: _Run) -> dict[str, Any]:
 
 # Random streams and checkpoints ----------------------------------------------------------------------
 
-def _seed(root: int, *key: int) -> int:
-    """A 63-bit seed for the stream ``key`` of the root seed."""
+def stream_seed(root: int, *key: int) -> int:
+    """A 63-bit seed for the stream ``key`` of the root seed: the first 64 bits of
+    ``SeedSequence(root, spawn_key=key)``, shifted right by one (``torch.Generator.manual_seed``
+    takes it as it is).
+
+    Examples
+    --------
+    >>> stream_seed(0, 1) == stream_seed(0, 1) != stream_seed(1, 0)
+    True
+    """
     return int(np.random.SeedSequence(root, spawn_key=key).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
