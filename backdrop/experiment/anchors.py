@@ -42,9 +42,7 @@ def radial_bins(size: int, ndim: int) -> np.ndarray:
     A squared-exponential spectrum falls by a factor ``exp(4 pi^2 l^2 r / size^2)`` per grid step
     at radius ``r``: for a coarse scale, rounded ``|k|`` would pool modes whose power differs by
     half (``|k| = 1`` and ``sqrt 2`` at ``l = 8`` on 32 px), and exact shells everywhere would leave
-    a few modes per bin at large ``|k|``. Measured (joint accuracy, two scales of two lengths, 800
-    test images): 32², 400 training images per class, oracle 0.851: rounded 0.823, exact shells
-    0.818, exact within 4 steps 0.841; 128², 2 per class, oracle 1.00: 0.959, 0.641 and 0.965.
+    a few modes per bin at large ``|k|``; docs/methods.md gives the accuracies that chose this.
     """
     grids = np.meshgrid(*spectral.frequencies(size, ndim), indexing="ij")
     squared = np.rint(sum((g * size) ** 2 for g in grids)).astype(np.int64)  # |k|^2 in grid steps, exact
