@@ -574,17 +574,6 @@ def test_plan_checks():
     assert tiny_plan(budgets=(("*", 2, 64), ("series", 2, 128))).images_at(2, "augment") == 64
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--plan", "huge"], "Invalid value for '--plan'"),
-    (["--bogus"], "No such option"),
-])
-def test_cli_bad_options(args, message, tmp_path):
-    result = CliRunner().invoke(cli.main, ["experiment", *args, "--out", str(tmp_path / "x")])
-    assert result.exit_code == 2
-    assert message in result.output
-    assert not (tmp_path / "x").exists()
-
-
 @pytest.mark.slow
 def test_cli_refuses_other_data_in_one_line(finished):
     out, _, _ = finished

@@ -6,7 +6,6 @@ import itertools
 import json
 import re
 
-import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -337,45 +336,3 @@ def test_generate_ends_with_the_oracle_accuracy(tmp_path):
     assert result.exit_code == 0, result.output
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("  oracle   joint") and "first 40 samples" in last
-
-
-def _incomplete(tmp_path):
-    path = tmp_path / "incomplete.h5"
-    io.write(DatasetSpec.default(2, 128, n=8), path)
-    with h5py.File(path, "a") as f:
-        f.attrs["complete"] = False
-    return path
-
-
-def _not_msgp(tmp_path):
-    path = tmp_path / "other.h5"
-    with h5py.File(path, "w") as f:
-        f["x"] = np.zeros(3)
-    return path
-
-
-def _text(tmp_path):
-    path = tmp_path / "notes.txt"
-    path.write_text("not hdf5")
-    return path
-
-
-@pytest.mark.parametrize("make, args, message", [
-    (_not_msgp, [], "not an msgp file"),
-    (_text, [], "not an HDF5 file"),
-    (_incomplete, [], "incomplete"),
-    (None, ["--crop", "129"], "larger than the field"),
-    (None, ["--crop", "80"], "at most 4096 pixels"),
-    (None, ["--crop", "0"], "at least 1 pixel"),
-    (None, ["--indices", "5"], "--indices must look like"),
-    (None, ["--indices", "a:b"], "--indices must look like"),
-    (None, ["--indices", "10:500"], "not a non-empty range"),
-    (None, ["--indices", "20:10"], "not a non-empty range"),
-])
-def test_cli_bad_input_is_one_line_with_exit_code_2(tmp_path, dataset, make, args, message):
-    path = dataset if make is None else make(tmp_path)
-    result = CliRunner().invoke(cli.main, ["oracle", str(path), *args])
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0]
