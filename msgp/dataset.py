@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .checks import Checks
-from .errors import ArgumentError, ArgumentTypeError, FormatError, ReplacedFileError, SplitError
+from .errors import ArgumentError, ArgumentIndexError, ArgumentTypeError, FormatError, ReplacedFileError, SplitError
 from .format import file_id, open_file, open_h5, raw_rows, shard_of
 from .generate import Sampler, batch_rows, labels_of
 from .spec import DatasetSpec
@@ -263,7 +263,7 @@ class GeneratedDataset(_Samples):
         n = len(self)
         if positions.size and not (-n <= positions.min() and positions.max() < n):
             bad = positions.min() if positions.min() < -n else positions.max()
-            raise IndexError(f"index {bad} is out of range for {n} samples")
+            raise ArgumentIndexError(f"index {bad} is out of range for {n} samples")
         positions = np.where(positions < 0, positions + n, positions)
         return positions if self._indices is None else self._indices[positions]
 
@@ -356,5 +356,5 @@ def _check_indices(indices, n: int) -> np.ndarray:
     if array.ndim != 1:
         raise ArgumentError(f"indices must be {what}, but got an array of shape {array.shape}")
     if array.size and (array.min() < 0 or array.max() >= n):
-        raise IndexError(f"indices must lie in 0 to {n - 1}, but got {array.min()} to {array.max()}")
+        raise ArgumentIndexError(f"indices must lie in 0 to {n - 1}, but got {array.min()} to {array.max()}")
     return array.astype(np.int64)

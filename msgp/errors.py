@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-__all__ = ["ArgumentError", "ArgumentTypeError", "DeviceUnavailable", "FileError", "FormatError", "MSGPError",
+__all__ = ["ArgumentError", "ArgumentIndexError", "ArgumentTypeError", "DeviceUnavailable", "FileError", "FormatError", "MSGPError",
            "OracleError", "PlotUnavailable", "ReplacedFileError", "SpecError", "SpecTypeError", "SplitError",
            "reword"]
 
@@ -49,6 +49,11 @@ class ArgumentError(MSGPError, ValueError):
 class ArgumentTypeError(ArgumentError, TypeError):
     """An argument of the wrong type: a TypeError, as Python has it, that is also an
     :class:`ArgumentError`."""
+
+
+class ArgumentIndexError(MSGPError, IndexError):
+    """An index beyond a dataset's samples: an IndexError, as a sequence raises (a loop over
+    ``dataset[i]`` ends on it), that is also an :class:`MSGPError`."""
 
 
 class SpecError(MSGPError, ValueError):

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 import cli
 from backdrop import Backdrop, backdrop, draw_mask, mask_gradient
 from backdrop.training import ConfigError, TrainConfig
-from msgp import GeneratedDataset, MSGPDataset, split
+from msgp import GeneratedDataset, MSGPDataset, MSGPError, split
 from msgp.spec import DatasetSpec, SpecError
 from tiny import tiny_spec
 
@@ -192,6 +192,7 @@ def test_a_bad_argument_is_one_error_that_names_it(data, call, kwargs, error, pa
     message = str(caught.value)
     assert re.search(pattern, message), message
     assert "\n" not in message
+    assert isinstance(caught.value, MSGPError), repr(caught.value)  # the one family a caller catches
     if error is ValueError:  # a value of the right type: not a TypeError as well
         assert not isinstance(caught.value, TypeError), repr(caught.value)
 

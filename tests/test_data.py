@@ -408,7 +408,8 @@ def test_generate_bad_input_is_one_line(tmp_path, arguments, message):
 def test_every_msgp_error_is_an_msgp_error_and_the_builtin_it_was():
     from msgp import errors
 
-    builtins = {"ArgumentError": ValueError, "ArgumentTypeError": TypeError, "SpecError": ValueError,
+    builtins = {"ArgumentError": ValueError, "ArgumentTypeError": TypeError, "ArgumentIndexError": IndexError,
+                "SpecError": ValueError,
                 "SpecTypeError": TypeError, "FileError": ValueError, "FormatError": ValueError,
                 "ReplacedFileError": ValueError, "OracleError": ValueError, "SplitError": ValueError,
                 "DeviceUnavailable": RuntimeError, "PlotUnavailable": RuntimeError}
