@@ -220,11 +220,11 @@ def _cases():
         "train --crop": [(T + " --crop 0", "crop must be an integer of at least 2"),
                          (T + " --crop 1", "crop must be an integer of at least 2"),
                          (T + " --crop 64", "crop must be between 4"),
-                         (T + " --crop 2 --heads 1,3", "crop must be between 8")],
-        "train --n-train": [(T + " --n-train 0", "n_train"), (T + " --n-train -4", "n_train"),
+                         (T + " --crop 2 --heads 1,3", "--crop must be between 8")],
+        "train --n-train": [(T + " --n-train 0", "--n-train must be a positive integer, but got 0"), (T + " --n-train -4", "--n-train must be a positive integer"),
                             (T + " --n-train 7", "cannot be balanced over 4 classes"),
                             (T + " --n-train 1000", "1016 is more than the 64 samples")],
-        "train --n-test": [(T + " --n-test 0", "n_test"), (T + " --n-test -4", "n_test"),
+        "train --n-test": [(T + " --n-test 0", "--n-test must be a positive integer, but got 0"), (T + " --n-test -4", "--n-test must be a positive integer"),
                            (T + " --n-test 6", "cannot be balanced over 4 classes"),
                            (T + " --n-test 1000", "1016 is more than the 64 samples")],
         "train --test-data": [(T + " --test-data {missing}", "missing.h5 does not exist"),
@@ -236,20 +236,20 @@ def _cases():
                              (T + " --generate 8", "more than the 8 samples")],
         "train --epochs": [(T + " --epochs 0", "epochs must be a positive integer, but got 0"),
                            (T + " --epochs -1", "epochs must be a positive integer")],
-        "train --batch-size": [(T + " --batch-size 0", "batch_size"),
-                               (T + " --batch-size 1", "batch_size must be at least 2"),
-                               (T + " --batch-size 100", "batch_size (100) must not exceed n_train (16)")],
+        "train --batch-size": [(T + " --batch-size 0", "--batch-size must be a positive integer, but got 0"),
+                               (T + " --batch-size 1", "--batch-size must be at least 2"),
+                               (T + " --batch-size 100", "--batch-size (100) must not exceed --n-train (16)")],
         "train --lr": [(T + " --lr 0", "lr must be a positive number"), (T + " --lr -1", "lr must be a positive number"),
                        (T + " --lr nan", "lr must be a positive number"), (T + " --lr inf", "lr must be a positive")],
         "train --warmup": [(T + " --warmup -0.1", "warmup"), (T + " --warmup 1", "warmup"),
                            (T + " --warmup nan", "warmup")],
-        "train --weight-decay": [(T + " --weight-decay -1", "weight_decay"), (T + " --weight-decay nan", "weight_decay"),
-                                 (T + " --weight-decay inf", "weight_decay")],
-        "train --clip-grad": [(T + " --clip-grad 0", "clip_grad"), (T + " --clip-grad -1", "clip_grad"),
-                              (T + " --clip-grad nan", "clip_grad")],
-        "train --eval-every": [(T + " --eval-every -1", "eval_every")],
+        "train --weight-decay": [(T + " --weight-decay -1", "--weight-decay must be a non-negative number"), (T + " --weight-decay nan", "--weight-decay must be a non-negative number"),
+                                 (T + " --weight-decay inf", "--weight-decay must be a non-negative number")],
+        "train --clip-grad": [(T + " --clip-grad 0", "--clip-grad must be a positive number or None"), (T + " --clip-grad -1", "--clip-grad must be a positive number or None"),
+                              (T + " --clip-grad nan", "--clip-grad must be a positive number or None")],
+        "train --eval-every": [(T + " --eval-every -1", "--eval-every must be a non-negative integer, but got -1")],
         "train --seed": [(T + " --seed -1", "seed must be a non-negative integer")],
-        "train --heads": [(T + " --heads 0,1", "head_stages must be a non-empty list of stages 1 to 5"),
+        "train --heads": [(T + " --heads 0,1", "--heads must be a non-empty list of stages 1 to 5"),
                           (T + " --heads 1,2,3", "got 3 head stages for 2 scales"),
                           (T + " --heads 1,9", "stages 1 to 5 (2**stage <= the 32-pixel images), but got (1, 9)"),
                           (T + " --heads a,b", "--heads must be comma-separated"),
@@ -378,13 +378,13 @@ def test_a_bad_value_in_a_process_of_its_own(files):
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"head_stages": (0, 1)}, "head_stages must be a non-empty list of stages 1 to 5"),
+    ({"head_stages": (0, 1)}, "`head_stages` must be a non-empty list of stages 1 to 5"),
     ({"head_stages": (1, 2, 3)}, "got 3 head stages for 2 scales"),
     ({"head_stages": (1, 9)}, r"stages 1 to 5 \(2\*\*stage <= the 32-pixel images\), but got \(1, 9\)"),
-    ({"head_stages": (2, 1), "topology": "series"}, "series topology needs increasing head_stages"),
+    ({"head_stages": (2, 1), "topology": "series"}, "series topology needs increasing `head_stages`"),
     ({"backdrop": True, "mask_block": (1, 1, 2)}, "got 3 mask block sizes for 2 scales"),
     ({"backdrop": True, "mask_prob": (0.3, 0.5, 0.95)}, "got 3 mask probabilities for 2 scales"),
-    ({"crop": 2, "head_stages": (1, 3)}, "crop must be between 8"),
+    ({"crop": 2, "head_stages": (1, 3)}, "`crop` must be between 8"),
     ({"n_train": 30}, "n_train=30 cannot be balanced over 4 classes"),
     ({"n_train": None, "n_test": 64}, "n_test=64 is more than the 64 samples can hold beside a class-balanced n_train"),
 ])
@@ -409,6 +409,6 @@ def test_mask_settings_count_only_with_backdrop(files):
 def test_series_heads_placed_on_one_stage_are_refused_in_one_line():
     """Two scales whose receptive fields pick the same stage cannot be masked in series."""
     spec = DatasetSpec(n=8, length_scales=[[1.5, 1.6], [1.7, 1.8]], amplitudes=[1.0, 1.0], size=32)
-    with pytest.raises(training.ConfigError, match=r"increasing head_stages .* but got \(1, 1\)"):
+    with pytest.raises(training.ConfigError, match=r"increasing `head_stages` .* but got \(1, 1\)"):
         training.check_config(training.TrainConfig(data="x.h5", topology="series"), spec)
     training.check_config(training.TrainConfig(data="x.h5", topology="series", head_stages=(1, 2)), spec)

@@ -142,7 +142,7 @@ def test_series_gradients_reach_each_stage_only_through_the_masks_in_front_of_it
 
 
 def test_series_topology_checks_and_checkpoint_config():
-    with pytest.raises(ValueError, match="increasing head_stages"):
+    with pytest.raises(ValueError, match="increasing `head_stages`"):
         MultiScaleNet(2, 2, (2, 2), mask_prob=0.5, topology="series")
     with pytest.raises(ValueError, match="topology"):
         MultiScaleNet(2, 2, (1, 2), topology="ring")
@@ -465,7 +465,7 @@ def test_a_settings_file_is_a_runs_config_json_or_an_object_of_fields(tmp_path):
     with pytest.raises(training.CheckpointError, match="none.json does not exist"):
         training.TrainConfig.from_json(tmp_path / "none.json")
     (tmp_path / "bad.json").write_text(json.dumps({"data": "a.h5", "lr": -1}))
-    with pytest.raises(training.CheckpointError, match="bad.json is damaged: lr must be a positive number"):
+    with pytest.raises(training.CheckpointError, match="bad.json is damaged: `lr` must be a positive number"):
         training.TrainConfig.from_json(tmp_path / "bad.json")
 
 

@@ -53,7 +53,7 @@ def place_heads(length_scales: Sequence[Sequence[float]], size: int,
     map would fall below one pixel (``2**stage <= size``).
     """
     if not (rf_factor > 0 and math.isfinite(rf_factor)):
-        raise ModelError(f"rf_factor must be a positive number, but got {rf_factor}")
+        raise ModelError(f"`rf_factor` must be a positive number, but got {rf_factor}")
     deepest = deepest_stage(size)
     if deepest < 1:
         raise ModelError(f"size must be at least 2 pixels to hold one stride-2 stage, but got {size}")
@@ -79,9 +79,9 @@ def check_head_stages(head_stages: Sequence[int], topology: str = "heads", size:
     top = None if size is None else deepest_stage(size)
     if not stages or min(stages) < 1 or (top is not None and max(stages) > top):
         where = "stages >= 1" if top is None else f"stages 1 to {top} (2**stage <= the {size}-pixel images)"
-        raise ModelError(f"head_stages must be a non-empty list of {where}, but got {stages}")
+        raise ModelError(f"`head_stages` must be a non-empty list of {where}, but got {stages}")
     if topology == "series" and any(b <= a for a, b in zip(stages, stages[1:])):
-        raise ModelError(f"the series topology needs increasing head_stages (one mask per stage), but got {stages}")
+        raise ModelError(f"the series topology needs increasing `head_stages` (one mask per stage), but got {stages}")
     return stages
 
 

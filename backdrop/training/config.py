@@ -64,7 +64,7 @@ class ConfigTypeError(ConfigError, TypeError):
     command line and the experiment catch (as :class:`~msgp.spec.SpecTypeError` is for the data)."""
 
 
-_ARGS = Checks(ConfigError, ConfigTypeError)
+_ARGS = Checks(ConfigError, ConfigTypeError, quote=True)
 DATA = "a path to an msgp file, or a dataset description (a DatasetSpec or the dict of its fields)"
 # The settings of backdrop's masks: giving one of them asks for backdrop (TrainConfig.from_options).
 MASK_SETTINGS = ("mask_prob", "mask_block", "mask_scope")
@@ -200,10 +200,10 @@ class TrainConfig:
         for name in ("batch_size", "width", "eval_batch_size"):
             setattr(self, name, _ARGS.integer(name, getattr(self, name), 1))
         if self.batch_size < 2:
-            raise ConfigError(f"batch_size must be at least 2 (the logits are standardised over the batch), "
+            raise ConfigError(f"`batch_size` must be at least 2 (the logits are standardised over the batch), "
                               f"but got {self.batch_size}")
         if self.n_train is not None and self.batch_size > self.n_train:
-            raise ConfigError(f"batch_size ({self.batch_size}) must not exceed n_train ({self.n_train})")
+            raise ConfigError(f"`batch_size` ({self.batch_size}) must not exceed `n_train` ({self.n_train})")
 
     def _check_schedule(self) -> None:
         """The optimiser's settings and how often the run scores and logs."""
@@ -220,10 +220,10 @@ class TrainConfig:
         against the data), the receptive-field factor and a network method's record."""
         if self.head_stages is not None:
             if not is_sequence(self.head_stages) or not all(map(is_integer, self.head_stages)):
-                raise ConfigTypeError(f"head_stages must be a list of stages (ints), one per scale, or None, "
+                raise ConfigTypeError(f"`head_stages` must be a list of stages (ints), one per scale, or None, "
                                       f"but got {self.head_stages!r}")
             if len(self.head_stages) == 0:
-                raise ConfigError(f"head_stages must be a non-empty list of stages, one per scale, or None, "
+                raise ConfigError(f"`head_stages` must be a non-empty list of stages, one per scale, or None, "
                                   f"but got {self.head_stages!r}")
             self.head_stages = tuple(int(k) for k in self.head_stages)
         self.rf_factor = _ARGS.number("rf_factor", self.rf_factor, "a positive number", lambda v: v > 0)
@@ -335,7 +335,7 @@ def check_config(config: TrainConfig, spec: DatasetSpec) -> None:
     if config.crop is not None:
         deepest = 2 ** max(stages)
         if not deepest <= config.crop <= spec.size:
-            raise ConfigError(f"crop must be between {deepest} (one pixel at the deepest head's stage) and the "
+            raise ConfigError(f"`crop` must be between {deepest} (one pixel at the deepest head's stage) and the "
                               f"image size {spec.size}, but got {config.crop}")
 
 
@@ -413,12 +413,12 @@ def _one_or_per_scale(name: str, value, is_one: Callable, what: str, convert: Ca
     length is checked against the data's scales by :func:`check_config`)."""
     if is_sequence(value):
         if not all(map(is_one, value)):
-            raise ConfigTypeError(f"{name} must be {what} or a list of them, one per scale, but got {value!r}")
+            raise ConfigTypeError(f"`{name}` must be {what} or a list of them, one per scale, but got {value!r}")
         if len(value) == 0:
-            raise ConfigError(f"{name} must be {what} or a non-empty list of them, one per scale, but got {value!r}")
+            raise ConfigError(f"`{name}` must be {what} or a non-empty list of them, one per scale, but got {value!r}")
         return tuple(convert(v) for v in value)
     if not is_one(value):
-        raise ConfigTypeError(f"{name} must be {what} or a list of them, one per scale, but got {value!r}")
+        raise ConfigTypeError(f"`{name}` must be {what} or a list of them, one per scale, but got {value!r}")
     return convert(value)
 
 

@@ -259,7 +259,7 @@ def _samples_to_score(run_dir: Path, config: TrainConfig, ckpt: dict[str, Any], 
     dataset = open_data(data)
     check_compatible(trained, dataset.spec)
     if n is not None and n < 1:
-        raise ConfigError(f"n must be a positive integer, but got {n}")
+        raise ConfigError(f"`n` must be a positive integer, but got {n}")
     same_samples = dataset.spec.seed == trained.seed or config.test_data is not None
     own_samples = (data == own_file if isinstance(own_file, dict) or isinstance(data, dict)
                    else Path(data).resolve() == Path(own_file).resolve())

@@ -379,7 +379,7 @@ def _set_up(config: TrainConfig, out: Path, resume: bool) -> _Run:
     rank, world = _world()
     device = resolve_device(config.device)
     if config.batch_size % world:
-        raise ConfigError(f"batch_size ({config.batch_size}) must be divisible by the number of processes ({world})")
+        raise ConfigError(f"`batch_size` ({config.batch_size}) must be divisible by the number of processes ({world})")
     if out.exists() and not out.is_dir():
         raise CheckpointError(f"{out} is a file, not a run directory")
     data = open_data(config.data)
