@@ -300,7 +300,7 @@ def _parse_indices(text: str | None):
 def _oracle_summary(path: Path, n: int, workers: int) -> str:
     from msgp import oracle as oracle_module
 
-    report = oracle_module.evaluate(path, (0, n), workers=workers)
+    report = oracle_module.score_file(path, (0, n), workers=workers)
     scales = ", ".join(f"{100 * scale['accuracy']:.1f}%" for scale in report["scales"])
     return (f"  oracle   joint {format_accuracy(report['joint'])}, per scale {scales} (finest first), Bayes-optimal "
             f"on the first {n} samples; `msgp oracle {path} --crop C` for crops")
@@ -333,7 +333,7 @@ def oracle(path, indices, crop, workers, as_json):
                 bar.reset(total=total)
             bar.update(done - bar.n)
 
-        report = oracle_module.evaluate(path, (start, stop), crop=crop, workers=workers, progress=progress)
+        report = oracle_module.score_file(path, (start, stop), crop=crop, workers=workers, progress=progress)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

@@ -465,7 +465,7 @@ def score(prediction: Prediction, labels: np.ndarray, meta: DatasetSpec) -> dict
     }
 
 
-def evaluate(path: str | os.PathLike, indices: tuple[int | None, int | None] = (None, None), *,
+def score_file(path: str | os.PathLike, indices: tuple[int | None, int | None] = (None, None), *,
              crop: int | None = None, floor: float | None = None, batch_size: int = 64,
              workers: int = 1, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """The oracle's accuracy on samples ``indices[0]:indices[1]`` of an msgp file.

@@ -89,8 +89,8 @@ def test_shell_completion_script():
 
 
 def test_generate_without_the_oracle(tmp_path, monkeypatch):
-    calls, evaluate = [], oracle.evaluate
-    monkeypatch.setattr(oracle, "evaluate", lambda *args, **kwargs: calls.append(kwargs) or evaluate(*args, **kwargs))
+    calls, score_file = [], oracle.score_file
+    monkeypatch.setattr(oracle, "score_file", lambda *args, **kwargs: calls.append(kwargs) or score_file(*args, **kwargs))
     args = ["generate", "--n", "8", "--size", "16", "--lengths", "1.5,3", "--workers", "1"]
     result = CliRunner().invoke(cli.main, [*args, "--no-oracle", "-o", str(tmp_path / "a.h5")])
     assert result.exit_code == 0, result.output
@@ -104,7 +104,7 @@ def test_generate_without_the_oracle(tmp_path, monkeypatch):
 def test_the_oracle_gives_the_same_result_for_any_number_of_workers(data, crop):
     """Bit for bit: every float of the report (accuracies, mean posteriors) is equal."""
     seen = []
-    reports = [oracle.evaluate(data, (3, 45), crop=crop, batch_size=8, workers=workers,
+    reports = [oracle.score_file(data, (3, 45), crop=crop, batch_size=8, workers=workers,
                                progress=lambda done, total: seen.append((done, total)))
                for workers in (1, 2, 3)]
     assert reports[0] == reports[1] == reports[2]
