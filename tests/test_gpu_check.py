@@ -177,7 +177,7 @@ def test_precisions_on_cpu(data, tmp_path):
     assert all(other[k].dtype == weights[k].dtype for k in weights)
     assert all(math.isfinite(v) for v in training.read_metrics(tmp_path / "bf16")[-1]["train_loss"])
     assert json.loads((tmp_path / "bf16" / "config.json").read_text())["train"]["precision"] == "bf16"
-    with pytest.raises(ValueError, match="precision must be one of fp32, tf32, bf16, but got 'fp16'"):
+    with pytest.raises(ValueError, match="`precision` must be one of fp32, tf32, bf16, but got 'fp16'"):
         training.TrainConfig(precision="fp16")
 
 
