@@ -34,13 +34,14 @@ def parse_seeds(text: str) -> range:
     return seeds
 
 
-def the_run(plan: experiment.ExperimentPlan, method: str, per_class: int, seed: int, masks: str | None):
+def the_run(plan: experiment.ExperimentPlan, method: str, per_class: int, seed: int, masks: str | None,
+            how: str = "with --masks"):
     settings = plan.settings(method) or (None,)
     if masks is not None:
         settings = tuple(s for s in settings if s is not None and s.describe() == masks)
     if len(settings) != 1:
         known = ", ".join(repr(s.describe()) for s in plan.settings(method))
-        raise SystemExit(f"{method} has the settings {known} in this plan: name one with --masks")
+        raise SystemExit(f"{method} has the settings {known} in this plan: name one {how}")
     return experiment.make_run(method, per_class, seed, settings[0])
 
 

@@ -23,16 +23,23 @@ import torch
 
 from backdrop import experiment
 from backdrop.experiment.records import result_row
+from confirm import the_run  # examples/confirm.py, beside this file
 
 KEYS = ("method", "masks", "per_class", "seed")
 
 
 def parse_cell(plan: experiment.ExperimentPlan, text: str) -> experiment.Run:
-    method, per_class, seed, *masks = text.split(":", 3)
-    settings = [s for s in plan.settings(method) or (None,) if not masks or (s is not None and s.describe() == masks[0])]
-    if len(settings) != 1:
-        raise SystemExit(f"--cell {text}: {method} has {len(settings)} settings in this plan; name one as a fourth part")
-    return experiment.make_run(method, int(per_class), int(seed), settings[0])
+    """A cell METHOD:PER_CLASS:SEED[:MASKS] as the run the plan trains for it (the masks picked as
+    ``examples/confirm.py`` picks them)."""
+    method, *numbers = text.split(":", 3)
+    if len(numbers) < 2 or not all(n.isdigit() for n in numbers[:2]):
+        raise SystemExit(f"--cell must look like METHOD:PER_CLASS:SEED[:MASKS], but got {text!r}")
+    if method not in plan.methods or method in experiment.ANCHORS:
+        raise SystemExit(f"--cell {text}: {method} is not a network method of the plan")
+    if int(numbers[0]) not in plan.sizes:
+        raise SystemExit(f"--cell {text}: per class must be one of the plan's sizes {list(plan.sizes)}")
+    return the_run(plan, method, int(numbers[0]), int(numbers[1]), numbers[2] if len(numbers) > 2 else None,
+                   how="as the cell's fourth part")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,8 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     plan = experiment.PLANS[args.plan]()
     runs = [parse_cell(plan, text) for text in args.cell]
-    with open(args.records, newline="") as f:
-        recorded = {tuple(row[k] for k in KEYS): row for row in csv.DictReader(f)}
+    try:
+        with open(args.records, newline="") as f:
+            recorded = {tuple(row[k] for k in KEYS): row for row in csv.DictReader(f)}
+    except (OSError, KeyError) as err:
+        raise SystemExit(f"--records {args.records} is not a readable results.csv: {err}") from None
     validation, test = experiment.prepare_shared_data(plan, args.out)
     results = experiment.execute_runs(runs, plan, args.out, validation, test, args.jobs)
     agree = True
