@@ -12,7 +12,7 @@ from click.core import ParameterSource
 import msgp
 from msgp import io
 from msgp.checks import Checks
-from msgp.errors import MSGPError, reword
+from msgp.errors import MSGPError, Option, as_options
 from msgp.cpus import available_cpus
 from msgp.intervals import format_accuracy
 from msgp.progress import progress_bar
@@ -41,19 +41,9 @@ def as_flags(message: str, command: click.Command) -> str:
     """A library message, which names Python parameters (```crop```, ```overwrite=True```),
     worded as ``command``'s flags (``--crop``, ``--overwrite``); names the command has no option
     for stay as they are."""
-    options = {p.name: p for p in command.params if isinstance(p, click.Option)}
-
-    def spell(name, value):
-        option = options.get(name)
-        if option is None:
-            return None
-        flag = max(option.opts, key=len)
-        if option.is_flag and value in ("True", "False"):
-            if value == "True":
-                return flag
-            return max(option.secondary_opts, key=len) if option.secondary_opts else f"no {flag}"
-        return flag if value is None else f"{flag} {value}"
-    return reword(message, spell)
+    return as_options(message, {p.name: Option(max(p.opts, key=len), p.is_flag,
+                                               max(p.secondary_opts, key=len) if p.secondary_opts else None)
+                                for p in command.params if isinstance(p, click.Option)})
 
 
 class Command(click.Command):

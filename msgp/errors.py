@@ -30,11 +30,11 @@ This module imports nothing else of msgp's, so the torch-only layer can raise th
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import Callable, Mapping, NamedTuple
 
-__all__ = ["ArgumentError", "ArgumentIndexError", "ArgumentTypeError", "DeviceUnavailable", "FileError", "FormatError", "MSGPError",
-           "OracleError", "PlotUnavailable", "ReplacedFileError", "SpecError", "SpecTypeError", "SplitError",
-           "reword"]
+__all__ = ["ArgumentError", "ArgumentIndexError", "ArgumentTypeError", "DeviceUnavailable", "FileError",
+           "FormatError", "MSGPError", "Option", "OracleError", "PlotUnavailable", "ReplacedFileError",
+           "SpecError", "SpecTypeError", "SplitError", "as_options", "reword"]
 
 
 class MSGPError(Exception):
@@ -108,3 +108,34 @@ def reword(message: str, spell: Callable[[str, str | None], str | None]) -> str:
         worded = spell(match[1], match[2])
         return match[0] if worded is None else worded
     return _NAMED.sub(replace, message)
+
+
+class Option(NamedTuple):
+    """How a command spells a parameter: ``flag`` (``--crop``), whether it is an on/off flag, and
+    the flag that turns it off (``--no-whiten``; ``None`` where there is none)."""
+
+    flag: str
+    is_flag: bool = False
+    off: str | None = None
+
+
+def as_options(message: str, options: Mapping[str, Option]) -> str:
+    """``message`` with each backquoted parameter a command has an option for worded as that option
+    (:func:`reword`): ```crop``` as ``--crop``, ```crop=8``` as ``--crop 8``, ```overwrite=True```
+    as ``--overwrite``, ```whiten=False``` as ``--no-whiten`` (``no --flag`` where the flag has no
+    off form); names not in ``options`` stay as they are.
+
+    Examples
+    --------
+    >>> as_options("pass `overwrite=True`, or a smaller `crop=8`; `other`",
+    ...            {"overwrite": Option("--overwrite", is_flag=True), "crop": Option("--crop")})
+    'pass --overwrite, or a smaller --crop 8; `other`'
+    """
+    def spell(name: str, value: str | None) -> str | None:
+        option = options.get(name)
+        if option is None:
+            return None
+        if option.is_flag and value in ("True", "False"):
+            return option.flag if value == "True" else option.off or f"no {option.flag}"
+        return option.flag if value is None else f"{option.flag} {value}"
+    return reword(message, spell)

@@ -23,14 +23,15 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from msgp.errors import MSGPError, reword
+from msgp.errors import MSGPError, Option, as_options
 
 from .config import DEVICES, TrainConfig, TrainingError, read_config
 from .devices import init_distributed
 from .loop import train
 
 # The library parameters a message may name, as this command's options.
-_OPTIONS = {"out": "--out", "epochs": "--epochs", "device": "--device", "resume": "--resume"}
+_OPTIONS = {"out": Option("--out"), "epochs": Option("--epochs"), "device": Option("--device"),
+            "resume": Option("--resume", is_flag=True)}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,16 +44,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, help="passes over the training set, in place of the settings'")
     parser.add_argument("--device", choices=DEVICES, help="where it trains, in place of the settings'")
     return parser
-
-
-def _flags(message: str) -> str:
-    """A library message with the parameters this command has as options worded as them."""
-    def spell(name, value):
-        flag = _OPTIONS.get(name)
-        if flag is None or value == "False":
-            return None
-        return flag if value in (None, "True") else f"{flag} {value}"
-    return reword(message, spell)
 
 
 def _progress(rank: int):
@@ -87,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
               f"python -m backdrop.training.launch --out {args.out} --resume", file=sys.stderr)
         return 130
     except MSGPError as err:
-        print(f"Error: {_flags(str(err))}", file=sys.stderr)
+        print(f"Error: {as_options(str(err), _OPTIONS)}", file=sys.stderr)
         return 1 if isinstance(err, TrainingError) else 2
     finally:
         if distributed:
